@@ -1,0 +1,55 @@
+"""Objective contract: (model, batch) → a loss *sum*, its normaliser and metric sums.
+
+Loss normalisation is the mean over every supervised unit (token for CLM/SFT, pair for DPO) of
+the **global** batch — all micro-batches of the optimizer step on all data-parallel ranks — never
+a mean of per-micro-batch means. The trainer asks each micro-batch for :meth:`Objective.units`
+before the step, all-reduces the total, and scales each micro-batch's ``loss_sum`` by it. The
+objective owns label shifting (D-13): batches carry unshifted ``labels`` aligned with
+``input_ids`` (or ``input_ids`` alone for CLM) and the objective decides how to shift them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+import attrs
+import torch
+
+
+@attrs.define
+class ObjectiveOutput:
+    """What one micro-batch contributes.
+
+    ``loss_sum`` is differentiable and summed over the micro-batch's units; ``metric_sums`` are
+    detached sums over the same units (the trainer reduces them across micro-batches and ranks
+    and divides by the global unit count, so ``metric_sums["nll"]`` becomes a mean NLL).
+    ``metric_totals`` are detached totals reported as they are (e.g. token counts).
+    """
+
+    loss_sum: torch.Tensor
+    metric_sums: dict[str, torch.Tensor] = attrs.field(factory=dict)
+    metric_totals: dict[str, torch.Tensor] = attrs.field(factory=dict)
+
+
+class Objective(ABC):
+    """A training objective. Subclasses declare the batch fields they need."""
+
+    #: Batch keys this objective reads (checked against the data source's output).
+    required_fields: tuple[str, ...] = ("input_ids",)
+    #: True when the objective needs a frozen reference model (DPO). The trainer then builds
+    #: one (see the objective's config) and passes it to :meth:`attach_reference`.
+    needs_reference_model: bool = False
+
+    @abstractmethod
+    def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Number of supervised units in this micro-batch (a 0-d integer tensor, on the batch's
+        device; no host synchronisation)."""
+
+    @abstractmethod
+    def __call__(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
+        """Run the model on the micro-batch and return the loss sum and metric sums."""
+
+    def attach_reference(self, reference: torch.nn.Module) -> None:
+        """Receive the frozen reference model (only called when ``needs_reference_model``)."""
+        raise TypeError(f"{type(self).__name__} does not use a reference model")

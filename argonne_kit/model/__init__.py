@@ -1,0 +1,1 @@
+"""The Argonne model family (Hugging Face-native) and its recipe sections."""

@@ -1,0 +1,71 @@
+"""Core resolve steps: derived values and cross-section checks.
+
+Later capabilities add theirs with ``@resolver``; plugins add theirs through a ``resolve(self,
+resolved)`` method on their config class.
+"""
+
+from __future__ import annotations
+
+from argonne_kit.errors import RecipeError
+from argonne_kit.recipe.api import ResolvedRecipe, resolver
+
+
+def round_up(value: int, multiple: int) -> int:
+    return (value + multiple - 1) // multiple * multiple
+
+
+@resolver
+def resolve_model(resolved: ResolvedRecipe) -> None:
+    """head_dim, KV heads, MLP width and the per-layer attention windows."""
+    section = resolved.recipe.model
+    cfg = section.config
+    out: dict = {}
+    if section.kind == "argonne2":
+        if cfg.hidden_size % cfg.num_attention_heads:
+            raise RecipeError(f"model.num_attention_heads: {cfg.num_attention_heads} does not divide "
+                              f"hidden_size {cfg.hidden_size}")
+        kv = cfg.num_key_value_heads or max(1, cfg.num_attention_heads // 2)
+        if cfg.num_attention_heads % kv:
+            raise RecipeError(f"model.num_key_value_heads: {kv} does not divide "
+                              f"num_attention_heads {cfg.num_attention_heads}")
+        out["head_dim"] = cfg.hidden_size // cfg.num_attention_heads
+        out["num_key_value_heads"] = kv
+        out["intermediate_size"] = cfg.intermediate_size or round_up(int(8 * cfg.hidden_size / 3), 256)
+        window = cfg.local_attention_window if (cfg.local_attention_window or 0) > 0 else None
+        if cfg.interleaved_local_attention and window is None:
+            raise RecipeError("model.interleaved_local_attention: true needs local_attention_window > 0")
+        windows = [window if (cfg.interleaved_local_attention and i % 2 == 1) else 0
+                   for i in range(cfg.num_hidden_layers)]
+        out["layer_windows"] = windows  # 0 = full causal attention
+    else:
+        if cfg.n_embd % cfg.n_head:
+            raise RecipeError(f"model.n_head: {cfg.n_head} does not divide n_embd {cfg.n_embd}")
+        out["head_dim"] = cfg.n_embd // cfg.n_head
+    resolved.derived["model"] = out
+
+
+@resolver
+def resolve_batch(resolved: ResolvedRecipe) -> None:
+    """Gradient accumulation from the token batch (for ``run.nproc`` data-parallel ranks, or 1)."""
+    train = resolved.recipe.train
+    dp_world = resolved.recipe.run.nproc or 1
+    out = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, dp_world)
+    out["dp_world_assumed"] = dp_world
+    resolved.derived["train"] = out
+
+
+def batch_math(total_batch_tokens: int | None, micro_batch_size: int, seq_len: int, dp_world: int) -> dict:
+    """Tokens per micro-step over all ranks and the accumulation steps; refuses a token batch
+    that the micro-batches do not divide (prints requested vs what is possible)."""
+    per_micro = micro_batch_size * seq_len * dp_world
+    if total_batch_tokens is None:
+        accum = 1
+    else:
+        if total_batch_tokens % per_micro:
+            lower = max(1, total_batch_tokens // per_micro) * per_micro
+            raise RecipeError(
+                f"train.total_batch_tokens: requested {total_batch_tokens:,} tokens per step is not a "
+                f"multiple of micro_batch_size·seq_len·dp_world = {micro_batch_size}·{seq_len}·{dp_world} "
+                f"= {per_micro:,}; the nearest possible values are {lower:,} and {lower + per_micro:,}")
+        accum = total_batch_tokens // per_micro
+    return {"grad_accum_steps": accum, "tokens_per_step": accum * per_micro}

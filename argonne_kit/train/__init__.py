@@ -1,0 +1,1 @@
+"""The trainer, checkpoint manager, optimizer, metrics and the run entry point."""
