@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           description="Compare two resolved recipes key by key, grouped by section. A and B "
                                       "may each be a recipe file, a run directory, a checkpoint or an "
                                       "exported model directory. Exit status 0 when equal, 1 when they differ.")
-    diff.add_argument("a")
-    diff.add_argument("b")
+    diff.add_argument("a", help="recipe .toml, run directory, checkpoint or exported model")
+    diff.add_argument("b", help="the same kinds of input as A")
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.add_argument("--meta", action="store_true", help="also compare provenance ([meta]: versions, git revision)")
     diff.set_defaults(func=cmd_diff)

@@ -136,4 +136,7 @@ class AttentionBackend(ABC):
     ) -> torch.Tensor:
         """Return ``[B, Hq, T, d]`` in q's dtype."""
 
-    __call__ = forward
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        # Delegates (rather than ``__call__ = forward``) so subclasses overriding ``forward``
+        # are callable: an alias would keep pointing at the abstract method.
+        return self.forward(*args, **kwargs)

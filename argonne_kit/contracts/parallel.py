@@ -4,6 +4,10 @@ The model holds no distributed code. A strategy sets up the process group and de
 wraps/shards the model in one fixed order (tensor parallel → activation checkpointing → compile →
 FSDP/DDP), provides no-sync for gradient accumulation, global grad-norm clipping, reductions, and a
 checkpoint save/load that round-trips every shard (D-16) and can reshard across world sizes.
+
+Gradient synchronisation **sums** over data-parallel ranks (it does not average): the trainer
+divides each micro-batch's ``loss_sum`` by the global unit count (see the objective contract), so
+the summed gradient is exactly the gradient of the global-batch mean.
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ class ParallelStrategy(ABC):
         return self.rank == 0
 
     @abstractmethod
-    def setup(self) -> None:
-        """Initialise the process group / mesh and pick the device."""
+    def setup(self, device: str = "auto") -> None:
+        """Initialise the process group / mesh and pick the device (``train.device``: ``auto`` =
+        CUDA when available, ``cpu`` or ``cuda``)."""
 
     @abstractmethod
     def wrap(self, model: torch.nn.Module, options: WrapOptions) -> torch.nn.Module:
@@ -97,6 +102,10 @@ class ParallelStrategy(ABC):
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: str) -> dict[str, Any]:
         """Load a checkpoint written by any strategy/world size into this layout; return the
         plain extras."""
+
+    def verify(self, path: str) -> None:
+        """Read back what :meth:`save` wrote under ``path`` and raise
+        :class:`~argonne_kit.errors.CheckpointError` when it is incomplete (default: nothing)."""
 
     @abstractmethod
     def full_model_state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -47,8 +47,8 @@ class Argonne2ModelConfig:
     """Give odd-indexed blocks a sliding window of ``local_attention_window`` tokens."""
     local_attention_window: int | None = None
     """Window w (query i sees keys i-w…i) for the local blocks; None or ≤0 = no window."""
-    logit_softcap: float | None = 15.0
-    """Final logits ← c·tanh(logits/c); None or 0 = off (2.x)."""
+    logit_softcap: float = 15.0
+    """Final logits ← c·tanh(logits/c); 0 = off (2.x)."""
     tie_word_embeddings: bool = True
     """Share the embedding matrix with the LM head."""
     z_loss_weight: float = 0.0

@@ -4,13 +4,15 @@ attrs classes are walked here (so every error carries its dotted path and a sugg
 types go through a cattrs converter with strict primitive hooks, which also unstructures.
 
 TOML already gives typed values, so nothing is coerced: ``"256"`` for an ``int`` field is an
-error, not 256. Unknown keys are errors with a close-match suggestion. A class may declare
-``__recipe_aliases__ = {"learning_rate": "lr"}`` to accept another spelling of a key, and a
-field may carry ``metadata={"key": "from"}`` when its TOML key is a Python keyword.
+error, not 256. Unknown keys are errors with a close-match suggestion; a class may declare
+``__recipe_hints__ = {"learning_rate": "lr"}`` so that a misspelling of a common alternative name
+still points at the one canonical key (keys have one name only). A field may carry
+``metadata={"key": "from"}`` when its TOML key is a Python keyword.
 """
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from pathlib import Path
@@ -152,20 +154,13 @@ def _structure_attrs(data: Any, cls: type, path: str) -> Any:
     if not isinstance(data, dict):
         raise FieldError(path, f"expected a table, got {show(data)}")
     fields = {toml_key(f): f for f in attrs.fields(cls)}
-    aliases: dict[str, str] = getattr(cls, "__recipe_aliases__", {})
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         sub = f"{path}.{key}" if path else key
-        if key in aliases and aliases[key] in fields:
-            key = aliases[key]
-            if key in data:
-                raise FieldError(sub, f"given twice (as {key!r} and its alias)")
         field = fields.get(key)
         if field is None:
-            names = list(fields) + list(aliases)
-            raise FieldError(sub, "unknown key" + suggest(key, names)
-                             + ("" if suggest(key, names) else f"; valid keys: {', '.join(fields)}"))
+            raise FieldError(sub, "unknown key" + _key_hint(key, list(fields), getattr(cls, "__recipe_hints__", {})))
         kwargs[field.name] = _structure(value, hints[field.name], sub)
     missing = [k for k, f in fields.items() if f.default is attrs.NOTHING and f.name not in kwargs]
     if missing:
@@ -176,6 +171,18 @@ def _structure_attrs(data: Any, cls: type, path: str) -> Any:
         raise
     except (ValueError, TypeError) as exc:
         raise FieldError(path, str(exc)) from None
+
+
+def _key_hint(key: str, names: list[str], alternatives: dict[str, str]) -> str:
+    """``"; did you mean 'lr'?"`` — close matches among the keys and among common alternative
+    spellings (mapped to their canonical key); else the list of valid keys."""
+    matches = difflib.get_close_matches(key, names, n=2, cutoff=0.6)
+    for alt in difflib.get_close_matches(key, list(alternatives), n=2, cutoff=0.6):
+        if alternatives[alt] not in matches:
+            matches.append(alternatives[alt])
+    if matches:
+        return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
+    return suggest(key, names) or f"; valid keys: {', '.join(names)}"
 
 
 def unstructure(obj: Any) -> Any:

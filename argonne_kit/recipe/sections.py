@@ -33,10 +33,10 @@ class TokenizerConfig:
 class OptimConfig:
     """AdamW settings."""
 
-    __recipe_aliases__ = {"learning_rate": "lr"}
+    __recipe_hints__ = {"learning_rate": "lr"}
 
     lr: float = attrs.field(default=3e-4, validator=_positive)
-    """Peak learning rate (alias: ``learning_rate``)."""
+    """Peak learning rate."""
     betas: tuple[float, float] = (0.9, 0.95)
     """AdamW (β1, β2)."""
     eps: float = 1e-8
@@ -47,8 +47,8 @@ class OptimConfig:
     """Exclude norm weights from weight decay (the original decayed everything)."""
     no_decay_embeddings: bool = False
     """Exclude the embedding (and tied head) from weight decay."""
-    grad_clip: float | None = attrs.field(default=1.0, validator=_positive)
-    """Global gradient-norm clip; None = no clipping (the norm is still logged)."""
+    grad_clip: float = attrs.field(default=1.0, validator=_non_negative)
+    """Global gradient-norm clip; 0 = no clipping (the norm is still logged)."""
     fused: bool | None = None
     """Use the fused AdamW kernel; None = where available (CUDA)."""
 
