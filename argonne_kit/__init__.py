@@ -4,3 +4,7 @@ Importing the package registers the Argonne model classes with ``transformers``'
 """
 
 __version__ = "0.1.0"
+
+from argonne_kit.model import register_auto_classes as _register_auto_classes  # noqa: E402
+
+_register_auto_classes()

@@ -69,6 +69,11 @@ class DataSource(ABC):
     def fingerprint(self) -> str:
         """A short stable hash of the underlying data and the settings that shape batches."""
 
+    def stats(self) -> dict[str, Any]:
+        """Counters worth logging (epoch, rows dropped by reason, over-long examples…); the
+        trainer may add them to its metrics. Empty by default."""
+        return {}
+
     @property
     def epoch(self) -> int:
         """Completed passes over the data (0 during the first)."""

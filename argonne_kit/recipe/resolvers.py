@@ -69,3 +69,33 @@ def batch_math(total_batch_tokens: int | None, micro_batch_size: int, seq_len: i
                 f"= {per_micro:,}; the nearest possible values are {lower:,} and {lower + per_micro:,}")
         accum = total_batch_tokens // per_micro
     return {"grad_accum_steps": accum, "tokens_per_step": accum * per_micro}
+
+
+@resolver
+def resolve_schedule(resolved: ResolvedRecipe) -> None:
+    """When the phase length is known from the recipe alone (``train.max_steps`` or
+    ``train.max_tokens``): the LR at the first, warmup-end, cooldown-start and last steps, and
+    the refusal of a decaying schedule that never decays (D-2/D-3). Otherwise the run does both
+    once it knows the data size."""
+    from argonne_kit.registry import get_registry
+    from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
+
+    recipe = resolved.recipe
+    train = recipe.train
+    tokens_per_step = resolved.derived["train"]["tokens_per_step"]
+    if train.max_steps is not None:
+        total = train.max_steps
+    elif train.max_tokens is not None:
+        total = train.max_tokens // tokens_per_step
+    else:
+        return
+    section = recipe.schedule
+    component = get_registry().get("schedule", section.kind)
+    schedule = component.factory(section.config)
+    check_schedule_decays(section, schedule, total)
+    marks = lr_landmarks(schedule, total, recipe.optim.lr)
+    resolved.derived["train"]["total_steps"] = total
+    resolved.derived["schedule"] = {f"lr_{name}": lr for name, _step, lr in marks} | \
+        {f"step_{name}": step for name, step, _lr in marks}
+    resolved.notes.append(f"LR ({section.kind}, {total:,} steps): " + ", ".join(
+        f"{name} step {step}: {lr:.3e}" for name, step, lr in marks))

@@ -1,1 +1,27 @@
-"""Built-in attention plugin."""
+"""Built-in attention backends: ``math`` (reference), ``sdpa``, ``flex``, ``flash2`` and
+``auto`` (dispatches per call to the first capable backend of ``flash2 → sdpa → math``).
+
+Every backend implements :class:`argonne_kit.contracts.attention.AttentionBackend` with the
+masking semantics of that contract (built once, in :mod:`.masks`), declares its capabilities
+and refuses what it cannot honour exactly (D-4); none falls back on errors (D-15) and none
+changes the dtype it is given (D-27). See ``docs/attention.md``.
+"""
+
+from __future__ import annotations
+
+from argonne_kit.registry import hookimpl
+
+from .auto import AutoAttention, AutoConfig
+from .flash2 import Flash2Attention, Flash2Config
+from .flex import FlexAttention, FlexConfig
+from .reference import MathAttention, MathConfig
+from .sdpa import SdpaAttention, SdpaConfig
+
+
+@hookimpl
+def argonne_kit_register_components(register):
+    register("attention", "math", MathAttention, MathConfig)
+    register("attention", "sdpa", SdpaAttention, SdpaConfig)
+    register("attention", "flex", FlexAttention, FlexConfig)
+    register("attention", "flash2", Flash2Attention, Flash2Config)
+    register("attention", "auto", AutoAttention, AutoConfig)

@@ -1,0 +1,138 @@
+"""How the models call attention: per-layer specs, lazily resolved backends, KV cache.
+
+Every layer's attention goes through the attention contract (``argonne_kit.contracts.attention``)
+and a backend chosen by ``argonne_kit.attention.select_backends``. :class:`AttentionPlan` holds
+the per-layer specs (causal, window) and resolves the backends lazily, once per distinct
+runtime — device type, compute dtype, whether gradients flow, padding/segments present, prefill
+or cached decode — and caches the result, so ``auto`` may pick different kernels for training
+and for generation. The model casts q/k/v to the compute dtype (the autocast dtype when autocast
+is on) before the call (D-27): fp32 RoPE tables and fp32 norm weights otherwise promote q/k to
+fp32 and make the fused kernels refuse them, which is how every argonne2 pretrain before
+2026-07-14 ended up on the O(T²) math path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from argonne_kit.attention import build_backend, select_backends
+from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Runtime
+
+
+class AttentionPlan:
+    """Per-layer attention specs plus the backends resolved for each runtime."""
+
+    def __init__(self, backend_name: str, windows: list[int | None], head_dim: int,
+                 num_heads: int, num_kv_heads: int):
+        self.backend_name = backend_name
+        self.backend: AttentionBackend | None = None
+        self.windows = list(windows)
+        self.head_dim = head_dim
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.prefill_specs = [AttentionSpec(causal=True, window=w) for w in self.windows]
+        self._resolved: dict[tuple[Runtime, bool], list[AttentionBackend]] = {}
+
+    def set_backend(self, name: str, backend: AttentionBackend | None = None) -> None:
+        """Use the registered backend ``name`` (``backend``: a pre-built instance, e.g. from a
+        recipe's ``[attention]`` section); forgets every cached resolution."""
+        self.backend_name = name
+        self.backend = backend
+        self._resolved.clear()
+
+    def runtime(self, device_type: str, dtype: torch.dtype, needs_backward: bool,
+                padding_mask: bool = False, segments: bool = False) -> Runtime:
+        return Runtime(device_type=device_type, dtype=dtype, head_dim=self.head_dim,
+                       num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
+                       needs_backward=needs_backward, padding_mask=padding_mask, segments=segments)
+
+    def backends(self, runtime: Runtime, decoding: bool) -> list[AttentionBackend]:
+        """One backend per layer for ``runtime`` (resolved once, then cached). ``decoding``
+        checks the backends for cached decode (a query offset > 0) as well."""
+        key = (runtime, decoding)
+        found = self._resolved.get(key)
+        if found is None:
+            specs = self.specs(1) if decoding else self.prefill_specs
+            backend = self.backend
+            if backend is None and self.backend_name != "auto":
+                backend = build_backend(self.backend_name)
+                self.backend = backend
+            found = select_backends(self.backend_name, specs, runtime, backend)
+            self._resolved[key] = found
+        return found
+
+    def specs(self, query_offset: int) -> list[AttentionSpec]:
+        if query_offset == 0:
+            return self.prefill_specs
+        return [AttentionSpec(causal=True, window=w, query_offset=query_offset) for w in self.windows]
+
+    def describe(self, runtime: Runtime, decoding: bool = False) -> list[tuple[str, int | None]]:
+        """``[(backend name, window), …]`` per layer, as resolved for ``runtime``."""
+        return [(b.name, w) for b, w in zip(self.backends(runtime, decoding), self.windows)]
+
+    def __getstate__(self):
+        # resolved backends are a cache; a copy (e.g. a DPO reference model) resolves its own
+        state = dict(self.__dict__)
+        state["_resolved"] = {}
+        return state
+
+
+@dataclass
+class AttentionContext:
+    """What every layer's attention needs in one forward call."""
+
+    backends: list[AttentionBackend]
+    specs: list[AttentionSpec]
+    dtype: torch.dtype
+    key_padding_mask: torch.Tensor | None
+    segment_ids: torch.Tensor | None
+
+
+def compute_dtype(device_type: str, activation_dtype: torch.dtype) -> torch.dtype:
+    """The autocast dtype when autocast is on for ``device_type``, else the activation dtype."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return activation_dtype
+
+
+def build_context(plan: AttentionPlan, hidden: torch.Tensor, attention_mask: torch.Tensor | None,
+                  segment_ids: torch.Tensor | None, past_length: int) -> AttentionContext:
+    """Resolve the backends for this call and turn ``attention_mask [B, past+T]`` (1 = token,
+    0 = padding) into a key padding mask (dropped when it hides nothing)."""
+    device_type = hidden.device.type
+    dtype = compute_dtype(device_type, hidden.dtype)
+    key_padding_mask = None
+    if attention_mask is not None:
+        if attention_mask.dim() != 2:
+            raise ValueError(f"attention_mask must be [batch, keys] (1 = token, 0 = padding), "
+                             f"got shape {tuple(attention_mask.shape)}")
+        key_padding_mask = attention_mask.to(torch.bool)
+        # An all-ones mask would only force a masked kernel; under compile keep it (no sync).
+        if not torch.compiler.is_compiling() and bool(key_padding_mask.all()):
+            key_padding_mask = None
+    if segment_ids is not None and past_length:
+        raise ValueError("segment_ids (packed documents) cannot be combined with a KV cache")
+    runtime = plan.runtime(device_type, dtype, torch.is_grad_enabled(),
+                           padding_mask=key_padding_mask is not None, segments=segment_ids is not None)
+    backends = plan.backends(runtime, decoding=past_length > 0)
+    return AttentionContext(backends, plan.specs(past_length), dtype, key_padding_mask, segment_ids)
+
+
+def attend(ctx: AttentionContext, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           cache=None) -> torch.Tensor:
+    """Attention of one layer: cast q/k/v ``[B, H, T, d]`` to the compute dtype, append k/v to
+    the KV cache (a transformers ``Cache``) when given, and call the layer's backend."""
+    q, k, v = q.to(ctx.dtype), k.to(ctx.dtype), v.to(ctx.dtype)
+    if cache is not None:
+        k, v = cache.update(k, v, layer_idx)
+    return ctx.backends[layer_idx](q, k, v, ctx.specs[layer_idx],
+                                   key_padding_mask=ctx.key_padding_mask, segment_ids=ctx.segment_ids)
+
+
+def resolve_plan_names(plan: AttentionPlan, device_type: str, dtype: torch.dtype, training: bool,
+                       decoding: bool = False) -> list[tuple[str, int | None]]:
+    """Per-layer ``(backend, window)`` for a model about to run on ``device_type``/``dtype``."""
+    return plan.describe(plan.runtime(device_type, dtype, training), decoding)
+

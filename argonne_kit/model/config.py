@@ -1,0 +1,208 @@
+"""Hugging Face configs of the Argonne models.
+
+``ArgonneConfig`` (``model_type = "argonne2"``) describes the Llama-style family 2.0 → 4.0 and
+reads the field names of the released ``config.json`` files (spec §2.1). ``ArgonneV1Config``
+(``model_type = "argonne"``) describes the GPT-2-style 1.x models (spec §1.1–1.2).
+
+Legacy aliases (D-5). The original config accepted ``n_embd``, ``n_layer``, ``n_head`` and
+``block_size`` and let them *override* the modern fields, and it wrote them back into every
+``config.json``; a stale ``block_size`` then silently capped ``max_position_embeddings`` on
+reload. Here an alias is only adopted when its modern field is absent; when both are present the
+modern field wins and a differing alias is reported with a warning. Aliases are never stored, so
+a saved config contains only the modern names.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from transformers import PreTrainedConfig
+
+log = logging.getLogger(__name__)
+
+#: legacy alias → modern field of ``ArgonneConfig``
+LEGACY_ALIASES = {
+    "n_embd": "hidden_size",
+    "n_layer": "num_hidden_layers",
+    "n_head": "num_attention_heads",
+    "block_size": "max_position_embeddings",
+}
+
+#: Defaults of the fields that legacy aliases can supply (None in the dataclass marks "not given").
+_ALIASED_DEFAULTS = {
+    "hidden_size": 3072,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 1024,
+}
+
+
+def round_up(value: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is ≥ ``value``."""
+    return (value + multiple - 1) // multiple * multiple
+
+
+def default_intermediate_size(hidden_size: int) -> int:
+    """The 2.0/2.5 MLP width rule: round_up_256(int(8·d/3)) (11,008 for d=4080, §1.3)."""
+    return round_up(int(8 * hidden_size / 3), 256)
+
+
+class ArgonneConfig(PreTrainedConfig):
+    """Config of the argonne2 family (2.0, 2.5, 3.0, 3.5, 4.0).
+
+    Defaults are those of the original ``ArgonneConfig`` at HEAD (the 3.0 shape, spec §2.1).
+    ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads`` and
+    ``max_position_embeddings`` default to ``None`` only to tell "not given" from "given" while
+    legacy aliases are read; after construction they hold 3072 / 24 / 12 / 1024 when neither
+    the field nor its alias was given.
+
+    Note on the local window: released 3.0/3.5 configs advertise
+    ``interleaved_local_attention: true, local_attention_window: 256`` although no Argonne
+    pretrain ever ran with it (§2.7, D-4). This config honours whatever it says, on every
+    backend; to reproduce those weights' training conditions set
+    ``interleaved_local_attention=False``.
+    """
+
+    model_type = "argonne2"
+
+    vocab_size: int = 151936
+    hidden_size: int | None = None
+    num_hidden_layers: int | None = None
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = 4
+    intermediate_size: int | None = 8192
+    max_position_embeddings: int | None = None
+    attention_dropout: float = 0.0
+    hidden_dropout: float = 0.0
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 1e6
+    sliding_window: int | None = None
+    use_flash_attention: bool = True
+    use_gradient_checkpointing: bool = False
+    qk_norm: bool = True
+    v_norm: bool = True
+    sandwich_norm: bool = True
+    z_loss_weight: float = 0.0
+    mtp_horizon: int = 1
+    mtp_loss_weight: float = 0.0
+    interleaved_local_attention: bool = True
+    local_attention_window: int | None = 256
+    logit_softcap: float | None = 15.0
+    loss_chunk_size: int = 0
+    tie_word_embeddings: bool = True
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
+    attn_backend: str = "auto"
+    """Registered attention backend (``auto``, ``math``, ``sdpa``, ``flex``, ``flash2`` or a
+    third party's); resolved per layer by ``argonne_kit.attention.select_backends``.
+    ``use_flash_attention`` is read for compatibility but superseded by this field."""
+
+    def __post_init__(self, **kwargs):
+        _apply_legacy_aliases(self, kwargs)
+        for name, default in _ALIASED_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"num_attention_heads {self.num_attention_heads} does not divide "
+                             f"hidden_size {self.hidden_size}")
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = max(1, self.num_attention_heads // 2)
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(f"num_key_value_heads {self.num_key_value_heads} does not divide "
+                             f"num_attention_heads {self.num_attention_heads}")
+        if self.intermediate_size is None:
+            self.intermediate_size = default_intermediate_size(self.hidden_size)
+        if self.local_attention_window is not None and self.local_attention_window <= 0:
+            self.local_attention_window = None
+        self.mtp_horizon = max(1, int(self.mtp_horizon))
+        if self.pad_token_id is None and isinstance(self.eos_token_id, int):
+            self.pad_token_id = self.eos_token_id
+        if self.sliding_window is not None:
+            # transformers would build sliding-window KV caches from it, and the original model
+            # never read it: the window comes from interleaved_local_attention (§2.7).
+            raise ValueError("sliding_window is not used by Argonne models; set "
+                             "interleaved_local_attention=true and local_attention_window instead")
+        for name in ("attention_dropout", "hidden_dropout"):
+            if getattr(self, name):
+                raise ValueError(f"{name}={getattr(self, name)} is not supported: every argonne2 "
+                                 "release trained without dropout and the attention contract has none")
+        super().__post_init__(**kwargs)
+
+    @property
+    def head_dim(self) -> int:
+        """Per-head width, hidden_size / num_attention_heads."""
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def softcap(self) -> float | None:
+        """The final-logit softcap, or None when off (0 or None)."""
+        return self.logit_softcap or None
+
+    def layer_windows(self) -> list[int | None]:
+        """Attention window per block: odd blocks get ``local_attention_window`` when
+        ``interleaved_local_attention`` is on, every other block is full causal (§2.7)."""
+        window = self.local_attention_window if self.interleaved_local_attention else None
+        return [window if i % 2 == 1 else None for i in range(self.num_hidden_layers)]
+
+
+def _apply_legacy_aliases(config: ArgonneConfig, kwargs: dict) -> None:
+    """Adopt ``n_embd``/``n_layer``/``n_head``/``block_size`` only where the modern field is not
+    given; warn when both are given and differ (D-5). The aliases are consumed, never stored."""
+    for alias, field in LEGACY_ALIASES.items():
+        if alias not in kwargs:
+            continue
+        value = kwargs.pop(alias)
+        current = getattr(config, field)
+        if current is None:
+            log.warning("config: legacy field %r=%s read as %s", alias, value, field)
+            setattr(config, field, value)
+        elif current != value:
+            log.warning("config: legacy field %r=%s ignored; %s=%s takes precedence (D-5)",
+                        alias, value, field, current)
+
+
+class ArgonneV1Config(PreTrainedConfig):
+    """Config of the GPT-2-style 1.x models (Argonne 1.0 / 1.5), field names as released.
+
+    Defaults are the original class defaults (12000/2048/24/24/1296/0.1); the released 1.0 used
+    12 layers and 12 heads, 1.5 16 and 16. The HF-standard names (``hidden_size``,
+    ``num_hidden_layers``, ``num_attention_heads``, ``max_position_embeddings``) read the 1.x
+    fields so generation utilities work.
+    """
+
+    model_type = "argonne"
+    attribute_map = {
+        "hidden_size": "n_embd",
+        "num_hidden_layers": "n_layer",
+        "num_attention_heads": "n_head",
+        "max_position_embeddings": "block_size",
+    }
+
+    vocab_size: int = 12000
+    block_size: int = 2048
+    n_layer: int = 24
+    n_head: int = 24
+    n_embd: int = 1296
+    dropout: float = 0.1
+    use_flash_attn: bool = True
+    tie_word_embeddings: bool = False
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
+    attn_backend: str = "auto"
+    """Registered attention backend name; ``use_flash_attn`` (1.5) is read but superseded."""
+
+    def __post_init__(self, **kwargs):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_head {self.n_head} does not divide n_embd {self.n_embd}")
+        if self.tie_word_embeddings:
+            raise ValueError("Argonne 1.x has an untied head (tie_word_embeddings must be false)")
+        super().__post_init__(**kwargs)
+
+    @property
+    def head_dim(self) -> int:
+        """Per-head width, n_embd / n_head."""
+        return self.n_embd // self.n_head

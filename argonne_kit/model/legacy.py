@@ -1,0 +1,200 @@
+"""``ArgonneV1ForCausalLM``: the GPT-2-style Argonne 1.0 / 1.5 (spec §1.1–1.2).
+
+Learned absolute positions (a ``[1, block_size, d]`` parameter), pre-LN LayerNorm blocks with
+separate ``query``/``key``/``value``/``proj`` Linear layers (with biases), an exact-GELU MLP
+(``fc1``/``fc2`` with biases), dropout 0.1 and an untied ``head``. Key names are the released
+ones, including the persistent ``blocks.{i}.attn.mask`` buffer; that lower-triangular buffer is
+kept only so released state dicts load key-for-key — masking is done by the attention backend,
+which also honours ``attention_mask`` and ``position_ids``.
+
+Not reproduced: dropout on the attention probabilities (the attention contract has no dropout);
+the embedding, residual and MLP dropouts are applied.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import DynamicCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
+from argonne_kit.model.config import ArgonneV1Config
+from argonne_kit.model.loss import causal_lm_loss
+
+INIT_STD = 0.02
+
+
+class ArgonneV1Attention(nn.Module):
+    """Multi-head causal self-attention with separate q/k/v/proj projections."""
+
+    def __init__(self, config: ArgonneV1Config, layer_idx: int):
+        super().__init__()
+        d = config.n_embd
+        self.layer_idx = layer_idx
+        self.num_heads = config.n_head
+        self.head_dim = config.head_dim
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+        self.proj = nn.Linear(d, d)
+        self.register_buffer("mask", causal_mask_buffer(config.block_size))
+
+    def forward(self, x: torch.Tensor, ctx: AttentionContext, cache=None) -> torch.Tensor:
+        batch, length, _ = x.shape
+
+        def heads(t):
+            return t.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+        out = attend(ctx, self.layer_idx, heads(self.query(x)), heads(self.key(x)), heads(self.value(x)), cache)
+        return self.proj(out.transpose(1, 2).reshape(batch, length, -1))
+
+
+def causal_mask_buffer(block_size: int) -> torch.Tensor:
+    """The original's ``[1, 1, T, T]`` lower-triangular ones."""
+    return torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)
+
+
+class ArgonneV1MLP(nn.Module):
+    """fc1 (d→4d) → exact GELU → dropout → fc2 (4d→d) → dropout."""
+
+    def __init__(self, config: ArgonneV1Config):
+        super().__init__()
+        self.fc1 = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.fc2 = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(nn.functional.gelu(self.fc1(x)))))
+
+
+class ArgonneV1Block(GradientCheckpointingLayer):
+    """x += Drop(Proj(Attn(LN1(x)))); x += MLP(LN2(x))."""
+
+    def __init__(self, config: ArgonneV1Config, layer_idx: int):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = ArgonneV1Attention(config, layer_idx)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = ArgonneV1MLP(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, ctx: AttentionContext, cache=None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), ctx, cache))
+        return x + self.mlp(self.ln2(x))
+
+
+class ArgonneV1ForCausalLM(PreTrainedModel, GenerationMixin):
+    """The 1.x language model. Keys: ``token_embedding``, ``position_embedding``,
+    ``blocks.{i}.{ln1,attn.{query,key,value,proj,mask},ln2,mlp.{fc1,fc2}}``, ``ln_f``, ``head``."""
+
+    config_class = ArgonneV1Config
+    config: ArgonneV1Config
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ArgonneV1Block"]
+    #: (input, output) embedding keys, for checkpoint loading
+    embedding_keys = ("token_embedding.weight", "head.weight")
+
+    def __init__(self, config: ArgonneV1Config):
+        super().__init__(config)
+        d = config.n_embd
+        self.token_embedding = nn.Embedding(config.vocab_size, d)
+        self.position_embedding = nn.Parameter(torch.zeros(1, config.block_size, d))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(ArgonneV1Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, config.vocab_size, bias=False)
+        self._attention = AttentionPlan(config.attn_backend, [None] * config.n_layer, config.head_dim,
+                                        config.n_head, config.n_head)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.token_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.token_embedding = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.head = value
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Linear/Embedding/position N(0, 0.02), biases 0, LayerNorm (1, 0); the causal buffer."""
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=INIT_STD)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=INIT_STD)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, ArgonneV1Attention):
+            init.copy_(module.mask, causal_mask_buffer(module.mask.size(-1)))
+        elif isinstance(module, ArgonneV1ForCausalLM):
+            init.normal_(module.position_embedding, mean=0.0, std=INIT_STD)
+
+    def set_attention_backend(self, name: str, backend=None) -> None:
+        """Switch every layer to the registered backend ``name`` (see ArgonneForCausalLM)."""
+        self._attention.set_backend(name, backend)
+        self.config.attn_backend = name
+
+    def attention_plan(self, device_type: str | None = None, dtype: torch.dtype | None = None,
+                       training: bool | None = None, decoding: bool = False) -> list[tuple[str, int | None]]:
+        """``[(backend name, window), …]`` per layer as resolved for the given conditions."""
+        weight = self.token_embedding.weight
+        return resolve_plan_names(self._attention, device_type or weight.device.type, dtype or weight.dtype,
+                                  self.training if training is None else training, decoding)
+
+    def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The untied head on final (``ln_f``) hidden states."""
+        return self.head(hidden)
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
+                past_key_values=None, use_cache: bool | None = None, segment_ids: torch.Tensor | None = None,
+                cache=None, inputs_embeds: torch.Tensor | None = None, logits_to_keep: int = 0,
+                output_hidden_states: bool | None = None, return_logits: bool = True,
+                **kwargs) -> CausalLMOutputWithPast:
+        """Same contract as :meth:`ArgonneForCausalLM.forward` (labels shifted inside)."""
+        cache = cache if cache is not None else past_key_values
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        tokens = self.token_embedding(input_ids) if inputs_embeds is None else inputs_embeds
+        if use_cache and cache is None:
+            cache = DynamicCache()
+        past = cache.get_seq_length() if cache is not None else 0
+        length = tokens.size(1)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + length, device=tokens.device).unsqueeze(0)
+        if int(position_ids.max()) >= self.config.block_size and not torch.compiler.is_compiling():
+            raise ValueError(f"position {int(position_ids.max())} is beyond block_size {self.config.block_size} "
+                             "(Argonne 1.x has learned positions)")
+        hidden = self.drop(tokens + self.position_embedding[0, position_ids])
+        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past)
+
+        all_hidden = [hidden] if output_hidden_states else None
+        for block in self.blocks:
+            hidden = block(hidden, ctx, cache=cache)
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+        hidden = self.ln_f(hidden)
+        if all_hidden is not None:
+            all_hidden[-1] = hidden
+
+        loss = logits = None
+        if return_logits or labels is not None:
+            kept = hidden[:, -logits_to_keep:] if logits_to_keep and labels is None else hidden
+            logits = self.logits_from_hidden(kept)
+            if labels is not None:
+                loss = causal_lm_loss(logits, labels)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None,
+                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None)

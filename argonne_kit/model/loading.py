@@ -1,0 +1,127 @@
+"""Loading original Argonne training checkpoints into the kit's models (D-22).
+
+``load_original_checkpoint(source, model)`` accepts a ``pretrain.py`` checkpoint
+(``checkpoint_step_N.pt`` with ``model_state_dict``), a bare state dict, a ``.safetensors``
+file, or the already-loaded dict. It strips the DDP ``module.`` and ``torch.compile``
+``_orig_mod.`` prefixes, reconciles FP8-padded vocabulary rows (151,680 ↔ 151,669: extra rows
+are trimmed; a padded model keeps its own extra rows), restores the embedding tie, and fails
+loudly — naming the keys — when anything is missing or unexpected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from argonne_kit.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+#: Wrapper prefixes added by DDP and torch.compile (in either order, possibly both).
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def read_state_dict(source: str | Path | Mapping) -> dict[str, torch.Tensor]:
+    """The model state dict inside ``source`` (path or loaded object), prefixes stripped."""
+    obj = source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: checkpoint file not found")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except Exception as exc:  # a foreign or damaged file must name itself
+                raise CheckpointError(f"{path}: cannot read checkpoint: {exc}") from exc
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{_name(source)}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
+    if "model_state_dict" in obj:
+        obj = obj["model_state_dict"]
+    tensors = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{_name(source)}: entry {key!r} is a {type(value).__name__}, not a tensor "
+                                  "(not a model state dict; pretrain.py checkpoints keep it under 'model_state_dict')")
+        tensors[strip_wrapper_prefixes(key)] = value
+    return tensors
+
+
+def strip_wrapper_prefixes(key: str) -> str:
+    """``module._orig_mod.blocks.0…`` → ``blocks.0…``."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                stripped = True
+    return key
+
+
+def load_original_checkpoint(source: str | Path | Mapping, model: nn.Module) -> dict:
+    """Load ``source`` into ``model`` (an Argonne model: its ``embedding_keys`` name the input
+    and output embeddings) by name. Returns ``{"loaded": n, "resized": [keys]}``.
+
+    Raises :class:`CheckpointError` naming every missing or unexpected key and every shape that
+    cannot be reconciled. The only key allowed to be absent is a tied output embedding.
+    """
+    state = read_state_dict(source)
+    expected = model.state_dict()
+    input_key, output_key = model.embedding_keys
+    tied = output_key if getattr(model.config, "tie_word_embeddings", False) else None
+    missing = [k for k in expected if k not in state and k != tied]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {_short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {_short(unexpected)}")
+        raise CheckpointError(f"{_name(source)} does not match {type(model).__name__}: " + "; ".join(parts))
+
+    vocab_keys = {input_key, output_key}
+    resized = []
+    for key, value in list(state.items()):
+        target = expected[key]
+        if value.shape == target.shape:
+            continue
+        if key in vocab_keys and value.shape[1:] == target.shape[1:]:
+            state[key] = _fit_rows(value, target)
+            resized.append(key)
+            log.info("checkpoint: %s has %d vocabulary rows, model has %d; %s", key, value.shape[0],
+                     target.shape[0], "trimmed" if value.shape[0] > target.shape[0] else "kept the model's extra rows")
+            continue
+        raise CheckpointError(f"{_name(source)}: {key} has shape {tuple(value.shape)}, the model expects "
+                              f"{tuple(target.shape)}")
+    if tied is not None and tied in state:
+        if not torch.equal(state[tied], state[input_key]):
+            raise CheckpointError(f"{_name(source)}: {tied} differs from {input_key} but the model ties them "
+                                  "(load it into a config with tie_word_embeddings=false)")
+        del state[tied]
+    model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    return {"loaded": len(state), "resized": resized}
+
+
+def _fit_rows(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    rows = min(value.shape[0], target.shape[0])
+    out = target.detach().clone()
+    out[:rows] = value[:rows].to(out.dtype)
+    return out
+
+
+def _short(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", … (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _name(source) -> str:
+    return str(source) if isinstance(source, (str, Path)) else "state dict"

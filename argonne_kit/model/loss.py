@@ -1,0 +1,106 @@
+"""Language-model losses of the Argonne models (used by ``forward(labels=…)``).
+
+Label convention. ``forward(input_ids, labels=labels)`` follows Hugging Face: ``labels`` are
+aligned with ``input_ids`` (usually the same tensor, ``-100`` = ignored) and are shifted *inside*
+(logits at t are scored against labels at t+1). This differs from the original model after
+``e7694b3`` (2026-03-27), which expected pre-shifted labels; mixing the two conventions was the
+"double shift" defect (D-13). The kit's objectives own shifting: they call the model without
+labels and score the logits (or hidden states) themselves.
+
+API
+- :func:`causal_lm_loss` ``(logits, labels, …)`` — mean next-token CE over supervised tokens,
+  plus the optional z-loss and shifted-logit "MTP" terms of spec §2.4.
+- :func:`lm_loss_sums` ``(hidden, logits_fn, targets, chunk_size, with_z)`` — CE sum, z sum
+  (``logsumexp²``) and token count for hidden states already aligned with their targets; with
+  ``chunk_size > 0`` the LM head + softcap + CE run one row-chunk at a time under activation
+  checkpointing, so the full ``[N, V]`` logits never exist (forward or backward). Numerically
+  equal to ``chunk_size = 0``.
+- :func:`chunked_causal_lm_loss` — the shifted, chunked version of :func:`causal_lm_loss`
+  (without MTP, which needs the full logits).
+
+``logits_fn`` is the model's ``logits_from_hidden`` (tied LM head, then softcap). Losses are
+computed in fp32; the z-loss is the mean of ``logsumexp(logits)²`` over supervised tokens
+(padding rows do not count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+IGNORE_INDEX = -100
+
+
+def _sums(logits: torch.Tensor, targets: torch.Tensor, with_z: bool):
+    """(CE sum, z sum, count) over rows of ``logits [N, V]`` whose target is not ignored."""
+    logits = logits.float()
+    nll = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    keep = targets != IGNORE_INDEX
+    if with_z:
+        z = (torch.logsumexp(logits, dim=-1).pow(2) * keep).sum()
+    else:
+        z = nll.new_zeros(())
+    return nll, z, keep.sum()
+
+
+def _chunk_sums(logits_fn, hidden, targets, with_z):
+    return _sums(logits_fn(hidden), targets, with_z)
+
+
+@torch.compiler.disable  # inductor would re-materialise the full logits (original b12b240)
+def lm_loss_sums(hidden: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],
+                 targets: torch.Tensor, chunk_size: int = 0, with_z: bool = False):
+    """CE sum, z-loss sum and supervised-token count for ``hidden [..., d]`` and ``targets [...]``
+    (already aligned). ``chunk_size > 0``: chunked, never materialising all logits."""
+    hidden = hidden.reshape(-1, hidden.size(-1))
+    targets = targets.reshape(-1)
+    if chunk_size <= 0:
+        return _sums(logits_fn(hidden), targets, with_z)
+    nll = z = count = None
+    for start in range(0, hidden.size(0), chunk_size):
+        part = checkpoint(_chunk_sums, logits_fn, hidden[start:start + chunk_size],
+                          targets[start:start + chunk_size], with_z, use_reentrant=False)
+        nll, z, count = part if nll is None else (nll + part[0], z + part[1], count + part[2])
+    return nll, z, count
+
+
+def shifted_targets(labels: torch.Tensor, shift: int = 1) -> torch.Tensor:
+    """``labels[:, shift:]`` padded back to length T with ignored entries, so the targets line
+    up with *all* logit rows — no sliced copy of the ``[B, T, V]`` logits is ever made."""
+    return F.pad(labels[:, shift:], (0, shift), value=IGNORE_INDEX)
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, z_loss_weight: float = 0.0,
+                   mtp_horizon: int = 1, mtp_loss_weight: float = 0.0) -> torch.Tensor:
+    """Mean next-token CE of ``logits [B, T, V]`` against ``labels [B, T]`` (shifted here), plus
+    ``z_loss_weight``·mean(logsumexp²) and ``mtp_loss_weight``·mean_h(CE_h / h) for the
+    shifted-logit terms h = 2…``mtp_horizon`` (logits at t scored against labels at t+h; the
+    same logits, no extra heads — spec §2.4)."""
+    flat = logits.reshape(-1, logits.size(-1))
+    nll, z, count = _sums(flat, shifted_targets(labels).reshape(-1), z_loss_weight > 0)
+    count = count.clamp(min=1)
+    loss = nll / count
+    if z_loss_weight:
+        loss = loss + z_loss_weight * z / count
+    if mtp_loss_weight and mtp_horizon > 1:
+        terms = []
+        for h in range(2, min(mtp_horizon, logits.size(1) - 1) + 1):
+            h_nll, _, h_count = _sums(flat, shifted_targets(labels, h).reshape(-1), False)
+            terms.append(h_nll / h_count.clamp(min=1) / h)
+        if terms:
+            loss = loss + mtp_loss_weight * torch.stack(terms).mean()
+    return loss
+
+
+def chunked_causal_lm_loss(hidden: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],
+                           labels: torch.Tensor, chunk_size: int, z_loss_weight: float = 0.0) -> torch.Tensor:
+    """:func:`causal_lm_loss` (without MTP) from the final hidden states ``[B, T, d]``, chunked."""
+    nll, z, count = lm_loss_sums(hidden[:, :-1], logits_fn, labels[:, 1:], chunk_size, z_loss_weight > 0)
+    count = count.clamp(min=1)
+    loss = nll / count
+    if z_loss_weight:
+        loss = loss + z_loss_weight * z / count
+    return loss

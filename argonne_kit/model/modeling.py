@@ -1,0 +1,277 @@
+"""``ArgonneForCausalLM``: the argonne2 family (2.0 → 4.0), Hugging Face-native.
+
+One block (spec §1.5), with the 3.0+ extras switched by the config:
+
+    n = input_norm(x)
+    q, k, v = n·Wqᵀ, n·Wkᵀ, n·Wvᵀ                      per-head views [B, H, T, hd]
+    q, k = q_norm(q), k_norm(k)      (qk_norm)         RMSNorm over hd, weights shared by heads
+    v = v_norm_layer(v)              (v_norm)
+    q, k = RoPE(q), RoPE(k)                            after the norms
+    a = Wo · attention(q, k, v)                        GQA, causal, per-layer window
+    a = attn_out_norm(a)             (sandwich_norm)   before the residual add
+    x = x + a
+    n = post_norm(x)
+    m = Wd·(silu(clamp(Wg·n)) ⊙ clamp(Wu·n))          gate/up clamped to ±65504 as in the original
+    m = mlp_out_norm(m)              (sandwich_norm)
+    x = x + m
+    logits = softcap·tanh(lm_head(norm(x))/softcap)    tied head; softcap 15 from 3.0 on
+
+State-dict keys are the released ones (§2.3). Attention goes through the attention contract
+(see :mod:`argonne_kit.model.attend`); ``attention_mask`` (padding) and ``position_ids`` are
+honoured, and ``segment_ids`` masks attention across packed documents. Labels follow the Hugging
+Face convention and are shifted inside (see :mod:`argonne_kit.model.loss`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import DynamicCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
+from argonne_kit.model.config import ArgonneConfig
+from argonne_kit.model.loss import causal_lm_loss, chunked_causal_lm_loss
+from argonne_kit.model.rope import RotaryEmbedding, apply_rotary
+
+#: fp16's largest finite value; the original clamped the MLP gate/up activations to it.
+FP16_MAX = 65504.0
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm, normalised in fp32 and returned as ``weight · x̂`` (so fp32 weights promote a
+    bf16 input to fp32, as the original's norms did)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+class ArgonneAttention(nn.Module):
+    """GQA self-attention with optional QK-norm and V-norm (weights of size head_dim)."""
+
+    def __init__(self, config: ArgonneConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.head_dim = config.head_dim
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        d, bias = config.hidden_size, config.attention_bias
+        self.q_proj = nn.Linear(d, self.num_heads * self.head_dim, bias=bias)
+        self.k_proj = nn.Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, d, bias=bias)
+        self.o_proj.residual_projection = True
+        if config.qk_norm:
+            self.q_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
+            self.k_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
+        if config.v_norm:
+            self.v_norm_layer = RMSNorm(self.head_dim, config.rms_norm_eps)
+        self.qk_norm, self.v_norm = config.qk_norm, config.v_norm
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ctx: AttentionContext,
+                cache=None) -> torch.Tensor:
+        batch, length, _ = x.shape
+        q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
+        k = self.k_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.v_norm:
+            v = self.v_norm_layer(v)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        out = attend(ctx, self.layer_idx, q, k, v, cache)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
+
+
+class ArgonneMLP(nn.Module):
+    """SwiGLU MLP."""
+
+    def __init__(self, config: ArgonneConfig):
+        super().__init__()
+        d, width, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        self.gate_proj = nn.Linear(d, width, bias=bias)
+        self.up_proj = nn.Linear(d, width, bias=bias)
+        self.down_proj = nn.Linear(width, d, bias=bias)
+        self.down_proj.residual_projection = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.gate_proj(x).clamp(-FP16_MAX, FP16_MAX)
+        up = self.up_proj(x).clamp(-FP16_MAX, FP16_MAX)
+        return self.down_proj(nn.functional.silu(gate) * up)
+
+
+class ArgonneBlock(GradientCheckpointingLayer):
+    """One pre-norm transformer block, with optional sandwich norms."""
+
+    def __init__(self, config: ArgonneConfig, layer_idx: int):
+        super().__init__()
+        d, eps = config.hidden_size, config.rms_norm_eps
+        self.input_norm = RMSNorm(d, eps)
+        self.attn = ArgonneAttention(config, layer_idx)
+        self.post_norm = RMSNorm(d, eps)
+        self.mlp = ArgonneMLP(config)
+        self.sandwich = config.sandwich_norm
+        if self.sandwich:
+            self.attn_out_norm = RMSNorm(d, eps)
+            self.mlp_out_norm = RMSNorm(d, eps)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ctx: AttentionContext,
+                cache=None) -> torch.Tensor:
+        a = self.attn(self.input_norm(x), cos, sin, ctx, cache)
+        if self.sandwich:
+            a = self.attn_out_norm(a)
+        x = x + a
+        m = self.mlp(self.post_norm(x))
+        if self.sandwich:
+            m = self.mlp_out_norm(m)
+        return x + m
+
+
+class ArgonneForCausalLM(PreTrainedModel, GenerationMixin):
+    """The argonne2 language model (one class serves AutoModel and AutoModelForCausalLM, as in
+    the original). Keys: ``embed_tokens``, ``blocks.{i}.…``, ``norm``, ``lm_head`` (tied)."""
+
+    config_class = ArgonneConfig
+    config: ArgonneConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ArgonneBlock"]
+    _tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
+    #: (input, output) embedding keys, for checkpoint loading and vocabulary padding
+    embedding_keys = ("embed_tokens.weight", "lm_head.weight")
+
+    def __init__(self, config: ArgonneConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.blocks = nn.ModuleList(ArgonneBlock(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
+        self._attention = AttentionPlan(config.attn_backend, config.layer_windows(), config.head_dim,
+                                        config.num_attention_heads, config.num_key_value_heads)
+        self.post_init()
+        if config.use_gradient_checkpointing:
+            self.gradient_checkpointing_enable()
+
+    # -- Hugging Face plumbing ---------------------------------------------------------------
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Spec §1.9: every Linear N(0, d^-0.5), residual projections (o_proj, down_proj)
+        N(0, (2L)^-0.5), embedding N(0, d^-0.5), norms ones, biases zero; RoPE frequencies
+        recomputed (they are not in checkpoints — D-11)."""
+        cfg = self.config
+        if isinstance(module, nn.Linear):
+            residual = getattr(module, "residual_projection", False)
+            std = (2 * cfg.num_hidden_layers) ** -0.5 if residual else cfg.hidden_size ** -0.5
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=cfg.hidden_size ** -0.5)
+        elif isinstance(module, RMSNorm):
+            init.ones_(module.weight)
+        elif isinstance(module, RotaryEmbedding):
+            module.reset_inv_freq()
+
+    # -- attention ----------------------------------------------------------------------------
+    def set_attention_backend(self, name: str, backend=None) -> None:
+        """Switch every layer to the registered backend ``name`` (``auto`` picks per layer);
+        ``backend`` may be a pre-built instance configured by a recipe's ``[attention]``."""
+        self._attention.set_backend(name, backend)
+        self.config.attn_backend = name
+
+    def attention_plan(self, device_type: str | None = None, dtype: torch.dtype | None = None,
+                       training: bool | None = None, decoding: bool = False) -> list[tuple[str, int | None]]:
+        """``[(backend name, window), …]`` per layer as resolved for the given conditions
+        (default: this model's device and dtype, its training flag)."""
+        weight = self.embed_tokens.weight
+        return resolve_plan_names(self._attention, device_type or weight.device.type, dtype or weight.dtype,
+                                  self.training if training is None else training, decoding)
+
+    # -- forward ------------------------------------------------------------------------------
+    def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """LM head then the final-logit softcap (if configured) on final hidden states."""
+        logits = self.lm_head(hidden)
+        cap = self.config.softcap
+        if cap:
+            logits = cap * torch.tanh(logits / cap)
+        return logits
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
+                past_key_values=None, use_cache: bool | None = None, segment_ids: torch.Tensor | None = None,
+                cache=None, inputs_embeds: torch.Tensor | None = None, logits_to_keep: int = 0,
+                output_hidden_states: bool | None = None, return_logits: bool = True,
+                **kwargs) -> CausalLMOutputWithPast:
+        """Logits (and loss when ``labels`` are given; labels are shifted inside, HF convention).
+
+        ``attention_mask [B, past+T]`` marks real tokens (1) and padding (0); ``position_ids``
+        default to ``past .. past+T-1``; ``segment_ids [B, T]`` hides keys of other packed
+        documents; ``past_key_values``/``cache`` is a transformers ``Cache`` (``use_cache``
+        creates a ``DynamicCache``). ``logits_to_keep=k`` computes logits for the last k
+        positions only; ``return_logits=False`` skips the head (use ``output_hidden_states``).
+        With ``labels`` in training and ``config.loss_chunk_size > 0`` (MTP off) the loss is
+        chunked and ``logits`` is None.
+        """
+        cache = cache if cache is not None else past_key_values
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        hidden = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        if use_cache and cache is None:
+            cache = DynamicCache()
+        past = cache.get_seq_length() if cache is not None else 0
+        length = hidden.size(1)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + length, device=hidden.device).unsqueeze(0)
+        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past)
+        cos, sin = self.rotary_emb(position_ids, hidden.dtype)
+
+        all_hidden = [hidden] if output_hidden_states else None
+        for block in self.blocks:
+            hidden = block(hidden, cos, sin, ctx, cache=cache)
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+        hidden = self.norm(hidden)
+        if all_hidden is not None:
+            all_hidden[-1] = hidden  # hidden_states[-1] is the final-norm output (what the head reads)
+
+        cfg = self.config
+        loss = logits = None
+        chunked = (labels is not None and self.training and cfg.loss_chunk_size > 0
+                   and not (cfg.mtp_loss_weight and cfg.mtp_horizon > 1))
+        if chunked:
+            loss = chunked_causal_lm_loss(hidden, self.logits_from_hidden, labels, cfg.loss_chunk_size,
+                                          cfg.z_loss_weight)
+        elif return_logits or labels is not None:
+            kept = hidden[:, -logits_to_keep:] if logits_to_keep and labels is None else hidden
+            logits = self.logits_from_hidden(kept)
+            if labels is not None:
+                loss = causal_lm_loss(logits, labels, z_loss_weight=cfg.z_loss_weight,
+                                      mtp_horizon=cfg.mtp_horizon, mtp_loss_weight=cfg.mtp_loss_weight)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None,
+                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None)

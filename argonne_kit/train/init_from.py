@@ -1,0 +1,120 @@
+"""Stage chaining: ``[init] from = …`` (D-12).
+
+``from`` may name
+
+- a run directory (its newest verified checkpoint; else its ``final_model/``),
+- one of our checkpoints (``…/checkpoints/step_<N>``),
+- an original ``checkpoint_step_<N>.pt`` training checkpoint (spec §3.2 keys), or
+- a Hugging Face model directory (``config.json`` + safetensors).
+
+``init.carry`` says what carries over: ``weights`` (a new phase: fresh optimizer and schedule,
+data from the start), ``weights+optimizer`` (AdamW moments too), or ``all`` (also the schedule
+position, data position and RNG — only from one of our checkpoints). Cumulative counters
+(global step, global tokens) always carry when the source records them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from argonne_kit.errors import CheckpointError, RecipeError
+from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, is_checkpoint, list_checkpoints, verify_checkpoint
+from argonne_kit.train.export import FINAL_MODEL_DIR
+
+
+
+@attrs.frozen
+class InitSource:
+    """What ``init.from`` resolved to."""
+
+    kind: str
+    """``checkpoint`` | ``original`` | ``hf``."""
+    path: Path
+
+
+def locate_init_source(value: str, base_dir: Path) -> InitSource:
+    """Classify ``init.from`` (relative paths: recipe directory first, then the current one)."""
+    candidates = [Path(value)] if Path(value).is_absolute() else [Path(base_dir) / value, Path(value)]
+    path = next((c for c in candidates if c.exists()), None)
+    if path is None:
+        raise RecipeError(f"init.from: {value!r} not found (looked in {Path(base_dir).resolve()} and "
+                          f"{Path.cwd()})")
+    if path.is_file():
+        if path.suffix in (".pt", ".pth", ".bin"):
+            return InitSource("original", path)
+        raise RecipeError(f"init.from: {path} is a file but not a .pt training checkpoint")
+    if is_checkpoint(path):
+        return InitSource("checkpoint", path)
+    if (path / CHECKPOINTS_DIR).is_dir():
+        for _step, ckpt in reversed(list_checkpoints(path / CHECKPOINTS_DIR)):
+            try:
+                verify_checkpoint(ckpt)
+                return InitSource("checkpoint", ckpt)
+            except CheckpointError:
+                continue
+    if (path / FINAL_MODEL_DIR / "config.json").is_file():
+        return InitSource("hf", path / FINAL_MODEL_DIR)
+    if (path / "config.json").is_file():
+        return InitSource("hf", path)
+    raise RecipeError(f"init.from: {path} is neither a run directory with checkpoints, one of our "
+                      f"checkpoints, an original checkpoint_step_<N>.pt nor a Hugging Face model directory")
+
+
+def check_carry(source: InitSource, carry: str) -> None:
+    if source.kind == "hf" and carry != "weights":
+        raise RecipeError(f"init.carry = {carry!r}: {source.path} is a Hugging Face model directory, "
+                          f"which holds weights only; use carry = \"weights\"")
+    if source.kind == "original" and carry == "all":
+        raise RecipeError(f"init.carry = \"all\": the original checkpoint {source.path} has no data position "
+                          f"this kit can restore; use \"weights\" or \"weights+optimizer\"")
+
+
+def load_weights(model: torch.nn.Module, source: InitSource) -> dict[str, int]:
+    """Load the source's weights into the bare (not yet wrapped) model by name — the model
+    package's loader strips wrapper prefixes, trims padded vocabulary rows (D-22) and fails loudly
+    on missing keys. Returns the cumulative counters the source records."""
+    from argonne_kit.model.loading import load_original_checkpoint
+
+    if source.kind == "hf":
+        load_original_checkpoint(read_hf_weights(source.path), model)
+        return {"global_step": 0, "global_tokens": 0}
+    blob = read_original(source.path)
+    load_original_checkpoint(blob, model)
+    return original_counters(blob)
+
+
+def read_original(path: Path) -> dict[str, Any]:
+    """An original ``checkpoint_step_<N>.pt`` (keys of spec §3.2)."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: unreadable training checkpoint: {exc}") from None
+    if not isinstance(blob, dict) or "model_state_dict" not in blob:
+        raise CheckpointError(f"{path}: not an original training checkpoint (no 'model_state_dict')")
+    return blob
+
+
+def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a Hugging Face model directory (single or sharded safetensors)."""
+    from safetensors.torch import load_file
+
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    else:
+        files = [p.name for p in sorted(directory.glob("*.safetensors"))]
+    if not files:
+        raise CheckpointError(f"{directory}: no .safetensors weights")
+    state: dict[str, torch.Tensor] = {}
+    for name in files:
+        state.update(load_file(str(directory / name)))
+    return state
+
+
+def original_counters(blob: dict[str, Any]) -> dict[str, int]:
+    return {"global_step": int(blob.get("global_step", 0)), "global_tokens": int(blob.get("tokens_processed", 0))}

@@ -1,0 +1,407 @@
+"""``argonne-kit run``: turn a resolved recipe into a training run.
+
+Order of work (every rank runs it; only the main rank writes files outside checkpoints):
+
+1. parallel strategy from the registry → ``setup`` (process group, device);
+2. run directory: lock, stale checkpoint temporaries collected, ``resolved_recipe.toml`` with
+   provenance ([meta]: versions, plugins, git revision, tokenizer hash — D-1);
+3. tokenizer, data sources (registry), batch math for the real data-parallel world, the phase
+   length, the LR schedule (registry) with its landmarks printed and a never-decaying decay
+   schedule refused (D-2/D-3);
+4. model (seeded; init weights from ``[init]`` when chaining), wrapped by the strategy;
+   optimizer; objective (registry);
+5. resume (``run.resume``) or init carry-over; the loop; final save; export + sample only when
+   the budget completed and the final save verified (D-25).
+
+Exit status: 0 when completed or stopped early on purpose (wall time, deadline, signal: saved,
+resumable); 1 when the final checkpoint was refused (no export).
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import inspect
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from argonne_kit.contracts.data import DataContext
+from argonne_kit.contracts.parallel import WrapOptions
+from argonne_kit.errors import CheckpointError, RecipeError
+from argonne_kit.recipe.api import ResolvedRecipe
+from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_changes, resolve_any
+from argonne_kit.recipe.resolvers import batch_math
+from argonne_kit.registry import get_registry
+from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint
+from argonne_kit.train.export import export_final_model
+from argonne_kit.train.init_from import InitSource, check_carry, load_weights, locate_init_source, read_original
+from argonne_kit.train.metrics import MetricsLog, Progress, format_duration, truncate_after
+from argonne_kit.train.optimizer import build_optimizer
+from argonne_kit.train.provenance import run_meta
+from argonne_kit.train.sampling import main_rank_model, sample_text
+from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
+from argonne_kit.train.state import Counters, seed_everything
+from argonne_kit.train.stop import StopConditions
+from argonne_kit.train.trainer import LoopSettings, Outcome, Trainer
+
+EXIT_OK, EXIT_FAILED = 0, 1
+LOCK_FILE = ".lock"
+
+
+def run_recipe(resolved: ResolvedRecipe) -> int:
+    """Run the recipe to completion (or an early, resumable stop); the process exit status."""
+    registry = get_registry()
+    parallel = resolved.recipe.parallel
+    strategy = registry.get("parallel", parallel.kind).factory(parallel.config)
+    _setup(strategy, resolved.recipe.train.device)
+    try:
+        return Run(resolved, strategy, registry).execute()
+    finally:
+        strategy.teardown()
+
+
+def _setup(strategy, device: str) -> None:
+    """``setup()``; built-in strategies also take the recipe's ``train.device``."""
+    if "device" in inspect.signature(strategy.setup).parameters:
+        strategy.setup(device=device)
+    else:
+        strategy.setup()
+
+
+class RunLock:
+    """One run per run directory: an exclusive ``flock`` held by the main rank (released by the
+    OS even when the process is killed), so stale temporaries can be collected safely."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise CheckpointError(f"{self.path.parent}: another run is using this run directory") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class Run:
+    """Everything one ``argonne-kit run`` builds, in the order of the module doc."""
+
+    def __init__(self, resolved: ResolvedRecipe, strategy, registry):
+        self.resolved = resolved
+        self.recipe = resolved.recipe
+        self.strategy = strategy
+        self.registry = registry
+        self.run_dir = Path(self.recipe.run.dir)
+        self.start_time = time.time()
+
+    def log(self, message: str) -> None:
+        if self.strategy.is_main:
+            print(message, flush=True)
+
+    # -- the whole run -----------------------------------------------------------------------
+    def execute(self) -> int:
+        lock = RunLock(self.run_dir)
+        if self.strategy.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        try:
+            return self._execute()
+        finally:
+            lock.release()
+
+    def _execute(self) -> int:
+        recipe, strategy = self.recipe, self.strategy
+        from argonne_kit.data.tokenizer import load_tokenizer
+
+        self.tokenizer, tokenizer_sha = load_tokenizer(recipe.tokenizer.path, self.resolved.base_dir)
+        self.resolved.meta.update(run_meta(self.registry, tokenizer_name=self.tokenizer.name_or_path,
+                                           tokenizer_sha256=tokenizer_sha, world_size=strategy.world_size))
+        self.recipe_toml = self.resolved.to_toml()
+        self._write_resolved_recipe()
+
+        train = recipe.train
+        if recipe.run.nproc is not None and recipe.run.nproc != strategy.world_size:
+            raise RecipeError(f"run.nproc: the recipe expects {recipe.run.nproc} processes, "
+                              f"this run has {strategy.world_size}")
+        batch = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, strategy.dp_world)
+        self.log(f"batch: requested {train.total_batch_tokens or batch['tokens_per_step']:,} tokens/step, "
+                 f"actual {batch['tokens_per_step']:,} = {train.micro_batch_size} rows × {train.seq_len} tokens × "
+                 f"{strategy.dp_world} ranks × {batch['grad_accum_steps']} accumulation steps")
+
+        data = self._data_source(recipe.data, "data")
+        val_data = self._data_source(recipe.val_data, "val_data") if recipe.val_data is not None else None
+        total_steps = phase_steps(train, data.size(), batch["tokens_per_step"],
+                                  train.micro_batch_size * strategy.dp_world * batch["grad_accum_steps"])
+        schedule = self._component("schedule", recipe.schedule)
+        check_schedule_decays(recipe.schedule, schedule, total_steps)
+        self.log(f"phase: {total_steps:,} optimizer steps; LR " + ", ".join(
+            f"{name} (step {step}) {lr:.3e}" for name, step, lr in
+            lr_landmarks(schedule, total_steps, recipe.optim.lr)))
+
+        init = self._init_source()
+        seed_everything(train.seed)
+        model, init_counters = self._build_model(init)
+        reference = None
+        objective = self._component("objective", recipe.objective)
+        if getattr(objective, "needs_reference_model", False):
+            reference = self._frozen_copy(model)
+        wrapped = strategy.wrap(model, WrapOptions(
+            activation_checkpointing=train.activation_checkpointing, checkpoint_every=train.checkpoint_every,
+            compile=train.compile, compile_mode=train.compile_mode))
+        if strategy.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if reference is not None:
+            objective.attach_reference(reference.to(strategy.device))
+        optimizer = build_optimizer(wrapped, recipe.optim, strategy.device)
+        self._log_attention_plan(strategy.unwrap(wrapped))
+        # a different stream per rank for anything random in training (the init was shared)
+        torch.manual_seed(train.seed + strategy.rank)
+
+        checkpoints = CheckpointManager(self.run_dir, strategy, keep_last=recipe.checkpoint.keep_last,
+                                        keep_every_steps=recipe.checkpoint.keep_every_steps, log=self.log)
+        checkpoints.collect_stale()
+        strategy.barrier()
+        counters = Counters(**init_counters)
+        stop = StopConditions(recipe.run, self.start_time)
+        progress = Progress(recipe.logging.progress, total_steps, 0, enabled=strategy.is_main)
+        settings = LoopSettings(
+            total_steps=total_steps, grad_accum_steps=batch["grad_accum_steps"],
+            tokens_per_step=batch["tokens_per_step"], peak_lr=recipe.optim.lr, grad_clip=recipe.optim.grad_clip,
+            precision=train.precision, log_every=train.log_every, val_every=train.val_every,
+            val_batches=train.val_batches, interval_steps=recipe.checkpoint.interval_steps,
+            interval_s=recipe.checkpoint.interval_s, recipe_toml=self.recipe_toml)
+        self.model, self.wrapped = model, wrapped
+        trainer = Trainer(settings=settings, strategy=strategy, model=wrapped, optimizer=optimizer,
+                          objective=objective, schedule=schedule, data=data, val_data=val_data,
+                          checkpoints=checkpoints, counters=counters, stop=stop, metrics=None,
+                          progress=progress, log=self.log, on_checkpoint=self._sample_at)
+        self._resume_or_carry(trainer, checkpoints, init, wrapped, optimizer)
+        # opened after a resume truncated the records of the steps it will re-train
+        metrics = MetricsLog(self.run_dir, tensorboard=recipe.logging.tensorboard, log=self.log) \
+            if strategy.is_main else None
+        trainer.metrics = metrics
+        progress.start_step = counters.phase_step
+        if progress.bar is not None:
+            progress.bar.n = counters.phase_step
+
+        stop.install()
+        try:
+            outcome = trainer.train()
+        finally:
+            stop.uninstall()
+            progress.close()
+            if metrics is not None:
+                metrics.close()
+        return self._finish(outcome, counters)
+
+    # -- pieces ------------------------------------------------------------------------------
+    def _component(self, kind: str, section):
+        return self.registry.get(kind, section.kind).factory(section.config)
+
+    def _data_source(self, section, name: str):
+        if section is None:
+            raise RecipeError(f"{self.resolved.source}: [{name}] is required to train (kind = one of "
+                              f"{', '.join(self.registry.names('data'))})")
+        train, strategy = self.recipe.train, self.strategy
+        context = DataContext(dp_rank=strategy.dp_rank, dp_world=strategy.dp_world,
+                              micro_batch_size=train.micro_batch_size, seq_len=train.seq_len, seed=train.seed,
+                              tokenizer=self.tokenizer, recipe_dir=str(self.resolved.base_dir))
+        return self.registry.get("data", section.kind).factory(section.config, context)
+
+    def _init_source(self) -> InitSource | None:
+        init = self.recipe.init
+        if init.from_ is None:
+            return None
+        source = locate_init_source(init.from_, self.resolved.base_dir)
+        check_carry(source, init.carry)
+        return source
+
+    def _build_model(self, init: InitSource | None) -> tuple[torch.nn.Module, dict[str, int]]:
+        """The bare model (fp32, CPU), with init weights for original/HF sources (ours load
+        through the strategy after wrapping, so they reshard)."""
+        model = self._new_model()
+        counters = {"global_step": 0, "global_tokens": 0}
+        if init is not None and init.kind != "checkpoint" and not self._has_resume_checkpoint():
+            counters = load_weights(model, init)
+            self.log(f"init: weights from {init.kind} {init.path}")
+        return model, counters
+
+    def _new_model(self) -> torch.nn.Module:
+        from argonne_kit.model import build_model
+
+        model = build_model(self.recipe.model, self.resolved.derived, len(self.tokenizer))
+        attention = self.recipe.attention
+        if hasattr(model, "set_attention_backend"):
+            backend = None if attention.kind == "auto" else self._component("attention", attention)
+            model.set_attention_backend(attention.kind, backend)
+        if self.tokenizer.eos_token_id is not None:
+            model.config.eos_token_id = self.tokenizer.eos_token_id
+            model.config.pad_token_id = self.tokenizer.pad_token_id \
+                if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        return model
+
+    def _frozen_copy(self, model: torch.nn.Module) -> torch.nn.Module:
+        reference = copy.deepcopy(model)
+        reference.eval()
+        for param in reference.parameters():
+            param.requires_grad_(False)
+        return reference
+
+    def _has_resume_checkpoint(self) -> bool:
+        return self._resume_path() is not None
+
+    def _resume_path(self) -> Path | None:
+        setting = self.recipe.run.resume
+        if setting == "never":
+            return None
+        if setting == "auto":
+            return CheckpointManager(self.run_dir, self.strategy, log=lambda _m: None).latest()
+        path = Path(setting)
+        if is_checkpoint(path):
+            return path
+        latest = CheckpointManager(path, self.strategy, log=lambda _m: None).latest()
+        if latest is None:
+            raise RecipeError(f"run.resume: {setting!r} is neither a checkpoint nor a run directory with one")
+        return latest
+
+    def _resume_or_carry(self, trainer: Trainer, checkpoints: CheckpointManager, init: InitSource | None,
+                         model, optimizer) -> None:
+        recipe = self.recipe
+        if recipe.run.resume == "never" and checkpoints.checkpoints():
+            raise RecipeError(f"run.resume = \"never\" but {checkpoints.dir} already holds checkpoints; "
+                              f"use a new run.dir or resume = \"auto\"")
+        resume = self._resume_path()
+        if resume is not None:
+            state = checkpoints.load(resume, model, optimizer)
+            trainer.restore(state)
+            self.log(f"resume: {resume} (step {trainer.counters.global_step}, "
+                     f"{trainer.counters.global_tokens:,} tokens)")
+            if self.strategy.is_main:
+                truncate_after(self.run_dir, trainer.counters.global_step)
+            return
+        if init is None:
+            return
+        carry = recipe.init.carry
+        if init.kind == "checkpoint":
+            with_optimizer = carry in ("weights+optimizer", "all")
+            state = checkpoints.load(init.path, model, optimizer if with_optimizer else None)
+            trainer.restore(state, counters=True, position=carry == "all")
+            self.log(f"init: {carry} from checkpoint {init.path} (cumulative step {state['global_step']}, "
+                     f"{state['global_tokens']:,} tokens; a fresh schedule unless carry = \"all\", D-12)")
+        elif init.kind == "original" and carry == "weights+optimizer":
+            blob = read_original(init.path)
+            if len(optimizer.param_groups) != 1 or "optimizer_state_dict" not in blob:
+                raise RecipeError("init.carry = \"weights+optimizer\" from an original checkpoint needs its "
+                                  "optimizer_state_dict and one parameter group (optim.no_decay_* = false)")
+            optimizer.load_state_dict(blob["optimizer_state_dict"])
+            self.log(f"init: AdamW state from {init.path}")
+
+    def _write_resolved_recipe(self) -> None:
+        if not self.strategy.is_main:
+            return
+        path = self.run_dir / RESOLVED_RECIPE_FILE
+        if path.is_file():
+            try:
+                changes = diff_resolved(resolve_any(path), self.resolved)
+            except Exception as exc:  # noqa: BLE001 — an unreadable old record must not block a resume
+                changes = None
+                self.log(f"recipe: could not compare with the previous {path}: {exc}")
+            if changes:
+                self.log("recipe: changed since this run directory was last used:\n"
+                         + format_changes(changes, "previous", "now"))
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(self.recipe_toml)
+        os.replace(tmp, path)
+
+    def _log_attention_plan(self, model: torch.nn.Module) -> None:
+        plan_fn = getattr(model, "attention_plan", None)
+        if plan_fn is None or not self.strategy.is_main:
+            return
+        precision = self.recipe.train.precision
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        try:
+            plan = plan_fn(device_type=self.strategy.device.type, dtype=dtype, training=True)
+        except Exception as exc:  # noqa: BLE001 — the run itself will raise the real refusal
+            self.log(f"attention: plan could not be resolved: {exc}")
+            return
+        groups: dict[tuple[str, Any], list[int]] = {}
+        for index, (name, window) in enumerate(plan):
+            groups.setdefault((name, window), []).append(index)
+        text = "; ".join(f"layers {_ranges(idx)}: {name}, " + (f"window {window}" if window else "full causal")
+                         for (name, window), idx in groups.items())
+        self.log(f"attention ({precision}, {self.strategy.device.type}): {text}")
+
+    def _sample_at(self, step: int) -> None:
+        text = sample_text(self.strategy, self.wrapped, self.tokenizer, self.recipe.sample,
+                           seed=self.recipe.train.seed + step, build_copy=self._new_model, log=self.log)
+        if text is not None:
+            self.log(f"sample at step {step}: {text!r}")
+
+    def _finish(self, outcome: Outcome, counters: Counters) -> int:
+        strategy = self.strategy
+        strategy.barrier()
+        if outcome is Outcome.FAILED:
+            self.log("run: the final checkpoint was refused; no export (D-9). Exit status 1.")
+            return EXIT_FAILED
+        if outcome is Outcome.STOPPED:
+            self.log(f"run: stopped early at step {counters.global_step}; resume with the same command "
+                     f"(no final_model/ export until the budget completes, D-25)")
+            return EXIT_OK
+        sample = sample_text(strategy, self.wrapped, self.tokenizer, self.recipe.sample,
+                             seed=self.recipe.train.seed, build_copy=self._new_model, log=self.log)
+        plain = main_rank_model(strategy, self.wrapped, self._new_model)  # collective when sharded
+        if strategy.is_main:
+            path = export_final_model(plain, self.tokenizer, self.run_dir, self.recipe_toml)
+            self.log(f"export: {path}")
+        strategy.barrier()
+        if sample is not None:
+            self.log(f"sample: {sample}")
+        self.log(f"SUMMARY: steps {counters.phase_step:,} (cumulative {counters.global_step:,}), tokens "
+                 f"{counters.global_tokens:,}, training time {format_duration(counters.train_time_s)}, "
+                 f"run dir {self.run_dir}")
+        return EXIT_OK
+
+
+def phase_steps(train, size, tokens_per_step: int, rows_per_step: int) -> int:
+    """Optimizer steps of this phase: ``max_steps``, else ``max_tokens`` (rounded down to whole
+    steps), else ``epochs`` passes over the data."""
+    if train.max_steps is not None:
+        return train.max_steps
+    if train.max_tokens is not None:
+        steps = train.max_tokens // tokens_per_step
+        if steps < 1:
+            raise RecipeError(f"train.max_tokens: {train.max_tokens:,} is less than one optimizer step "
+                              f"({tokens_per_step:,} tokens)")
+        return steps
+    if size.tokens is not None:
+        steps = size.tokens * train.epochs // tokens_per_step
+    elif size.examples is not None:
+        steps = size.examples * train.epochs // rows_per_step
+    else:
+        raise RecipeError("train: the data source reports no size; set train.max_steps or train.max_tokens")
+    if steps < 1:
+        raise RecipeError(f"train: the data ({size}) holds less than one optimizer step; lower "
+                          f"train.total_batch_tokens or set train.max_steps")
+    return steps
+
+
+def _ranges(indices: list[int]) -> str:
+    return f"{indices[0]}" if len(indices) == 1 else f"{indices[0]}-{indices[-1]}" \
+        if indices == list(range(indices[0], indices[-1] + 1)) else ",".join(map(str, indices))
+

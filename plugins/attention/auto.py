@@ -1,0 +1,111 @@
+"""``auto``: a backend that dispatches each call to the first capable backend.
+
+Recipes say ``[attention] kind = "auto"`` (the default). The model normally resolves that once
+per layer through :func:`argonne_kit.attention.select_backends`, which logs the per-layer plan.
+``build_backend("auto")`` returns this class for callers that need one backend object: at each
+call it derives the :class:`Runtime` from the tensors (device, dtype, heads, whether autograd
+records the call, padding, segments) and runs the first backend of
+:data:`argonne_kit.attention.AUTO_PREFERENCE` whose :meth:`check` accepts the spec. A backend is
+chosen by capability only — an error inside the chosen backend propagates, nothing is retried
+elsewhere (D-15).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from argonne_kit.attention import AUTO_PREFERENCE, build_backend
+from argonne_kit.contracts.attention import (
+    AttentionBackend,
+    AttentionSpec,
+    AttentionUnsupported,
+    Capabilities,
+    Runtime,
+)
+from argonne_kit.registry import get_registry
+
+from .inputs import needs_grad, runtime_of, validate
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define(kw_only=True)
+class AutoConfig:
+    """``auto`` has no options: the preference order is ``AUTO_PREFERENCE`` (flash2 → sdpa → math)."""
+
+
+class AutoAttention(AttentionBackend):
+    """Per-call dispatch to the first backend of ``AUTO_PREFERENCE`` that can honour the call."""
+
+    name = "auto"
+
+    def __init__(self, config: AutoConfig | None = None):
+        self.config = config or AutoConfig()
+        self._candidates: list[AttentionBackend] | None = None
+        self._chosen: dict = {}
+        self._by_call: dict = {}
+
+    @property
+    def candidates(self) -> list[AttentionBackend]:
+        """The registered backends of ``AUTO_PREFERENCE``, in order (built on first use)."""
+        if self._candidates is None:
+            registry = get_registry()
+            self._candidates = [build_backend(n) for n in AUTO_PREFERENCE if registry.has("attention", n)]
+        return self._candidates
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The union of the candidates' capabilities (what *some* candidate can do);
+        :meth:`check` decides per spec and runtime."""
+        caps = [c.capabilities for c in self.candidates if c.available() is None]
+        head_limits = [c.max_head_dim for c in caps]
+        return Capabilities(
+            dtypes=frozenset().union(*(c.dtypes for c in caps)),
+            devices=frozenset().union(*(c.devices for c in caps)),
+            backward_devices=frozenset().union(*(c.backward_devices for c in caps)),
+            window=any(c.window for c in caps), gqa=any(c.gqa for c in caps),
+            decode=any(c.decode for c in caps), padding_mask=any(c.padding_mask for c in caps),
+            segments=any(c.segments for c in caps),
+            max_head_dim=None if None in head_limits or not caps else max(head_limits),
+            head_dim_multiple=min((c.head_dim_multiple for c in caps), default=1),
+        )
+
+    def choose(self, spec: AttentionSpec, rt: Runtime) -> AttentionBackend:
+        """The first candidate that accepts ``spec`` under ``rt``; AttentionUnsupported listing
+        every candidate's reason when none does."""
+        key = (spec, rt)
+        chosen = self._chosen.get(key)
+        if chosen is not None:
+            return chosen
+        reasons = []
+        for candidate in self.candidates:
+            try:
+                candidate.check(spec, rt)
+            except AttentionUnsupported as exc:
+                reasons.append(str(exc))
+                continue
+            self._chosen[key] = candidate
+            log.info("attention auto: window=%s offset=%s on %s/%s (%s) -> %s", spec.window,
+                     spec.query_offset, rt.device_type, rt.dtype,
+                     "training" if rt.needs_backward else "inference", candidate.name)
+            return candidate
+        raise AttentionUnsupported(f"attention backend 'auto': no backend can run window={spec.window} "
+                                   f"under {rt}: " + "; ".join(reasons))
+
+    def check(self, spec: AttentionSpec, rt: Runtime) -> None:
+        self.choose(spec, rt)
+
+    def forward(self, q, k, v, spec: AttentionSpec, key_padding_mask=None, segment_ids=None):
+        validate(q, k, v, spec, key_padding_mask, segment_ids)
+        needs_backward = needs_grad(q, k, v)
+        # Look up by a plain tuple first: building the Runtime (a frozen attrs class) on every
+        # call would break torch.compile graphs.
+        key = (spec, q.device.type, q.dtype, q.shape[1], k.shape[1], q.shape[3], needs_backward,
+               key_padding_mask is not None, segment_ids is not None)
+        backend = self._by_call.get(key)
+        if backend is None:
+            rt = runtime_of(q, k, key_padding_mask, segment_ids, needs_backward=needs_backward)
+            backend = self._by_call[key] = self.choose(spec, rt)
+        return backend.forward(q, k, v, spec, key_padding_mask, segment_ids)

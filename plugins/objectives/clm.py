@@ -1,0 +1,111 @@
+"""``clm``: causal language modelling (next-token cross-entropy), with optional z-loss and
+chunked cross-entropy.
+
+The batch carries unshifted windows ``input_ids [B, T+1]``; this objective shifts them itself
+(D-13): the model sees ``x = ids[:, :-1]`` and is scored on ``y = ids[:, 1:]``. It returns a loss
+*sum* over target tokens; the trainer divides by the number of target tokens of the global batch
+(all micro-batches, all data-parallel ranks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+import torch
+import torch.nn.functional as F
+
+from argonne_kit.contracts.objective import Objective, ObjectiveOutput
+
+
+def _non_negative(_inst, attribute, value):
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+@attrs.define(kw_only=True)
+class CLMConfig:
+    """Next-token cross-entropy on packed token windows."""
+
+    z_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)
+    """Weight of the z-loss term ``logsumexp(logits)²`` per target token (0 = off)."""
+    chunk_size: int = attrs.field(default=0, validator=_non_negative)
+    """Target tokens per chunk for chunked cross-entropy: the LM head, softcap and CE run one
+    chunk of hidden states at a time under activation checkpointing, so the full ``[B·T, V]``
+    logits are never materialised. 0 = off (full logits)."""
+
+
+def token_loss_sums(logits: torch.Tensor, targets: torch.Tensor, z_loss_weight: float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy sum and z-loss sum over ``targets`` (``-100`` = ignored), in fp32."""
+    logits = logits.reshape(-1, logits.size(-1)).float()
+    targets = targets.reshape(-1)
+    nll = F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
+    if not z_loss_weight:
+        return nll, logits.new_zeros(())
+    keep = (targets != -100).to(logits.dtype)
+    z = (torch.logsumexp(logits, dim=-1).pow(2) * keep).sum()
+    return nll, z
+
+
+class CausalLMObjective(Objective):
+    """Mean next-token cross-entropy (+ ``z_loss_weight``·z-loss) over every target token."""
+
+    required_fields = ("input_ids",)
+
+    def __init__(self, cfg: CLMConfig):
+        self.cfg = cfg
+
+    def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        ids = batch["input_ids"]
+        return torch.tensor(ids.size(0) * (ids.size(1) - 1), device=ids.device, dtype=torch.long)
+
+    def __call__(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
+        ids = batch["input_ids"]
+        x, y = ids[:, :-1], ids[:, 1:]
+        if self.cfg.chunk_size:
+            nll, z = self._chunked(model, x, y)
+        else:
+            logits = model(input_ids=x).logits
+            nll, z = token_loss_sums(logits, y, self.cfg.z_loss_weight)
+        loss = nll + self.cfg.z_loss_weight * z if self.cfg.z_loss_weight else nll
+        sums = {"nll": nll.detach()}
+        if self.cfg.z_loss_weight:
+            sums["z_loss"] = z.detach()
+        return ObjectiveOutput(loss_sum=loss, metric_sums=sums)
+
+    def _chunked(self, model, x, y):
+        """Hidden states once, then head + CE chunk by chunk (recomputed in backward)."""
+        hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
+        head = _logits_fn(model)
+        hidden = hidden.reshape(-1, hidden.size(-1))
+        targets = y.reshape(-1)
+        nll = hidden.new_zeros((), dtype=torch.float32)
+        z = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, hidden.size(0), self.cfg.chunk_size):
+            h = hidden[start:start + self.cfg.chunk_size]
+            t = targets[start:start + self.cfg.chunk_size]
+            chunk_nll, chunk_z = torch.utils.checkpoint.checkpoint(
+                _chunk_loss, head, h, t, self.cfg.z_loss_weight, use_reentrant=False)
+            nll = nll + chunk_nll
+            z = z + chunk_z
+        return nll, z
+
+
+def _chunk_loss(head, h, t, z_loss_weight):
+    return token_loss_sums(head(h), t, z_loss_weight)
+
+
+def _logits_fn(model: torch.nn.Module):
+    """The model's hidden→logits map (LM head plus softcap)."""
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    fn = getattr(inner, "logits_from_hidden", None)
+    if fn is None:
+        raise TypeError(f"objective.chunk_size needs a model with logits_from_hidden(); "
+                        f"{type(inner).__name__} has none")
+    return fn
+
+
+def register_all(register) -> None:
+    register("objective", "clm", CausalLMObjective, CLMConfig)

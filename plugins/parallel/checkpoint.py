@@ -1,0 +1,245 @@
+"""Checkpoint layouts shared by every strategy: a self-describing directory any strategy can load.
+
+A checkpoint directory holds
+
+- ``parallel.json`` — ``{"format", "strategy", "world_size", "mesh"}``: how it was written;
+- ``format = "torch"`` (single, ddp): ``state.pt`` with the full model and optimizer state, keyed
+  by parameter name, written by the main rank;
+- ``format = "dcp"`` (fsdp, tp, dp×tp): a ``torch.distributed.checkpoint`` directory in which every
+  rank wrote its own shards (D-16: all shards, the optimizer state of every shard — D-16b — and the
+  fp32 master weights), plus ``.metadata`` with the global shapes, so it reshards on load;
+- ``extras.pt`` — the plain extras (step, schedule, data position, RNG…) from the main rank.
+
+Loading goes through ``torch.distributed.checkpoint.state_dict.set_state_dict``, which
+distributes full tensors into whatever layout the model now has (FSDP shards, TP shards, plain),
+and DCP loads read exactly the slices the current layout needs — so a checkpoint saved at one
+world size or strategy resumes at another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
+from torch.distributed.tensor import DTensor
+
+from argonne_kit.errors import CheckpointError
+
+LAYOUT_FILE = "parallel.json"
+TORCH_STATE_FILE = "state.pt"
+EXTRAS_FILE = "extras.pt"
+DCP_METADATA_FILE = ".metadata"
+#: Keys of a strategy's ``state_dicts`` output; everything else in ``state`` is an extra.
+MODEL_KEY, OPTIM_KEY = "model", "optim"
+FORMATS = ("torch", "dcp")
+
+
+def is_distributed_model(model: torch.nn.Module) -> bool:
+    """True when some parameter is a DTensor (FSDP2 or tensor parallel)."""
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def native_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    """Model (and optimizer) state keyed by parameter name, in the model's own layout: plain
+    tensors for replicated models, DTensor shards for FSDP/TP. Optimizer state is keyed by
+    parameter name too, so it survives a change of layout."""
+    if optimizer is None:
+        return {MODEL_KEY: get_model_state_dict(model)}
+    msd, osd = get_state_dict(model, optimizer)
+    return {MODEL_KEY: msd, OPTIM_KEY: osd}
+
+
+def _split(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    tensors = {k: v for k, v in state.items() if k in (MODEL_KEY, OPTIM_KEY)}
+    if MODEL_KEY not in tensors:
+        raise CheckpointError("parallel: the state to save has no 'model' entry (use strategy.state_dicts)")
+    extras = {k: v for k, v in state.items() if k not in tensors}
+    return tensors, extras
+
+
+def _is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+def write_layout(path: str, fmt: str, strategy: str, mesh: dict[str, int]) -> None:
+    """Write ``parallel.json`` (main rank only; callers barrier afterwards)."""
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    layout = {"format": fmt, "strategy": strategy, "world_size": world, "mesh": mesh}
+    with open(os.path.join(path, LAYOUT_FILE), "w") as f:
+        json.dump(layout, f, indent=2)
+        f.write("\n")
+
+
+def read_layout(path: str) -> dict[str, Any]:
+    """The checkpoint's ``parallel.json``; a :class:`CheckpointError` naming the file when it is
+    missing or malformed."""
+    file = os.path.join(path, LAYOUT_FILE)
+    try:
+        with open(file) as f:
+            layout = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing; {path} is not a checkpoint written by argonne_kit") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{file}: unreadable ({exc})") from None
+    if layout.get("format") not in FORMATS:
+        raise CheckpointError(f"{file}: format {layout.get('format')!r} is not one of {', '.join(FORMATS)}")
+    return layout
+
+
+def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dict[str, int]) -> None:
+    """Write ``state`` (from ``native_state`` plus extras) under ``path`` in format ``fmt``.
+    Collective: every rank calls it; it returns when the checkpoint is complete on disk."""
+    tensors, extras = _split(state)
+    if _is_main():
+        os.makedirs(path, exist_ok=True)
+    _barrier()
+    if fmt == "torch":
+        if _is_main():
+            torch.save(_to_cpu(tensors), os.path.join(path, TORCH_STATE_FILE))
+    else:
+        dcp.save(tensors, checkpoint_id=path)
+    if _is_main():
+        torch.save(extras, os.path.join(path, EXTRAS_FILE))
+        write_layout(path, fmt, strategy, mesh)
+    _barrier()
+
+
+def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: str) -> dict[str, Any]:
+    """Load a checkpoint of either format into ``model``/``optimizer`` in their current layout
+    and return the extras. Collective when a process group exists."""
+    layout = read_layout(path)
+    verify(path, layout)
+    if layout["format"] == "torch":
+        blob = torch.load(os.path.join(path, TORCH_STATE_FILE), map_location="cpu", mmap=True,
+                          weights_only=True)
+        _apply(model, optimizer, blob, path, full=True)
+    else:
+        target = native_state(model, optimizer)
+        if optimizer is not None and not _has_optimizer(path):
+            raise CheckpointError(f"{path}: holds no optimizer state, but one was asked for")
+        dcp.load(target, checkpoint_id=path)
+        _apply(model, optimizer, target, path, full=False)
+    return torch.load(os.path.join(path, EXTRAS_FILE), map_location="cpu", weights_only=False)
+
+
+def _apply(model, optimizer, blob: dict[str, Any], path: str, *, full: bool) -> None:
+    if optimizer is not None and OPTIM_KEY not in blob:
+        raise CheckpointError(f"{path}: holds no optimizer state, but one was asked for")
+    # A full (unsharded) state dict is distributed into DTensor parameters by set_state_dict;
+    # for a plain model the full dict already is its native form.
+    options = StateDictOptions(full_state_dict=full and is_distributed_model(model), strict=True)
+    try:
+        if optimizer is None:
+            set_model_state_dict(model, blob[MODEL_KEY], options=options)
+        else:
+            set_state_dict(model, optimizer, model_state_dict=blob[MODEL_KEY],
+                           optim_state_dict=blob[OPTIM_KEY], options=options)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: does not fit this model: {exc}") from exc
+
+
+def _has_optimizer(path: str) -> bool:
+    metadata = dcp.FileSystemReader(path).read_metadata()
+    return any(key.startswith(OPTIM_KEY + ".") for key in metadata.state_dict_metadata)
+
+
+def verify(path: str, layout: dict[str, Any] | None = None) -> None:
+    """Read back the checkpoint's index: the layout file, the extras, and either ``state.pt``
+    (opened, keys checked) or the DCP metadata with every shard file it references present and
+    large enough. Raises :class:`CheckpointError` naming the missing/short file."""
+    layout = layout or read_layout(path)
+    extras = os.path.join(path, EXTRAS_FILE)
+    if not os.path.isfile(extras):
+        raise CheckpointError(f"{extras}: missing")
+    if layout["format"] == "torch":
+        file = os.path.join(path, TORCH_STATE_FILE)
+        try:
+            blob = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
+        except Exception as exc:  # a truncated or corrupt file: name it
+            raise CheckpointError(f"{file}: unreadable ({exc})") from exc
+        if MODEL_KEY not in blob or not blob[MODEL_KEY]:
+            raise CheckpointError(f"{file}: holds no model state")
+        return
+    try:
+        metadata = dcp.FileSystemReader(path).read_metadata()
+    except Exception as exc:
+        raise CheckpointError(f"{os.path.join(path, DCP_METADATA_FILE)}: unreadable ({exc})") from exc
+    needed: dict[str, int] = {}
+    for info in metadata.storage_data.values():
+        name = info.relative_path
+        needed[name] = max(needed.get(name, 0), info.offset + info.length)
+    for name, size in needed.items():
+        file = os.path.join(path, name)
+        actual = os.path.getsize(file) if os.path.isfile(file) else -1
+        if actual < size:
+            state = "missing" if actual < 0 else f"truncated ({actual} < {size} bytes)"
+            raise CheckpointError(f"{file}: shard {state}")
+
+
+def tied_aliases(model: torch.nn.Module) -> dict[str, str]:
+    """Parameter names that share storage with an earlier name (the tied LM head → embedding)."""
+    first: dict[int, str] = {}
+    aliases: dict[str, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first:
+            aliases[name] = first[id(param)]
+        else:
+            first[id(param)] = name
+    return aliases
+
+
+def full_model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The full, unsharded model state on the main rank's CPU (empty on other ranks); tied names
+    (P9: ``lm_head.weight``) are aliases of the same tensor, as in the unsharded model.
+    Collective for sharded models: every rank calls it."""
+    if is_distributed_model(model):
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        state = get_model_state_dict(model, options=options)
+    else:
+        state = get_model_state_dict(model) if _is_main() else {}
+        state = {k: v.detach().cpu() for k, v in state.items()}
+    if not _is_main():
+        return {}
+    for alias, source in tied_aliases(model).items():
+        alias_key = _strip_wrappers(alias)
+        source_key = _strip_wrappers(source)
+        if source_key in state:
+            state[alias_key] = state[source_key]
+    return state
+
+
+def _strip_wrappers(name: str) -> str:
+    """Drop the DDP / torch.compile wrapper prefixes that state-dict helpers also drop."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in ("module.", "_orig_mod."):
+            if name.startswith(prefix):
+                name, changed = name[len(prefix):], True
+    return name

@@ -1,0 +1,93 @@
+"""``fsdp``: fully sharded data parallel (FSDP2 ``fully_shard``), one unit per block plus the root.
+
+The root unit holds the embedding, final norm and LM head, so the tied embedding/head weight is
+one sharded parameter and stays tied (environment.md §2.2). Gradients are reduce-scattered as a
+**sum** (divide factor 1, see the parallel contract). Checkpoints are DCP directories written by
+every rank: they reshard on load to any world size or layout (spec §3.4, D-16).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+import attrs
+import torch
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+from argonne_kit.contracts.parallel import WrapOptions
+
+from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, _positive
+from .transforms import find_blocks
+
+REDUCE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@attrs.define(kw_only=True)
+class FSDPConfig:
+    """Parameters, gradients and optimizer state sharded over all ranks (FSDP2)."""
+
+    backend: Backend = "auto"
+    """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
+    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=_positive)
+    """Collective timeout in seconds: a dead or hung rank makes the others fail after this long."""
+    reshard_after_forward: bool = True
+    """Free the gathered parameters after each block's forward and gather them again in backward
+    (FULL_SHARD); false keeps them until backward (SHARD_GRAD_OP, the original's default: more
+    memory, less communication)."""
+    reduce_dtype: Literal["fp32", "bf16"] = "fp32"
+    """Dtype of the gradient reduce-scatter when parameters are cast for compute
+    (``train.precision`` bf16/fp16 with ``mixed_precision``)."""
+    mixed_precision: bool = False
+    """Gather parameters in the compute dtype (``train.precision``) instead of casting inside
+    autocast; master weights and optimizer state stay fp32."""
+
+
+def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapOptions) -> None:
+    """``fully_shard`` each block, then the root, over ``mesh`` (in place); gradients summed.
+    ``config`` has the sharding fields of :class:`FSDPConfig` (``tp`` shares them)."""
+    policy = MixedPrecisionPolicy()
+    if config.mixed_precision and options.param_dtype is not None:
+        policy = MixedPrecisionPolicy(param_dtype=options.param_dtype,
+                                      reduce_dtype=REDUCE_DTYPES[config.reduce_dtype])
+    for block in find_blocks(model):
+        fully_shard(block, mesh=mesh, reshard_after_forward=config.reshard_after_forward,
+                    mp_policy=policy)
+    # The root's parameters are used first in backward (head) and last (embedding): keeping them
+    # gathered after forward saves one all-gather per step.
+    fully_shard(model, mesh=mesh, reshard_after_forward=False, mp_policy=policy)
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            # A plain SUM (factor 1 with sum-only collectives): the default is AVG, and a custom
+            # factor alone becomes PREMUL_SUM, which gloo does not implement.
+            module.set_gradient_divide_factor(1.0)
+            module.set_force_sum_reduction_for_comms(True)
+
+
+@contextlib.contextmanager
+def fsdp_no_sync(model: FSDPModule):
+    """Accumulate unsharded gradients locally; the reduce-scatter happens on the last micro-step."""
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
+class FSDPStrategy(DistributedStrategy):
+    """FSDP2 over a 1-D mesh of all ranks."""
+
+    name = "fsdp"
+    checkpoint_format = "dcp"
+
+    def setup_mesh(self) -> None:
+        super().setup_mesh()
+        self.mesh = init_device_mesh(self.device.type, (self.world_size,), mesh_dim_names=("dp",))
+
+    def apply_data_parallel(self, model: torch.nn.Module, options: WrapOptions) -> torch.nn.Module:
+        shard_model(model, self.mesh, self.config, options)
+        return model
+
+    def no_sync(self, model: torch.nn.Module):
+        return fsdp_no_sync(model)

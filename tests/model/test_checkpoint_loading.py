@@ -1,0 +1,75 @@
+"""Original ``.pt`` training checkpoints: prefixes, FP8-padded vocabulary, loud key errors (D-22)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model_fixtures import VOCAB
+from argonne_kit.errors import CheckpointError
+from argonne_kit.model import load_original_checkpoint
+
+IDS = torch.randint(0, VOCAB, (1, 10), generator=torch.Generator().manual_seed(6))
+
+
+def _pretrain_checkpoint(model, prefix="module._orig_mod.", pad_rows=0):
+    """What pretrain.py wrote: model_state_dict (tied lm_head included) plus training state."""
+    state = {}
+    for key, value in model.state_dict().items():
+        if key in model.embedding_keys and pad_rows:
+            value = torch.cat([value, torch.randn(pad_rows, value.shape[1])])
+        state[prefix + key] = value.clone()
+    if pad_rows and model.config.tie_word_embeddings:
+        state[prefix + "lm_head.weight"] = state[prefix + "embed_tokens.weight"]
+    return {"global_step": 7, "tokens_processed": 1234, "model_state_dict": state,
+            "optimizer_state_dict": {"state": {}, "param_groups": []}}
+
+
+def test_pt_checkpoint_with_prefixes_and_padded_vocab(make_model, tmp_path):
+    source = make_model(seed=1)
+    path = tmp_path / "checkpoint_step_7.pt"
+    torch.save(_pretrain_checkpoint(source, pad_rows=11), path)   # 97 → 108 rows
+    target = make_model(seed=2)
+    report = load_original_checkpoint(path, target)
+    assert set(report["resized"]) == {"embed_tokens.weight", "lm_head.weight"}
+    assert target.lm_head.weight is target.embed_tokens.weight
+    with torch.no_grad():
+        assert torch.equal(target(IDS).logits, source(IDS).logits)
+
+
+def test_padded_model_keeps_its_extra_rows(make_model):
+    source = make_model(seed=1)
+    target = make_model(seed=2, vocab_size=VOCAB + 31)
+    extra = target.embed_tokens.weight[VOCAB:].clone()
+    load_original_checkpoint({"model_state_dict": source.state_dict()}, target)
+    assert torch.equal(target.embed_tokens.weight[:VOCAB], source.embed_tokens.weight)
+    assert torch.equal(target.embed_tokens.weight[VOCAB:], extra)
+
+
+def test_v1_state_dict_with_mask_buffers(make_v1_model):
+    source, target = make_v1_model(seed=1), make_v1_model(seed=2)
+    load_original_checkpoint({"module." + k: v for k, v in source.state_dict().items()}, target)
+    with torch.no_grad():
+        assert torch.equal(target(IDS).logits, source(IDS).logits)
+
+
+def test_missing_and_unexpected_keys_are_named(make_model):
+    state = dict(make_model().state_dict())
+    del state["blocks.1.attn.k_norm.weight"]
+    state["blocks.0.attn.rotary.weight"] = torch.zeros(3)
+    with pytest.raises(CheckpointError) as err:
+        load_original_checkpoint(state, make_model())
+    assert "blocks.1.attn.k_norm.weight" in str(err.value) and "blocks.0.attn.rotary.weight" in str(err.value)
+
+
+def test_wrong_shape_and_untied_head_are_refused(make_model, tmp_path):
+    state = dict(make_model().state_dict())
+    state["blocks.0.mlp.up_proj.weight"] = torch.zeros(5, 64)
+    with pytest.raises(CheckpointError, match=r"blocks.0.mlp.up_proj.weight has shape \(5, 64\)"):
+        load_original_checkpoint(state, make_model())
+    state = {k: v.clone() for k, v in make_model().state_dict().items()}
+    state["lm_head.weight"] += 1
+    with pytest.raises(CheckpointError, match="tie_word_embeddings=false"):
+        load_original_checkpoint(state, make_model())
+    with pytest.raises(CheckpointError, match="not found"):
+        load_original_checkpoint(tmp_path / "nope.pt", make_model())

@@ -1,0 +1,181 @@
+"""SFT → DPO through `argonne-kit run` and run directories, with exact resume mid-SFT and mid-DPO
+(the embedded chat and preference samples and tokenizer; a tiny fp32 model on CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from argonne_kit.cli import main
+
+pytestmark = pytest.mark.slow
+
+MODEL = """
+[model]
+kind = "argonne2"
+hidden_size = 64
+num_hidden_layers = 2
+num_attention_heads = 4
+num_key_value_heads = 2
+intermediate_size = 128
+max_position_embeddings = 128
+"""
+
+COMMON = """
+[optim]
+lr = 3e-3
+weight_decay = 0.01
+[schedule]
+kind = "cosine"
+warmup_steps = 1
+[checkpoint]
+interval_steps = 3
+keep_last = 5
+[sample]
+enabled = false
+[logging]
+progress = "plain"
+"""
+
+
+def write(path: Path, body: str) -> Path:
+    path.write_text(MODEL + COMMON + body)
+    return path
+
+
+def sft_recipe(tmp: Path, run_dir: Path, seed: int = 7) -> Path:
+    return write(tmp / f"sft_{run_dir.name}.toml", f"""
+[data]
+kind = "ultrachat"
+pad_to = "longest"
+[objective]
+kind = "sft"
+[train]
+seq_len = 96
+micro_batch_size = 4
+max_steps = 6
+precision = "fp32"
+device = "cpu"
+seed = {seed}
+log_every = 1
+[run]
+dir = "{run_dir.as_posix()}"
+""")
+
+
+def dpo_recipe(tmp: Path, run_dir: Path, init_from: Path) -> Path:
+    return write(tmp / f"dpo_{run_dir.name}.toml", f"""
+[data]
+kind = "preference"
+pad_to = "longest"
+[objective]
+kind = "dpo"
+beta = 0.5
+label_smoothing = 0.05
+score = "avg"
+chosen_sft_weight = 0.05
+[train]
+seq_len = 96
+micro_batch_size = 4
+max_steps = 6
+precision = "fp32"
+device = "cpu"
+seed = 7
+log_every = 1
+[init]
+from = "{init_from.as_posix()}"
+[run]
+dir = "{run_dir.as_posix()}"
+""")
+
+
+def records(run_dir: Path) -> dict[int, dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows if "loss" in r}
+
+
+def checkpoint_weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / f"step_{step:08d}" / "state.pt", map_location="cpu",
+                      weights_only=True)["model"]
+
+
+def resume_copy(full: Path, step: int, resumed: Path) -> None:
+    (resumed / "checkpoints").mkdir(parents=True)
+    name = f"step_{step:08d}"
+    shutil.copytree(full / "checkpoints" / name, resumed / "checkpoints" / name)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """SFT (6 steps) then DPO (6 steps) chained through the SFT run directory."""
+    tmp = tmp_path_factory.mktemp("chat_chain")
+    sft_dir, dpo_dir = tmp / "sft", tmp / "dpo"
+    assert main(["run", str(sft_recipe(tmp, sft_dir))]) == 0
+    assert main(["run", str(dpo_recipe(tmp, dpo_dir, sft_dir))]) == 0
+    return tmp, sft_dir, dpo_dir
+
+
+def test_sft_then_dpo_through_run_directories(chain):
+    _tmp, sft_dir, dpo_dir = chain
+    sft, dpo = records(sft_dir), records(dpo_dir)
+    assert sorted(sft) == [1, 2, 3, 4, 5, 6]
+    assert sft[6]["loss"] < sft[1]["loss"]
+    assert 0 < sft[1]["supervised_tokens"] and sft[1]["nll"] == pytest.approx(sft[1]["loss"], rel=1e-6)
+    # DPO continues the cumulative step count of the SFT run it starts from (D-12 counters)
+    assert min(dpo) == 7 and len(dpo) == 6
+    first = dpo[min(dpo)]
+    # step 1: the policy IS the reference (the SFT weights), so every margin is 0 and the
+    # label-smoothed sigmoid loss is exactly ln 2 — a wrong reference would show here
+    assert first["dpo_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert first["reward_margin"] == pytest.approx(0.0, abs=1e-6)
+    last = dpo[max(dpo)]
+    assert last["reward_margin"] > 0 and last["dpo_loss"] < math.log(2)
+    for key in ("rewards_chosen", "rewards_rejected", "reward_accuracy", "chosen_nll", "chosen_tokens"):
+        assert key in last
+    # every stage embeds its resolved recipe and exports a chat-capable model
+    resolved = (dpo_dir / "resolved_recipe.toml").read_text()
+    assert 'kind = "dpo"' in resolved and str(sft_dir.as_posix()) in resolved
+    assert (dpo_dir / "final_model" / "config.json").is_file()
+
+
+def test_resume_mid_sft_is_exact(chain):
+    tmp, sft_dir, _ = chain
+    resumed = tmp / "sft_resumed"
+    resume_copy(sft_dir, 3, resumed)
+    assert main(["run", str(sft_recipe(tmp, resumed))]) == 0
+    full, again = records(sft_dir), records(resumed)
+    assert sorted(again) == [4, 5, 6]
+    assert all(full[s]["loss"] == again[s]["loss"] for s in again)
+    a, b = checkpoint_weights(sft_dir, 6), checkpoint_weights(resumed, 6)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_mid_dpo_is_exact(chain):
+    tmp, sft_dir, dpo_dir = chain
+    resumed = tmp / "dpo_resumed"
+    resume_copy(dpo_dir, 9, resumed)
+    assert main(["run", str(dpo_recipe(tmp, resumed, sft_dir))]) == 0
+    full, again = records(dpo_dir), records(resumed)
+    assert sorted(again) == [10, 11, 12]
+    for step in again:
+        for key in ("loss", "dpo_loss", "reward_margin"):
+            assert full[step][key] == again[step][key], (step, key)
+    a, b = checkpoint_weights(dpo_dir, 12), checkpoint_weights(resumed, 12)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_seed_reaches_the_data_order(chain, tmp_path):
+    """D-7: another seed gives another SFT trajectory (data order and init), the same seed the
+    same one (the chain's run is the reference)."""
+    tmp, sft_dir, _ = chain
+    same, other = tmp_path / "same", tmp_path / "other"
+    assert main(["run", str(sft_recipe(tmp_path, same)), "train.max_steps=3"]) == 0
+    assert main(["run", str(sft_recipe(tmp_path, other, seed=8)), "train.max_steps=3"]) == 0
+    first = records(sft_dir)[1]["loss"]
+    assert records(same)[1]["loss"] == first
+    assert records(other)[1]["loss"] != first

@@ -1,0 +1,93 @@
+"""One optimizer step: global-unit loss normalisation across micro-batches, refusals at resolve."""
+
+import attrs
+import pytest
+import torch
+
+from argonne_kit.cli import main
+from argonne_kit.errors import RecipeError
+from argonne_kit.model import build_model
+from argonne_kit.recipe.api import resolve_recipe
+from argonne_kit.registry import get_registry
+from argonne_kit.train.checkpoint import CheckpointManager
+from argonne_kit.train.metrics import Progress
+from argonne_kit.train.state import Counters
+from argonne_kit.train.stop import StopConditions
+from argonne_kit.train.trainer import LoopSettings, Trainer
+from train_fixtures import ProbeConfig, ProbeObjective, write_recipe
+
+
+def one_step(tmp_path, micro_batches, objective):
+    """Weights after one SGD step (lr 1, no clipping) on ``micro_batches`` as one accumulation."""
+    resolved = resolve_recipe(write_recipe(tmp_path))
+    strategy = get_registry().get("parallel", "single").factory(resolved.recipe.parallel.config)
+    strategy.setup(device="cpu")
+    torch.manual_seed(0)
+    model = build_model(resolved.recipe.model, resolved.derived, vocab_size=200)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    schedule = get_registry().get("schedule", "constant").factory(
+        get_registry().get("schedule", "constant").config_cls())
+    settings = LoopSettings(total_steps=1, grad_accum_steps=len(micro_batches), tokens_per_step=0, peak_lr=1.0,
+                            grad_clip=None, precision="fp32", log_every=1, val_every=None, val_batches=1,
+                            interval_steps=None, interval_s=None, recipe_toml="")
+    trainer = Trainer(settings=settings, strategy=strategy, model=model, optimizer=optimizer, objective=objective,
+                      schedule=schedule, data=None, val_data=None,
+                      checkpoints=CheckpointManager(tmp_path, strategy), counters=Counters(),
+                      stop=StopConditions(resolved.recipe.run, 0.0), metrics=None,
+                      progress=Progress("plain", 1, 0, enabled=False), log=print)
+    stats = trainer.step(iter(micro_batches))
+    return stats, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_loss_is_normalised_over_all_tokens_of_the_step_not_per_micro_batch(tmp_path):
+    """Two micro-batches with 3 and 32 supervised tokens give exactly the loss and the update
+    of the same rows as one batch (a mean of per-micro-batch means would not)."""
+    g = torch.Generator().manual_seed(1)
+    rows = torch.randint(3, 200, (2, 33), generator=g)
+    objective = ProbeObjective(ProbeConfig(mask_first=29))  # row 0 keeps 3 of its 32 targets
+    a = {"input_ids": rows[:1]}
+    b = {"input_ids": rows[1:]}
+    split_stats, split_weights = one_step(tmp_path, [a, b], objective)
+    # the same supervised tokens in one micro-batch: mask row 0 the same way
+    joint_stats, joint_weights = one_step(tmp_path, [{"input_ids": rows}], objective)
+    assert split_stats["units"] == joint_stats["units"] == 3 + 32
+    assert split_stats["loss"] == pytest.approx(joint_stats["loss"], rel=1e-6)
+    for key in joint_weights:
+        torch.testing.assert_close(split_weights[key], joint_weights[key], rtol=1e-5, atol=1e-6)
+
+
+def test_batch_math_refusal_prints_requested_and_possible(tmp_path, capsys):
+    recipe = write_recipe(tmp_path, "[train]\nseq_len = 32\nmicro_batch_size = 4\ntotal_batch_tokens = 300\n"
+                                    "max_steps = 4\nprecision = \"fp32\"\ndevice = \"cpu\"\n")
+    assert main(["run", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "train.total_batch_tokens: requested 300 tokens" in err
+    assert "256 and 384" in err
+
+
+def test_decay_schedule_that_never_decays_is_refused_at_resolve(tmp_path):
+    """D-2/D-3: warmup covering the whole phase means min_lr_ratio is dead."""
+    recipe = write_recipe(tmp_path, '[schedule]\nkind = "wsd"\nwarmup_steps = 20\ncooldown_frac = 0.2\n')
+    with pytest.raises(RecipeError, match="never decays"):
+        resolve_recipe(recipe)
+    allowed = write_recipe(tmp_path, '[schedule]\nkind = "wsd"\nwarmup_steps = 20\ncooldown_frac = 0.2\n'
+                                     "allow_no_decay = true\n", name="allowed.toml")
+    resolved = resolve_recipe(allowed)
+    assert resolved.derived["train"]["total_steps"] == 8
+
+
+def test_decay_refusal_when_the_length_comes_from_the_data(tmp_path, capsys):
+    """Without max_steps the phase length is known only at run time: the run refuses there."""
+    recipe = write_recipe(tmp_path, "[train]\nseq_len = 32\nmicro_batch_size = 4\nprecision = \"fp32\"\n"
+                                    "device = \"cpu\"\n"
+                                    '[schedule]\nkind = "cosine"\nwarmup_steps = 100000\n')
+    assert main(["run", str(recipe)]) == 2
+    assert "never decays" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_resolve_prints_lr_landmarks(tmp_path):
+    resolved = resolve_recipe(write_recipe(tmp_path))
+    note = next(n for n in resolved.notes if n.startswith("LR"))
+    assert "first step 0: 1.500e-03" in note and "last step 7: 3.000e-04" in note
+    assert attrs.has(type(resolved.recipe.schedule.config))
