@@ -5,9 +5,10 @@ wraps/shards the model in one fixed order (tensor parallel → activation checkp
 FSDP/DDP), provides no-sync for gradient accumulation, global grad-norm clipping, reductions, and a
 checkpoint save/load that round-trips every shard (D-16) and can reshard across world sizes.
 
-Gradient synchronisation **sums** over data-parallel ranks (it does not average): the trainer
-divides each micro-batch's ``loss_sum`` by the global unit count (see the objective contract), so
-the summed gradient is exactly the gradient of the global-batch mean.
+Gradient synchronisation **averages** over the ``dp_world`` data-parallel ranks (PyTorch's DDP/FSDP
+default): the trainer scales each micro-batch's ``loss_sum`` by ``dp_world / global units`` (see the
+objective contract), so the averaged gradient is exactly the gradient of the global-batch mean.
+Tensor-parallel ranks of one data-parallel group compute one model together and are not averaged.
 """
 
 from __future__ import annotations

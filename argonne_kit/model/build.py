@@ -1,7 +1,8 @@
 """Recipe ``[model]`` section → Hugging Face config and model.
 
 The trainer calls :func:`build_model` with the resolved recipe's model section, the derived
-values of the resolve step (``resolved.derived["model"]``) and the tokenizer's length.
+values of the resolve step (``resolved.derived`` or its ``"model"`` part) and the tokenizer's
+length.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def _vocab_size(section_vocab: int | None, tokenizer_vocab: int | None) -> int:
 
 
 def _check_derived(config: ArgonneConfig, derived: dict) -> None:
-    """The resolve step and the model must agree on every derived shape."""
+    """The resolve step and the model must agree on every derived shape. ``derived`` is
+    ``resolved.derived["model"]`` or the whole ``resolved.derived``."""
+    derived = derived.get("model", derived)
     windows = [w or 0 for w in config.layer_windows()]
     ours = {"head_dim": config.head_dim, "num_key_value_heads": config.num_key_value_heads,
             "intermediate_size": config.intermediate_size, "layer_windows": windows}

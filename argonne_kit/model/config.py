@@ -88,6 +88,9 @@ class ArgonneConfig(PreTrainedConfig):
     interleaved_local_attention: bool = True
     local_attention_window: int | None = 256
     logit_softcap: float | None = 15.0
+    swiglu_clamp: float | None = 65504.0
+    """Clamp of the MLP gate/up projections to ±value before SwiGLU (the original's fp16 guard,
+    always on in the original model); None or 0 = off (as in Qwen3 and Llama)."""
     loss_chunk_size: int = 0
     tie_word_embeddings: bool = True
     attention_bias: bool = False

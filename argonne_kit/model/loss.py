@@ -7,7 +7,10 @@ aligned with ``input_ids`` (usually the same tensor, ``-100`` = ignored) and are
 "double shift" defect (D-13). The kit's objectives own shifting: they call the model without
 labels and score the logits (or hidden states) themselves.
 
-API
+API (objectives may use the model-side half without importing this module):
+- ``model(input_ids, output_hidden_states=True, return_logits=False).hidden_states[-1]`` — the
+  final-norm hidden states ``[B, T, d]`` without running the LM head;
+- ``model.logits_from_hidden(hidden)`` — tied LM head then softcap, for any row chunk;
 - :func:`causal_lm_loss` ``(logits, labels, …)`` — mean next-token CE over supervised tokens,
   plus the optional z-loss and shifted-logit "MTP" terms of spec §2.4.
 - :func:`lm_loss_sums` ``(hidden, logits_fn, targets, chunk_size, with_z)`` — CE sum, z sum

@@ -12,6 +12,7 @@ One block (spec §1.5), with the 3.0+ extras switched by the config:
     x = x + a
     n = post_norm(x)
     m = Wd·(silu(clamp(Wg·n)) ⊙ clamp(Wu·n))          gate/up clamped to ±65504 as in the original
+                                                       (swiglu_clamp; 0 turns it off)
     m = mlp_out_norm(m)              (sandwich_norm)
     x = x + m
     logits = softcap·tanh(lm_head(norm(x))/softcap)    tied head; softcap 15 from 3.0 on
@@ -36,10 +37,7 @@ from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, bu
 from argonne_kit.model.config import ArgonneConfig
 from argonne_kit.model.loss import causal_lm_loss, chunked_causal_lm_loss
 from argonne_kit.model.rope import RotaryEmbedding, apply_rotary
-
-#: fp16's largest finite value; the original clamped the MLP gate/up activations to it.
-FP16_MAX = 65504.0
-
+from argonne_kit.model.swiglu import swiglu
 
 class RMSNorm(nn.Module):
     """RMSNorm, normalised in fp32 and returned as ``weight · x̂`` (so fp32 weights promote a
@@ -105,11 +103,10 @@ class ArgonneMLP(nn.Module):
         self.up_proj = nn.Linear(d, width, bias=bias)
         self.down_proj = nn.Linear(width, d, bias=bias)
         self.down_proj.residual_projection = True
+        self.clamp = config.swiglu_clamp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.gate_proj(x).clamp(-FP16_MAX, FP16_MAX)
-        up = self.up_proj(x).clamp(-FP16_MAX, FP16_MAX)
-        return self.down_proj(nn.functional.silu(gate) * up)
+        return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x), self.clamp))
 
 
 class ArgonneBlock(GradientCheckpointingLayer):

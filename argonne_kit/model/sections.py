@@ -49,6 +49,9 @@ class Argonne2ModelConfig:
     """Window w (query i sees keys i-w…i) for the local blocks; None or ≤0 = no window."""
     logit_softcap: float = 15.0
     """Final logits ← c·tanh(logits/c); 0 = off (2.x)."""
+    swiglu_clamp: float = 65504.0
+    """Clamp the MLP gate/up projections to ±value before SwiGLU, as every original argonne2
+    model did (an fp16 overflow guard); 0 = off."""
     tie_word_embeddings: bool = True
     """Share the embedding matrix with the LM head."""
     z_loss_weight: float = 0.0

@@ -46,9 +46,14 @@ def resolve_model(resolved: ResolvedRecipe) -> None:
 
 @resolver
 def resolve_batch(resolved: ResolvedRecipe) -> None:
-    """Gradient accumulation from the token batch (for ``run.nproc`` data-parallel ranks, or 1)."""
+    """Gradient accumulation from the token batch (for the data-parallel ranks among
+    ``run.nproc`` processes, or 1). A parallel config whose ranks are not all data-parallel (tensor
+    parallel) says how many are with ``data_parallel_world(nproc)``."""
     train = resolved.recipe.train
     dp_world = resolved.recipe.run.nproc or 1
+    data_parallel_world = getattr(resolved.recipe.parallel.config, "data_parallel_world", None)
+    if data_parallel_world is not None:
+        dp_world = data_parallel_world(dp_world)
     out = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, dp_world)
     out["dp_world_assumed"] = dp_world
     resolved.derived["train"] = out
@@ -99,3 +104,20 @@ def resolve_schedule(resolved: ResolvedRecipe) -> None:
         {f"step_{name}": step for name, step, _lr in marks}
     resolved.notes.append(f"LR ({section.kind}, {total:,} steps): " + ", ".join(
         f"{name} step {step}: {lr:.3e}" for name, step, lr in marks))
+
+
+@resolver
+def check_attention_windows(resolved: ResolvedRecipe) -> None:
+    """A window configured in the model must be honoured by the chosen backend, or the recipe is
+    refused here rather than at run start (D-4). ``auto`` picks a capable backend per layer."""
+    from argonne_kit.registry import get_registry
+
+    section = resolved.recipe.attention
+    windows = [w for w in resolved.derived.get("model", {}).get("layer_windows", []) if w]
+    if section.kind == "auto" or not windows:
+        return
+    backend = get_registry().get("attention", section.kind).factory(section.config)
+    if not backend.capabilities.window:
+        raise RecipeError(f"attention.kind: backend {section.kind!r} has no sliding-window support, but "
+                          f"model.local_attention_window = {windows[0]} is set on {len(windows)} layers; "
+                          f"choose a backend with windows (e.g. 'sdpa' or 'auto') or remove the window")

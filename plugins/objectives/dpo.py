@@ -214,6 +214,10 @@ class DPOObjective(Objective):
             logp_sum = torch.cat([batch[REF_FIELDS[half]] for half in HALVES]).to(counts.device, torch.float32)
             scores = apply_score(logp_sum, counts, self.config.score)
         else:
+            if self.config.precompute_reference:
+                raise PluginError("objective.precompute_reference = true, but the batch carries no "
+                                  "ref_chosen_logps/ref_rejected_logps: the trainer did not run "
+                                  "precompute_reference_scores (see the dpo module docstring)")
             if self.reference is None:
                 raise PluginError("dpo: no reference model attached and the batch has no precomputed "
                                   "ref_chosen_logps/ref_rejected_logps")

@@ -123,7 +123,7 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
         if _is_main():
             torch.save(_to_cpu(tensors), os.path.join(path, TORCH_STATE_FILE))
     else:
-        dcp.save(tensors, checkpoint_id=path)
+        dcp.save(tensors, checkpoint_id=path, no_dist=not dist.is_initialized())
     if _is_main():
         torch.save(extras, os.path.join(path, EXTRAS_FILE))
         write_layout(path, fmt, strategy, mesh)
@@ -143,7 +143,8 @@ def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: 
         target = native_state(model, optimizer)
         if optimizer is not None and not _has_optimizer(path):
             raise CheckpointError(f"{path}: holds no optimizer state, but one was asked for")
-        dcp.load(target, checkpoint_id=path)
+        # no process group (a plain single process) reads every shard itself
+        dcp.load(target, checkpoint_id=path, no_dist=not dist.is_initialized())
         _apply(model, optimizer, target, path, full=False)
     return torch.load(os.path.join(path, EXTRAS_FILE), map_location="cpu", weights_only=False)
 

@@ -1,16 +1,14 @@
 """``ddp``: data parallel with replicated weights (``DistributedDataParallel``).
 
-Gradients are **summed** over ranks by a communication hook (DDP's default averages): the trainer
-already divides each rank's loss by the global token count, so the sum is the global mean's
-gradient (see the parallel contract). The model is checkpointed as one full ``torch.save`` file by
-rank 0.
+Gradients are averaged over ranks (DDP's all-reduce; the trainer scales the loss by
+``dp_world``, see the parallel contract). The model is checkpointed as one full ``torch.save`` file
+by rank 0.
 """
 
 from __future__ import annotations
 
 import attrs
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from argonne_kit.contracts.parallel import WrapOptions
@@ -32,13 +30,6 @@ class DDPConfig:
     """Tolerate parameters that receive no gradient in a step (slower; off for language models)."""
 
 
-def allreduce_sum_hook(process_group, bucket):
-    """DDP communication hook: sum the bucket over ranks (no division by the world size)."""
-    group = process_group if process_group is not None else dist.group.WORLD
-    work = dist.all_reduce(bucket.buffer(), group=group, async_op=True)
-    return work.get_future().then(lambda fut: fut.value()[0])
-
-
 class DDPStrategy(DistributedStrategy):
     """One full replica per process; ``no_sync`` skips the all-reduce on accumulation steps."""
 
@@ -46,11 +37,9 @@ class DDPStrategy(DistributedStrategy):
 
     def apply_data_parallel(self, model: torch.nn.Module, options: WrapOptions) -> torch.nn.Module:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        wrapped = DistributedDataParallel(model, device_ids=device_ids,
-                                          bucket_cap_mb=self.config.bucket_cap_mb,
-                                          find_unused_parameters=self.config.find_unused_parameters)
-        wrapped.register_comm_hook(None, allreduce_sum_hook)
-        return wrapped
+        return DistributedDataParallel(model, device_ids=device_ids,
+                                       bucket_cap_mb=self.config.bucket_cap_mb,
+                                       find_unused_parameters=self.config.find_unused_parameters)
 
     def no_sync(self, model: torch.nn.Module):
         return model.no_sync()

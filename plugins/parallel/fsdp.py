@@ -1,8 +1,8 @@
 """``fsdp``: fully sharded data parallel (FSDP2 ``fully_shard``), one unit per block plus the root.
 
 The root unit holds the embedding, final norm and LM head, so the tied embedding/head weight is
-one sharded parameter and stays tied (environment.md §2.2). Gradients are reduce-scattered as a
-**sum** (divide factor 1, see the parallel contract). Checkpoints are DCP directories written by
+one sharded parameter and stays tied (environment.md §2.2). Gradients are reduce-scattered as an
+average over ranks (the parallel contract). Checkpoints are DCP directories written by
 every rank: they reshard on load to any world size or layout (spec §3.4, D-16).
 """
 
@@ -45,7 +45,7 @@ class FSDPConfig:
 
 
 def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapOptions) -> None:
-    """``fully_shard`` each block, then the root, over ``mesh`` (in place); gradients summed.
+    """``fully_shard`` each block, then the root, over ``mesh`` (in place).
     ``config`` has the sharding fields of :class:`FSDPConfig` (``tp`` shares them)."""
     policy = MixedPrecisionPolicy()
     if config.mixed_precision and options.param_dtype is not None:
@@ -57,12 +57,6 @@ def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapO
     # The root's parameters are used first in backward (head) and last (embedding): keeping them
     # gathered after forward saves one all-gather per step.
     fully_shard(model, mesh=mesh, reshard_after_forward=False, mp_policy=policy)
-    for module in model.modules():
-        if isinstance(module, FSDPModule):
-            # A plain SUM (factor 1 with sum-only collectives): the default is AVG, and a custom
-            # factor alone becomes PREMUL_SUM, which gloo does not implement.
-            module.set_gradient_divide_factor(1.0)
-            module.set_force_sum_reduction_for_comms(True)
 
 
 @contextlib.contextmanager

@@ -65,6 +65,10 @@ class TPConfig:
     """dp × tp: gather parameters in the compute dtype (``train.precision``); master weights
     and optimizer state stay fp32."""
 
+    def data_parallel_world(self, nproc: int) -> int:
+        """Data-parallel ranks among ``nproc`` processes (the core's batch math counts these)."""
+        return max(1, nproc // (self.degree or nproc))
+
     def resolve(self, resolved) -> None:
         degree = self.degree or resolved.recipe.run.nproc
         if degree is None:
@@ -78,20 +82,8 @@ class TPConfig:
                 raise RecipeError(f"parallel.degree: tensor-parallel degree {degree} does not divide "
                                   f"model.{what} ({value})")
         nproc = resolved.recipe.run.nproc
-        if nproc is not None:
-            if nproc % degree:
-                raise RecipeError(f"parallel.degree: {degree} does not divide run.nproc ({nproc})")
-            self._fix_batch_math(resolved, nproc // degree)
-
-    @staticmethod
-    def _fix_batch_math(resolved, dp_world: int) -> None:
-        """Gradient accumulation counts data-parallel ranks, which are nproc / degree here."""
-        from argonne_kit.recipe.resolvers import batch_math
-
-        train = resolved.recipe.train
-        out = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, dp_world)
-        out["dp_world_assumed"] = dp_world
-        resolved.derived["train"] = out
+        if nproc is not None and nproc % degree:
+            raise RecipeError(f"parallel.degree: {degree} does not divide run.nproc ({nproc})")
 
 
 def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
@@ -137,6 +129,20 @@ def block_plan(block: torch.nn.Module) -> dict:
     return plan
 
 
+#: Attention attributes that count heads; a model that reshapes with them (rather than
+#: ``view(B, T, -1, head_dim)``) must see the local counts under TP.
+HEAD_COUNT_ATTRIBUTES = ("num_heads", "num_kv_heads", "num_key_value_heads")
+
+
+def localise_head_counts(attn: torch.nn.Module, degree: int) -> None:
+    """Divide the attention module's head-count attributes by the degree (each rank computes
+    its own heads; the original's TP rewrote the same attributes, spec §4)."""
+    for name in HEAD_COUNT_ATTRIBUTES:
+        value = getattr(attn, name, None)
+        if isinstance(value, int):
+            setattr(attn, name, value // degree)
+
+
 class TPStrategy(DistributedStrategy):
     """Tensor parallel within rows of the mesh, FSDP2 across rows."""
 
@@ -166,6 +172,7 @@ class TPStrategy(DistributedStrategy):
         tp_mesh = self.mesh["tp"]
         for block in find_blocks(model):
             parallelize_module(block, tp_mesh, block_plan(block))
+            localise_head_counts(block.get_submodule("attn"), self.tp_degree)
 
     def apply_data_parallel(self, model: torch.nn.Module, options: WrapOptions) -> torch.nn.Module:
         if self.dp_world > 1:

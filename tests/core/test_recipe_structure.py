@@ -122,3 +122,31 @@ def test_every_config_field_is_documented_and_optional_fields_default_to_none(te
             assert field.name in documented, f"{cls.__name__}.{field.name} has no docstring"
             if type(None) in typing.get_args(hints[field.name]):
                 assert field.default is None, f"{cls.__name__}.{field.name} is optional but defaults to {field.default!r}"
+
+
+def test_window_needs_a_backend_that_has_windows(test_registry, recipe_dir, plugin_kit):
+    """D-4: a configured window is never silently dropped by a backend without windows."""
+    from argonne_kit.contracts.attention import AttentionBackend, Capabilities
+    from argonne_kit.registry import Distribution
+
+    class NoWindow(AttentionBackend):
+        name = "nowindow"
+        capabilities = Capabilities(window=False)
+
+        def forward(self, q, k, v, spec, key_padding_mask=None, segment_ids=None):
+            return q
+
+    import types
+
+    from argonne_kit.registry import hookimpl
+
+    @hookimpl
+    def argonne_kit_register_components(register):
+        register("attention", "nowindow", lambda cfg: NoWindow(), plugin_kit.EmptyConfig)
+
+    plugin = types.SimpleNamespace(argonne_kit_register_components=argonne_kit_register_components)
+    test_registry.register_plugin(plugin, "nowindow-plugin", Distribution("nw", "1"))
+    windowed = ["model.interleaved_local_attention=true", "model.local_attention_window=8"]
+    with pytest.raises(RecipeError, match=r"attention\.kind: backend 'nowindow' has no sliding-window support.*on 1 layers"):
+        resolve_recipe(recipe_dir / "a.toml", ["attention.kind=nowindow", *windowed])
+    assert resolve_recipe(recipe_dir / "a.toml", ["attention.kind=nowindow"]).recipe.attention.kind == "nowindow"

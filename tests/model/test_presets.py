@@ -81,3 +81,17 @@ def test_vocab_padding_and_tokenizer_length():
     assert model.config.vocab_size == 151_680
     # training-time count with the FP8 padding (spec §1.6)
     assert sum(p.numel() for p in model.parameters()) == 2_882_196_480
+
+
+def test_build_model_checks_tokenizer_length_and_derived_values():
+    from argonne_kit.errors import RecipeError
+
+    resolved = resolve_recipe(BASES / "argonne2_5.toml")
+    with torch.device("meta"):
+        with pytest.raises(RecipeError, match="model.vocab_size"):
+            build_model(resolved.recipe.model, resolved.derived, vocab_size=151_670)
+        bad = {"model": dict(resolved.derived["model"], intermediate_size=123)}
+        with pytest.raises(RecipeError, match="intermediate_size"):
+            build_model(resolved.recipe.model, bad)
+        model = build_model(resolved.recipe.model, resolved.derived, vocab_size=151_000, eos_token_id=7)
+    assert model.config.vocab_size == 151_669 and model.config.eos_token_id == 7

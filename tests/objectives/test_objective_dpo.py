@@ -184,6 +184,10 @@ def test_unscored_pair_is_a_clear_error():
 
 
 def test_missing_reference_is_a_clear_error():
+    precomputed = DPOObjective(DPOConfig(precompute_reference=True))
+    precomputed.attach_reference(tiny_qwen3(1))
+    with pytest.raises(PluginError, match="did not run precompute_reference_scores"):
+        precomputed(tiny_qwen3(), preference_batch())  # never silently falls back to the live model
     objective = DPOObjective(DPOConfig())
     with pytest.raises(PluginError, match="no reference model attached"):
         objective(tiny_qwen3(), preference_batch())

@@ -10,9 +10,6 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny_model import TinyCausalLM  # noqa: E402
-
 VOCAB, SEQ, GLOBAL_BATCH, STEPS, SAVE_AFTER = 128, 16, 8, 5, 3
 LR, CLIP = 1e-2, 1.0
 #: A large Adam epsilon: with the default 1e-8, parameters whose gradient is ~1e-8 get
@@ -23,10 +20,17 @@ EPS = 1e-3
 
 
 def build_model() -> torch.nn.Module:
+    """A tiny ``ArgonneForCausalLM`` with every feature the strategies must handle: GQA (4 q /
+    2 kv heads), SwiGLU, RMSNorm, QK-norm and V-norm per head, sandwich norms, RoPE, a local
+    window on odd layers, logit softcap and tied embeddings."""
+    from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
+
     torch.manual_seed(0)
-    model = TinyCausalLM(vocab=VOCAB)
-    torch.nn.init.normal_(model.embed_tokens.weight, std=0.1)
-    return model
+    config = ArgonneConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+                           max_position_embeddings=64, local_attention_window=8,
+                           attn_backend="sdpa")
+    return ArgonneForCausalLM(config)
 
 
 def build_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -44,15 +48,16 @@ def train_step(strategy, model, optimizer, step: int, micro_batches: int = 2) ->
     (all but the last under ``no_sync``). Returns (global mean loss, global grad norm)."""
     rows = global_batch(step).chunk(strategy.dp_world)[strategy.dp_rank].to(strategy.device)
     units = GLOBAL_BATCH * SEQ  # the global token count, as the trainer all-reduces it
+    scale = strategy.dp_world / units  # strategies average gradients over dp ranks (contract)
     loss_sum = torch.zeros((), device=strategy.device)
     chunks = rows.chunk(micro_batches)
     for i, chunk in enumerate(chunks):
         sync = i == len(chunks) - 1
         with (strategy.no_sync(model) if not sync else _null()):
-            logits = model(chunk[:, :-1])
+            logits = model(input_ids=chunk[:, :-1]).logits
             loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), chunk[:, 1:].reshape(-1),
                                    reduction="sum")
-            (loss / units).backward()
+            (loss * scale).backward()
         loss_sum += loss.detach()
     norm = strategy.clip_grad_norm(model, CLIP)
     optimizer.step()

@@ -184,5 +184,6 @@ def test_a_dead_or_hung_rank_fails_the_others_within_the_timeout(workdir, failur
     report = json.loads((out / "dies.json").read_text())
     assert rc != 0
     assert report["seconds"] < 5 + 10, report  # the timeout, plus slack for a loaded machine
-    expected = "Timed out" if failure == "hang" else "Connection closed"
+    # a killed peer is noticed at once (connection closed/reset); a hung one by the timeout
+    expected = "Timed out" if failure == "hang" else "gloo/transport"
     assert expected in report["error"], report

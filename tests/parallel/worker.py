@@ -122,7 +122,7 @@ def scenario_tp(workdir, ref):
         parallel.tp.HEAD_NORMS = saved
     results["tp_without_qk_norm_fix"] = {
         name: harness.max_diff({name: record["grads0"][name]}, {name: ref["grads0"][name]})
-        for name in ref["grads0"] if "q_norm" in name or "k_norm" in name}
+        for name in ref["grads0"] if ".attn." in name and "norm" in name}
     return strategy, results
 
 

@@ -44,12 +44,13 @@ def test_loss_is_normalised_over_all_tokens_of_the_step_not_per_micro_batch(tmp_
     of the same rows as one batch (a mean of per-micro-batch means would not)."""
     g = torch.Generator().manual_seed(1)
     rows = torch.randint(3, 200, (2, 33), generator=g)
-    objective = ProbeObjective(ProbeConfig(mask_first=29))  # row 0 keeps 3 of its 32 targets
-    a = {"input_ids": rows[:1]}
-    b = {"input_ids": rows[1:]}
+    labels = rows.clone()
+    labels[0, :30] = -100  # row 0 keeps 3 of its 32 targets
+    objective = ProbeObjective(ProbeConfig())
+    a = {"input_ids": rows[:1], "labels": labels[:1]}
+    b = {"input_ids": rows[1:], "labels": labels[1:]}
     split_stats, split_weights = one_step(tmp_path, [a, b], objective)
-    # the same supervised tokens in one micro-batch: mask row 0 the same way
-    joint_stats, joint_weights = one_step(tmp_path, [{"input_ids": rows}], objective)
+    joint_stats, joint_weights = one_step(tmp_path, [{"input_ids": rows, "labels": labels}], objective)
     assert split_stats["units"] == joint_stats["units"] == 3 + 32
     assert split_stats["loss"] == pytest.approx(joint_stats["loss"], rel=1e-6)
     for key in joint_weights:

@@ -78,8 +78,6 @@ class SyntheticTokens(DataSource):
 class ProbeConfig:
     """CLM with test probes."""
 
-    mask_first: int = 0
-    """Mask (label -100) the first ``mask_first`` targets of row 0 of each micro-batch."""
     nan_at_call: int = 0
     """On this call (1-based; 0 = never) write a NaN into one weight of the model."""
     signal_at_call: int = 0
@@ -93,9 +91,8 @@ class ProbeObjective(Objective):
         self.cfg, self.calls = cfg, 0
 
     def targets(self, batch):
-        y = batch["input_ids"][:, 1:].clone()
-        y[0, : self.cfg.mask_first] = -100
-        return y
+        """``labels`` (aligned with input_ids, -100 = not supervised) when given, else the ids."""
+        return batch.get("labels", batch["input_ids"])[:, 1:]
 
     def units(self, batch):
         return (self.targets(batch) != -100).sum()

@@ -1,0 +1,59 @@
+"""``plot``: loss and learning-rate curves of a run as a PNG (from its ``metrics.jsonl``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from argonne_kit.errors import ArgonneError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="plot loss and LR of a run to a PNG",
+                       description="Read RUN_DIR/metrics.jsonl and write a PNG with the training loss "
+                                   "(and validation loss, when recorded) over steps and the learning rate "
+                                   "below it. Needs matplotlib (pip install 'argonne-kit[dev]').")
+    p.add_argument("run_dir", help="run directory (or its metrics.jsonl)")
+    p.add_argument("-o", "--output", help="PNG path (default: RUN_DIR/loss.png)")
+    p.add_argument("--log-y", action="store_true", help="logarithmic loss axis")
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from argonne_kit.train.metrics import METRICS_FILE, read_metrics
+
+    source = Path(args.run_dir)
+    run_dir = source.parent if source.name == METRICS_FILE else source
+    if not (run_dir / METRICS_FILE).is_file():
+        raise ArgonneError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ArgonneError("plot needs matplotlib: pip install matplotlib (or the project's [dev] extra)") from None
+    records = read_metrics(run_dir)
+    train = [r for r in records if "loss" in r]
+    val = [r for r in records if "val_loss" in r]
+    if not train:
+        raise ArgonneError(f"{run_dir / METRICS_FILE}: no training records yet")
+    output = Path(args.output) if args.output else run_dir / "loss.png"
+    fig, (loss_ax, lr_ax) = plt.subplots(2, 1, sharex=True, figsize=(8, 6), height_ratios=[3, 1])
+    loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", linewidth=1)
+    if val:
+        loss_ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="val loss")
+    if args.log_y:
+        loss_ax.set_yscale("log")
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend()
+    loss_ax.grid(alpha=0.3)
+    loss_ax.set_title(run_dir.resolve().name)
+    lr_ax.plot([r["step"] for r in train], [r["lr"] for r in train], color="tab:orange", linewidth=1)
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("step")
+    lr_ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    print(f"wrote {output}")
+    return 0
