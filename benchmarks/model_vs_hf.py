@@ -8,7 +8,7 @@ QK-norm only and no MLP clamp (Qwen3 has none); further rows add the original's 
 the SwiGLU inputs, then all Argonne-3 extras (V-norm, sandwich norms, logit softcap 15, the clamp,
 a 256-token window on odd layers) — those do more work than Qwen3 by design.
 
-    python benchmarks/model_vs_hf.py [--batch 2] [--seq 1024] [--reps 5]
+    python benchmarks/model_vs_hf.py [--batch 2] [--seq 1024] [--reps 5] [--threads N] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -43,24 +43,24 @@ def build_models() -> dict[str, torch.nn.Module]:
     }
 
 
-def step_seconds(model: torch.nn.Module, ids: torch.Tensor, precision: str) -> float:
+def step_seconds(model: torch.nn.Module, ids: torch.Tensor, precision: str, clock) -> float:
     model.zero_grad(set_to_none=True)
-    start = time.perf_counter()
+    start = clock()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def run(precision: str, models: dict, batch: int, seq: int, reps: int) -> dict[str, list[float]]:
+def run(precision: str, models: dict, batch: int, seq: int, reps: int, clock) -> dict[str, list[float]]:
     ids = torch.randint(0, SHAPE["vocab_size"], (batch, seq), generator=torch.Generator().manual_seed(1))
     for model in models.values():
         model.train()
-        step_seconds(model, ids, precision)           # warm-up
+        step_seconds(model, ids, precision, clock)    # warm-up
     times = {name: [] for name in models}
     for _ in range(reps):
         for name, model in models.items():
-            times[name].append(step_seconds(model, ids, precision))
+            times[name].append(step_seconds(model, ids, precision, clock))
     return times
 
 
@@ -70,16 +70,21 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=1024, help="tokens per sequence (default 1024)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions per model (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (robust on a shared, oversubscribed "
+                             "machine; use with --threads 1)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     models = build_models()
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} × T {args.seq}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} × T {args.seq}, "
+          f"{args.clock} clock")
     for name, count in params.items():
         print(f"  {name:<24} {count:,} params")
     for precision in ("fp32", "bf16"):
-        times = run(precision, models, args.batch, args.seq, args.reps)
+        clock = time.perf_counter if args.clock == "wall" else time.process_time
+        times = run(precision, models, args.batch, args.seq, args.reps, clock)
         best = {name: min(t) for name, t in times.items()}
         median = {name: statistics.median(t) for name, t in times.items()}
         print(f"CPU {precision}{' autocast' if precision == 'bf16' else ''}: fwd+bwd per step, "

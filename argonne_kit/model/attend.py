@@ -33,7 +33,7 @@ class AttentionPlan:
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
         self.prefill_specs = [AttentionSpec(causal=True, window=w) for w in self.windows]
-        self._resolved: dict[tuple[Runtime, bool], list[AttentionBackend]] = {}
+        self._resolved: dict[tuple, list[AttentionBackend]] = {}
 
     def set_backend(self, name: str, backend: AttentionBackend | None = None) -> None:
         """Use the registered backend ``name`` (``backend``: a pre-built instance, e.g. from a
@@ -51,17 +51,26 @@ class AttentionPlan:
     def backends(self, runtime: Runtime, decoding: bool) -> list[AttentionBackend]:
         """One backend per layer for ``runtime`` (resolved once, then cached). ``decoding``
         checks the backends for cached decode (a query offset > 0) as well."""
-        key = (runtime, decoding)
+        return self.backends_for(runtime.device_type, runtime.dtype, runtime.needs_backward,
+                                 runtime.padding_mask, runtime.segments, decoding)
+
+    def backends_for(self, device_type: str, dtype: torch.dtype, needs_backward: bool, padding_mask: bool,
+                     segments: bool, decoding: bool) -> list[AttentionBackend]:
+        """:meth:`backends` keyed by plain values: the lookup the forward pass makes. A hit
+        constructs nothing, so ``torch.compile`` traces it without a graph break."""
+        key = (device_type, dtype, needs_backward, padding_mask, segments, decoding)
         found = self._resolved.get(key)
         if found is None:
-            specs = self.specs(1) if decoding else self.prefill_specs
-            backend = self.backend
-            if backend is None and self.backend_name != "auto":
-                backend = build_backend(self.backend_name)
-                self.backend = backend
-            found = select_backends(self.backend_name, specs, runtime, backend)
+            found = self._resolve(self.runtime(device_type, dtype, needs_backward, padding_mask, segments),
+                                  decoding)
             self._resolved[key] = found
         return found
+
+    def _resolve(self, runtime: Runtime, decoding: bool) -> list[AttentionBackend]:
+        specs = self.specs(1) if decoding else self.prefill_specs
+        if self.backend is None and self.backend_name != "auto":
+            self.backend = build_backend(self.backend_name)
+        return select_backends(self.backend_name, specs, runtime, self.backend)
 
     def specs(self, query_offset: int) -> list[AttentionSpec]:
         if query_offset == 0:
@@ -114,9 +123,8 @@ def build_context(plan: AttentionPlan, hidden: torch.Tensor, attention_mask: tor
             key_padding_mask = None
     if segment_ids is not None and past_length:
         raise ValueError("segment_ids (packed documents) cannot be combined with a KV cache")
-    runtime = plan.runtime(device_type, dtype, torch.is_grad_enabled(),
-                           padding_mask=key_padding_mask is not None, segments=segment_ids is not None)
-    backends = plan.backends(runtime, decoding=past_length > 0)
+    backends = plan.backends_for(device_type, dtype, torch.is_grad_enabled(), key_padding_mask is not None,
+                                 segment_ids is not None, past_length > 0)
     return AttentionContext(backends, plan.specs(past_length), dtype, key_padding_mask, segment_ids)
 
 

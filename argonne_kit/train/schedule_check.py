@@ -25,7 +25,7 @@ def check_schedule_decays(section, schedule, total_steps: int) -> None:
 
 def lr_landmarks(schedule, total_steps: int, peak_lr: float) -> list[tuple[str, int, float]]:
     """``[(name, step, lr)]`` at the schedule's named steps (first, warmup end, cooldown start,
-    last), in step order."""
+    last) that fall inside the phase, in step order."""
     marks = sorted(schedule.landmarks(total_steps).items(), key=lambda kv: kv[1])
-    return [(name, step, peak_lr * schedule.factor(min(step, max(total_steps - 1, 0)), total_steps))
-            for name, step in marks]
+    return [(name, step, peak_lr * schedule.factor(step, total_steps))
+            for name, step in marks if step < total_steps]

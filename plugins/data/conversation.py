@@ -225,7 +225,9 @@ def tokenize_spans(tokenizer: Any, messages: list[dict[str, str]], supervised: l
         if not (full.startswith(start) and full.startswith(end) and len(start) <= len(end)):
             raise DataError("the chat template does not render a conversation as an extension of its prefix; "
                             "use mask = \"last_assistant\" or a prefix-stable template")
-        cuts.append((len(start), len(end)))
+        # The supervised span ends at the turn's closing token (e.g. ``<|im_end|>``): the
+        # template's separator after it (``"\n"``) is context, not something the model is taught.
+        cuts.append((len(start), len(end.rstrip())))
     ids: list[int] = []
     labels: list[int] = []
     position = 0

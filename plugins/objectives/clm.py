@@ -74,6 +74,7 @@ class CausalLMObjective(Objective):
             sums["z_loss"] = z.detach()
         return ObjectiveOutput(loss_sum=loss, metric_sums=sums)
 
+    @torch.compiler.disable  # inductor would re-materialise the full logits
     def _chunked(self, model, x, y):
         """Hidden states once, then head + CE chunk by chunk (recomputed in backward)."""
         hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]

@@ -18,14 +18,15 @@ import torch
 import torch.distributed as dist
 
 from argonne_kit.contracts.parallel import ParallelStrategy, WrapOptions
-from argonne_kit.errors import PluginError, RecipeError
+from argonne_kit.errors import RecipeError
 
 from . import checkpoint
 from .gradnorm import clip_global_grad_norm
 from .transforms import apply_block_transforms
 
 
-def _positive(_inst, attribute, value):
+def positive(_inst, attribute, value):
+    """attrs validator: a value, when given, must be > 0."""
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value}")
 
@@ -54,7 +55,7 @@ class Strategy(ParallelStrategy):
     (:meth:`apply_tensor_parallel`, :meth:`apply_data_parallel`) and the checkpoint format."""
 
     #: Registered name, written into checkpoints.
-    name = "single"
+    name = ""
     #: ``torch``: full state written by the main rank; ``dcp``: every rank writes its shards.
     checkpoint_format = "torch"
 
@@ -174,9 +175,3 @@ class DistributedStrategy(Strategy):
             self._owns_group = False
         sys.stdout.flush()
         sys.stderr.flush()
-
-
-def require_divisible(what: str, value: int, degree: int, field: str) -> None:
-    """Refuse a tensor-parallel degree that does not divide a sharded dimension."""
-    if value % degree:
-        raise PluginError(f"{field}: tensor-parallel degree {degree} does not divide {what} ({value})")

@@ -18,8 +18,10 @@ world size or strategy resumes at another.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -123,7 +125,8 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
         if _is_main():
             torch.save(_to_cpu(tensors), os.path.join(path, TORCH_STATE_FILE))
     else:
-        dcp.save(tensors, checkpoint_id=path, no_dist=not dist.is_initialized())
+        with _single_process_quiet():
+            dcp.save(tensors, checkpoint_id=path, no_dist=not dist.is_initialized())
     if _is_main():
         torch.save(extras, os.path.join(path, EXTRAS_FILE))
         write_layout(path, fmt, strategy, mesh)
@@ -143,8 +146,8 @@ def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: 
         target = native_state(model, optimizer)
         if optimizer is not None and not _has_optimizer(path):
             raise CheckpointError(f"{path}: holds no optimizer state, but one was asked for")
-        # no process group (a plain single process) reads every shard itself
-        dcp.load(target, checkpoint_id=path, no_dist=not dist.is_initialized())
+        with _single_process_quiet():
+            dcp.load(target, checkpoint_id=path, no_dist=not dist.is_initialized())
         _apply(model, optimizer, target, path, full=False)
     return torch.load(os.path.join(path, EXTRAS_FILE), map_location="cpu", weights_only=False)
 
@@ -163,6 +166,15 @@ def _apply(model, optimizer, blob: dict[str, Any], path: str, *, full: bool) -> 
                            optim_state_dict=blob[OPTIM_KEY], options=options)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: does not fit this model: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _single_process_quiet():
+    """Without a process group DCP reads/writes every shard itself, which is what we want; it
+    warns that it is "assuming the intent" each time — silence that one warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
 
 
 def _has_optimizer(path: str) -> bool:

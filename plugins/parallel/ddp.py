@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from argonne_kit.contracts.parallel import WrapOptions
 
-from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, _positive
+from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 
 
 @attrs.define(kw_only=True)
@@ -22,9 +22,9 @@ class DDPConfig:
 
     backend: Backend = "auto"
     """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
-    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=_positive)
+    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=positive)
     """Collective timeout in seconds: a dead or hung rank makes the others fail after this long."""
-    bucket_cap_mb: float = attrs.field(default=25.0, validator=_positive)
+    bucket_cap_mb: float = attrs.field(default=25.0, validator=positive)
     """Gradient bucket size in MiB (larger = fewer, bigger all-reduces)."""
     find_unused_parameters: bool = False
     """Tolerate parameters that receive no gradient in a step (slower; off for language models)."""

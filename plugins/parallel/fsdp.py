@@ -18,7 +18,7 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from argonne_kit.contracts.parallel import WrapOptions
 
-from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, _positive
+from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 from .transforms import find_blocks
 
 REDUCE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -30,7 +30,7 @@ class FSDPConfig:
 
     backend: Backend = "auto"
     """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
-    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=_positive)
+    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=positive)
     """Collective timeout in seconds: a dead or hung rank makes the others fail after this long."""
     reshard_after_forward: bool = True
     """Free the gathered parameters after each block's forward and gather them again in backward

@@ -33,7 +33,7 @@ from torch.distributed.tensor.parallel import (
 from argonne_kit.contracts.parallel import WrapOptions
 from argonne_kit.errors import PluginError, RecipeError
 
-from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, _positive, require_divisible
+from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 from .fsdp import fsdp_no_sync, shard_model
 from .transforms import find_blocks
 
@@ -48,13 +48,13 @@ class TPConfig:
     """Tensor parallel over ``degree`` ranks; with more ranks, FSDP over the data-parallel
     dimension of a ``dp × tp`` mesh (the sharding settings apply to that dimension)."""
 
-    degree: int | None = attrs.field(default=None, validator=_positive)
+    degree: int | None = attrs.field(default=None, validator=positive)
     """Tensor-parallel degree (ranks that split each layer); None = all ranks (no data
     parallelism, the 2.0 layout of spec §4). Must divide the attention heads, the KV heads, the
     MLP width and the number of processes."""
     backend: Backend = "auto"
     """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
-    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=_positive)
+    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=positive)
     """Collective timeout in seconds: a dead or hung rank makes the others fail after this long."""
     reshard_after_forward: bool = True
     """dp × tp: free the gathered parameters after each block's forward (FULL_SHARD); false
@@ -86,6 +86,12 @@ class TPConfig:
             raise RecipeError(f"parallel.degree: {degree} does not divide run.nproc ({nproc})")
 
 
+def require_divisible(what: str, value: int, degree: int) -> None:
+    """Refuse a tensor-parallel degree that does not divide a sharded dimension."""
+    if value % degree:
+        raise PluginError(f"parallel.degree: tensor-parallel degree {degree} does not divide {what} ({value})")
+
+
 def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
     """Refuse a degree that does not split the heads and MLP evenly, and head norms that are not
     per head (clear error before any sharding)."""
@@ -94,11 +100,11 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     if heads is None:
         raise PluginError("parallel tp: the model has no config.num_attention_heads")
-    require_divisible("num_attention_heads", heads, degree, "parallel.degree")
-    require_divisible("num_key_value_heads", kv_heads, degree, "parallel.degree")
+    require_divisible("num_attention_heads", heads, degree)
+    require_divisible("num_key_value_heads", kv_heads, degree)
     block = find_blocks(model)[0]
     width = block.get_submodule("mlp.gate_proj").out_features
-    require_divisible("the MLP width", width, degree, "parallel.degree")
+    require_divisible("the MLP width", width, degree)
     head_dim = block.get_submodule("attn.q_proj").out_features // heads
     for name in HEAD_NORMS:
         norm = _maybe_submodule(block, name)

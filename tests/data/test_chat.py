@@ -31,7 +31,7 @@ def _supervised_text(tokenizer, batch, row=0):
 def test_last_assistant_labels_cover_the_final_answer_and_its_end_token(make_source, tokenizer, tmp_path):
     path = _write(tmp_path / "c.jsonl", [_conv("Hi there", "Hello!", "What is 2 plus 3?", "2 plus 3 is 5.")])
     batch = take(make_source("ultrachat", {"path": path, "shuffle": False}, B=1, T=64), 1)[0]
-    assert _supervised_text(tokenizer, batch) == "2 plus 3 is 5.<|im_end|>\n"
+    assert _supervised_text(tokenizer, batch) == "2 plus 3 is 5.<|im_end|>"
     n = int(batch["attention_mask"].sum())
     assert tokenizer.decode(batch["input_ids"][0, :n]).startswith("<|im_start|>user\nHi there<|im_end|>")
     assert (batch["labels"][0, n:] == -100).all() and (batch["input_ids"][0, n:] == tokenizer.pad_token_id).all()
@@ -43,9 +43,9 @@ def test_last_assistant_labels_cover_the_final_answer_and_its_end_token(make_sou
 def test_all_assistant_and_think_scaffold(make_source, tokenizer, tmp_path):
     path = _write(tmp_path / "c.jsonl", [_conv("Hi", "Hello!", "Bye", "Goodbye.", system="Be brief.")])
     every = take(make_source("ultrachat", {"path": path, "mask": "all_assistant"}, B=1, T=64), 1)[0]
-    assert _supervised_text(tokenizer, every) == "Hello!<|im_end|>\nGoodbye.<|im_end|>\n"
+    assert _supervised_text(tokenizer, every) == "Hello!<|im_end|>Goodbye.<|im_end|>"
     think = take(make_source("ultrachat", {"path": path, "think_scaffold": True}, B=1, T=64), 1)[0]
-    assert _supervised_text(tokenizer, think) == "<think>\n\n</think>\n\nGoodbye.<|im_end|>\n"
+    assert _supervised_text(tokenizer, think) == "<think>\n\n</think>\n\nGoodbye.<|im_end|>"
 
 
 def test_truncation_keeps_a_user_turn_and_overlong_rows_are_counted(make_source, tokenizer, tmp_path):
@@ -111,14 +111,14 @@ def test_cot_defaults_are_no_op_transforms(make_source, tokenizer, tmp_path):
     path = _write(tmp_path / "cot.jsonl", rows)
     source = make_source("cot", {"path": path, "shuffle": False, "max_drop_frac": 0.2}, B=1, T=128)
     text = _supervised_text(tokenizer, take(source, 1)[0])
-    assert text == f"<think>\n{reasoning}\n</think>\n\nFive.<|im_end|>\n"  # D-6: nothing cut or rewritten
+    assert text == f"<think>\n{reasoning}\n</think>\n\nFive.<|im_end|>"  # D-6: nothing cut or rewritten
     assert source.stats()["dropped_no_think_block_in_the_final_answer"] == 1
     with pytest.raises(DataError, match="no think block in the final answer: 1 of 10"):
         make_source("cot", {"path": path, "max_drop_frac": 0.05}, B=1, T=128)
     cut = make_source("cot", {"path": path, "shuffle": False, "max_think_tokens": 4, "max_drop_frac": 0.2}, B=1, T=128)
     short = _supervised_text(tokenizer, take(cut, 1)[0])
-    assert len(short) < len(text) and short.endswith("</think>\n\nFive.<|im_end|>\n")
+    assert len(short) < len(text) and short.endswith("</think>\n\nFive.<|im_end|>")
     assert cut.stats()["think_truncated"] == 1
     canonical = make_source("cot", {"path": path, "shuffle": False, "preserve_raw_reasoning": False,
                                     "max_drop_frac": 0.2}, B=1, T=128)
-    assert _supervised_text(tokenizer, take(canonical, 1)[0]).endswith("</think>\n\n**Answer:** Five.<|im_end|>\n")
+    assert _supervised_text(tokenizer, take(canonical, 1)[0]).endswith("</think>\n\n**Answer:** Five.<|im_end|>")

@@ -38,10 +38,9 @@ def _answer(tokenizer, batch, side):
 @pytest.mark.parametrize("row", FORMATS, ids=["messages", "prompt+strings", "anthropic", "user-bot", "chatml", "arena"])
 def test_formats(make_source, tokenizer, tmp_path, row):
     batch = take(make_source("preference", {"path": _write(tmp_path / "p.jsonl", [row])}, B=1, T=64), 1)[0]
-    assert _answer(tokenizer, batch, "chosen") == "Four.<|im_end|>\n"
-    assert _answer(tokenizer, batch, "rejected") == "Five.<|im_end|>\n"
-    prompt = batch["chosen_labels"][0] == -100
-    n = int((batch["chosen_input_ids"][0][prompt] != tokenizer.pad_token_id).sum())
+    assert _answer(tokenizer, batch, "chosen") == "Four.<|im_end|>"
+    assert _answer(tokenizer, batch, "rejected") == "Five.<|im_end|>"
+    n = int((batch["chosen_labels"][0] != -100).nonzero()[0])  # the prompt ends where supervision starts
     assert tokenizer.decode(batch["chosen_input_ids"][0][:n]) == "<|im_start|>user\nWhat is 2 plus 2?<|im_end|>\n<|im_start|>assistant\n"
     assert torch.equal(batch["chosen_input_ids"][0][:n], batch["rejected_input_ids"][0][:n])  # same prompt
 

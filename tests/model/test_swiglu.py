@@ -25,3 +25,18 @@ def test_clamped_swiglu_matches_autograd_reference():
     with torch.no_grad():
         torch.testing.assert_close(swiglu(gate, up, limit), ref)
     torch.testing.assert_close(swiglu(gate, up, None), F.silu(gate) * up)
+
+
+def test_rms_norm_fused_fp32_path_is_the_formula():
+    from argonne_kit.model.modeling import RMSNorm
+
+    norm = RMSNorm(48, 1e-6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 1.5, 48))
+    x = torch.randn(5, 7, 48, generator=torch.Generator().manual_seed(1))
+    reference = norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+    torch.testing.assert_close(norm(x), reference, rtol=1e-6, atol=1e-6)
+    # bf16 input with fp32 weights (autocast): normalised in fp32, promoted by the weight
+    out = norm(x.bfloat16())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, reference, rtol=2e-2, atol=2e-2)

@@ -5,7 +5,6 @@ no_sync, global clipping) and comparisons against the reference file."""
 from __future__ import annotations
 
 import os
-import sys
 
 import torch
 import torch.nn.functional as F

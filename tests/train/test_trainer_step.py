@@ -1,5 +1,7 @@
 """One optimizer step: global-unit loss normalisation across micro-batches, refusals at resolve."""
 
+import contextlib
+
 import attrs
 import pytest
 import torch
@@ -17,7 +19,7 @@ from argonne_kit.train.trainer import LoopSettings, Trainer
 from train_fixtures import ProbeConfig, ProbeObjective, write_recipe
 
 
-def one_step(tmp_path, micro_batches, objective):
+def one_step(tmp_path, micro_batches, objective, around_step=contextlib.nullcontext):
     """Weights after one SGD step (lr 1, no clipping) on ``micro_batches`` as one accumulation."""
     resolved = resolve_recipe(write_recipe(tmp_path))
     strategy = get_registry().get("parallel", "single").factory(resolved.recipe.parallel.config)
@@ -35,7 +37,8 @@ def one_step(tmp_path, micro_batches, objective):
                       checkpoints=CheckpointManager(tmp_path, strategy), counters=Counters(),
                       stop=StopConditions(resolved.recipe.run, 0.0), metrics=None,
                       progress=Progress("plain", 1, 0, enabled=False), log=print)
-    stats = trainer.step(iter(micro_batches))
+    with around_step():
+        stats = trainer.step(iter(micro_batches))
     return stats, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
@@ -92,3 +95,27 @@ def test_resolve_prints_lr_landmarks(tmp_path):
     note = next(n for n in resolved.notes if n.startswith("LR"))
     assert "first step 0: 1.500e-03" in note and "last step 7: 3.000e-04" in note
     assert attrs.has(type(resolved.recipe.schedule.config))
+
+
+def test_one_host_transfer_per_optimizer_step(tmp_path):
+    """D-18: the step copies its metrics to the host once (one tolist), never per micro-batch."""
+    rows = torch.randint(3, 200, (4, 33))
+    transfers = []
+
+    @contextlib.contextmanager
+    def spying():
+        with pytest.MonkeyPatch.context() as patch:
+            for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy"):
+                original = getattr(torch.Tensor, name)
+
+                def spy(self, *args, _name=name, _original=original, **kwargs):
+                    transfers.append(_name)
+                    return _original(self, *args, **kwargs)
+
+                patch.setattr(torch.Tensor, name, spy)
+            yield
+
+    micro = [{"input_ids": rows[i:i + 1]} for i in range(4)]
+    stats, _ = one_step(tmp_path, micro, ProbeObjective(ProbeConfig()), around_step=spying)
+    assert stats["units"] == 4 * 32
+    assert transfers == ["tolist"]
