@@ -43,12 +43,14 @@ def main() -> None:
     runs = {"1 proc × 1 thread": launch(__file__, 1, common, threads=1),
             "1 proc × 2 threads": launch(__file__, 1, common, threads=2),
             "2 procs × 1 thread (DDP)": launch(__file__, 2, common, threads=1)}
-    base = runs["1 proc × 2 threads"]["tokens_per_s"]
+    same_threads = runs["1 proc × 1 thread"]["tokens_per_s"]
+    same_cores = runs["1 proc × 2 threads"]["tokens_per_s"]
     print(f"DDP scaling, ~19M-param argonne2 model, seq {args.seq_len}, micro-batch {args.micro_batch} "
-          f"per process, fp32, {os.cpu_count()} CPU cores")
+          f"per process, fp32, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}")
     for name, result in runs.items():
-        print(f"  {name:26s} {result['tokens_per_s']:9.0f} tokens/s   step {result['step_s']:.2f} s   "
-              f"× {result['tokens_per_s'] / base:.2f} vs 1 proc × 2 threads")
+        tps = result["tokens_per_s"]
+        print(f"  {name:26s} {tps:9.0f} tokens/s   step {result['step_s']:.2f} s   "
+              f"×{tps / same_threads:.2f} vs 1 proc × 1 thread   ×{tps / same_cores:.2f} vs 1 proc × 2 threads")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from argonne_kit.launch import relaunch_advice
     from argonne_kit.train.runner import run_recipe
 
     resolved = resolve_any(args.recipe, args.overrides)
+    advice = relaunch_advice(args.recipe, args.overrides, resolved.recipe.run.nproc)
+    if advice:
+        print(f"argonne-kit: {advice}", file=sys.stderr)
+        return 2
     return run_recipe(resolved)

@@ -40,6 +40,9 @@ class ResolvedRecipe:
     source: str
     base_dir: Path
     meta: dict[str, Any] = attrs.field(factory=dict)
+    raw: RawRecipe | None = attrs.field(default=None, repr=False, eq=False)
+    """The merged recipe data with its provenance (which file or override set each key); the
+    run uses it to tell keys a recipe set from defaults (D-26 inheritance of RoPE θ/context)."""
 
     def to_dict(self, *, with_generated: bool = True) -> dict[str, Any]:
         """Plain nested data in section order (``derived``/``meta`` last)."""
@@ -137,7 +140,7 @@ def resolve_raw(raw: RawRecipe, meta: dict[str, Any] | None = None) -> ResolvedR
 
     recipe = structure_recipe(raw)
     base_dir = raw.path.parent if raw.path else Path(".")
-    resolved = ResolvedRecipe(recipe, {}, [], str(raw.path or "<recipe>"), base_dir, dict(meta or {}))
+    resolved = ResolvedRecipe(recipe, {}, [], str(raw.path or "<recipe>"), base_dir, dict(meta or {}), raw)
     for fn in RESOLVERS:
         fn(resolved)
     for name in PLUGIN_SECTIONS:

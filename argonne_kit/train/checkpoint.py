@@ -145,6 +145,9 @@ class CheckpointManager:
             _write_json_durably(tmp / MANIFEST_FILE, manifest)
             try:
                 verify_checkpoint(tmp, expect_step=step)
+                own_check = getattr(strategy, "verify", None)  # the strategy's format check, if any
+                if own_check is not None:
+                    own_check(str(tmp))
             except CheckpointError as exc:
                 error = str(exc)
         error = strategy.broadcast_object(error)
@@ -160,6 +163,7 @@ class CheckpointManager:
             _fsync_dir(tmp)
             if final.exists():  # same step saved before (a resume from an older checkpoint)
                 old = self.dir / f"{TMP_PREFIX}old-{final.name}"
+                _remove(old)
                 os.replace(final, old)
                 os.replace(tmp, final)
                 _remove(old)
@@ -185,7 +189,12 @@ class CheckpointManager:
             rule = f"keep_last={self.keep_last}" + (
                 f", keep_every_steps={self.keep_every_steps}" if self.keep_every_steps else "")
             self.log(f"checkpoint: deleting {path.name} (retention: {rule})")
-            _remove(path)
+            # renamed first, so a kill mid-deletion leaves a temporary (collected at the next
+            # start), never a half-deleted directory that still looks like a checkpoint
+            doomed = self.dir / f"{TMP_PREFIX}delete-{path.name}"
+            _remove(doomed)
+            os.replace(path, doomed)
+            _remove(doomed)
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,

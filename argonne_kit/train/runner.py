@@ -19,7 +19,6 @@ resumable); 1 when the final checkpoint was refused (no export).
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import inspect
 import os
@@ -36,13 +35,13 @@ from argonne_kit.recipe.api import ResolvedRecipe
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_changes, resolve_any
 from argonne_kit.recipe.resolvers import batch_math
 from argonne_kit.registry import get_registry
-from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint
+from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint, load_trainer_state
 from argonne_kit.train.export import export_final_model
 from argonne_kit.train.init_from import InitSource, check_carry, load_weights, locate_init_source, read_original
 from argonne_kit.train.metrics import MetricsLog, Progress, format_duration, truncate_after
 from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.provenance import run_meta
-from argonne_kit.train.sampling import main_rank_model, sample_text
+from argonne_kit.train.sampling import has_sharded_parameters, main_rank_model, sample_text
 from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.train.state import Counters, seed_everything
 from argonne_kit.train.stop import StopConditions
@@ -129,6 +128,9 @@ class Run:
         from argonne_kit.data.tokenizer import load_tokenizer
 
         self.tokenizer, tokenizer_sha = load_tokenizer(recipe.tokenizer.path, self.resolved.base_dir)
+        init = self._init_source()
+        if init is not None:
+            self._inherit_position_settings(init)
         self.resolved.meta.update(run_meta(self.registry, tokenizer_name=self.tokenizer.name_or_path,
                                            tokenizer_sha256=tokenizer_sha, world_size=strategy.world_size))
         self.recipe_toml = self.resolved.to_toml()
@@ -153,21 +155,20 @@ class Run:
             f"{name} (step {step}) {lr:.3e}" for name, step, lr in
             lr_landmarks(schedule, total_steps, recipe.optim.lr)))
 
-        init = self._init_source()
         seed_everything(train.seed)
         model, init_counters = self._build_model(init)
-        reference = None
         objective = self._component("objective", recipe.objective)
-        if getattr(objective, "needs_reference_model", False):
-            reference = self._frozen_copy(model)
+        reference = self._reference_model(objective, init) if objective.needs_reference_model else None
         wrapped = strategy.wrap(model, WrapOptions(
             activation_checkpointing=train.activation_checkpointing, checkpoint_every=train.checkpoint_every,
-            compile=train.compile, compile_mode=train.compile_mode))
+            compile=train.compile, compile_mode=train.compile_mode,
+            # sharded strategies with mixed_precision = true keep parameters in this dtype for compute
+            param_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)))
         if strategy.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         if reference is not None:
-            objective.attach_reference(reference.to(strategy.device))
+            objective.attach_reference(self._place_reference(reference, wrapped))
         optimizer = build_optimizer(wrapped, recipe.optim, strategy.device)
         self._log_attention_plan(strategy.unwrap(wrapped))
         # a different stream per rank for anything random in training (the init was shared)
@@ -237,7 +238,8 @@ class Run:
         through the strategy after wrapping, so they reshard)."""
         model = self._new_model()
         counters = {"global_step": 0, "global_tokens": 0}
-        if init is not None and init.kind != "checkpoint" and not self._has_resume_checkpoint():
+        if init is not None and init.kind != "checkpoint":
+            # loaded on a resume too (then overwritten): a reference model copies these weights
             counters = load_weights(model, init)
             self.log(f"init: weights from {init.kind} {init.path}")
         return model, counters
@@ -256,15 +258,42 @@ class Run:
                 if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         return model
 
-    def _frozen_copy(self, model: torch.nn.Module) -> torch.nn.Module:
-        reference = copy.deepcopy(model)
-        reference.eval()
-        for param in reference.parameters():
-            param.requires_grad_(False)
+    def _inherit_position_settings(self, init: InitSource) -> None:
+        """D-26: RoPE θ and the context come from the init model unless the recipe sets them."""
+        from argonne_kit.stage_chain import explicit_model_keys, inherit_position_settings, read_init_model_config
+
+        raw = self.resolved.raw
+        explicit = explicit_model_keys(raw) if raw is not None else set()
+        section = self.recipe.model
+        section.config, notes = inherit_position_settings(section.config, read_init_model_config(init.kind, init.path),
+                                                          explicit)
+        for note in notes:
+            self.log(note)
+
+    def _reference_model(self, objective, init: InitSource | None) -> torch.nn.Module:
+        """The frozen reference of a preference objective: the model named by the objective
+        (``reference_source``), by default the one the policy starts from — never a copy of the
+        current policy, which has moved after a resume."""
+        source_of = getattr(objective, "reference_source", None)
+        path = source_of(self.recipe.init.from_) if source_of is not None else self.recipe.init.from_
+        if path is None:
+            raise RecipeError("objective: needs a reference model; set [init] from")
+        source = init if init is not None and path == self.recipe.init.from_ \
+            else locate_init_source(path, self.resolved.base_dir)
+        reference = self._new_model()
+        if source.kind == "checkpoint":
+            self.strategy.load(reference, None, str(source.path))
+        else:
+            load_weights(reference, source)
+        self.log(f"reference model: {source.kind} {source.path}")
         return reference
 
-    def _has_resume_checkpoint(self) -> bool:
-        return self._resume_path() is not None
+    def _place_reference(self, reference: torch.nn.Module, wrapped: torch.nn.Module) -> torch.nn.Module:
+        """On the policy's device; sharded like the policy when the strategy shards (no DDP
+        wrapper: the reference gets no gradients)."""
+        if has_sharded_parameters(self.strategy.unwrap(wrapped)):
+            return self.strategy.wrap(reference, WrapOptions())
+        return reference.to(self.strategy.device)
 
     def _resume_path(self) -> Path | None:
         setting = self.recipe.run.resume
@@ -300,8 +329,12 @@ class Run:
         carry = recipe.init.carry
         if init.kind == "checkpoint":
             with_optimizer = carry in ("weights+optimizer", "all")
-            state = checkpoints.load(init.path, model, optimizer if with_optimizer else None)
-            trainer.restore(state, counters=True, position=carry == "all")
+            everything = carry == "all"
+            state = checkpoints.load(init.path, model, optimizer if with_optimizer else None,
+                                     with_trainer_state=everything)
+            if not everything:  # counters only: rank 0's record, whatever the world size was
+                state = load_trainer_state(init.path, 0, state["manifest"])
+            trainer.restore(state, counters=True, position=everything)
             self.log(f"init: {carry} from checkpoint {init.path} (cumulative step {state['global_step']}, "
                      f"{state['global_tokens']:,} tokens; a fresh schedule unless carry = \"all\", D-12)")
         elif init.kind == "original" and carry == "weights+optimizer":

@@ -94,6 +94,7 @@ class Trainer:
         self.device = strategy.device
         self.scaler = torch.amp.GradScaler(self.device.type) if settings.precision == "fp16" else None
         self.last_saved_step: int | None = None
+        self.last_rate = 0.0  # tokens/s of the last logged window (for the progress bar)
         self.last_save_time = time.monotonic()
 
     # -- state -----------------------------------------------------------------------------
@@ -146,19 +147,19 @@ class Trainer:
                 if self.metrics is not None:
                     self.metrics.write(record)
                 self.progress.update(c.phase_step, record, log_line=True)
+                self.last_rate = record["tokens_per_s"]
                 window_start, window_tokens = time.monotonic(), 0
             else:
-                self.progress.update(c.phase_step, {"loss": stats["loss"], "lr": stats["lr"],
-                                                    "grad_norm": stats["grad_norm"], "tokens": c.global_tokens,
-                                                    "tokens_per_s": 0.0}, log_line=False)
+                self.progress.update(c.phase_step, {**stats, "tokens": c.global_tokens,
+                                                    "tokens_per_s": self.last_rate}, log_line=False)
             if not math.isfinite(stats["loss"]):
                 self.log(f"step {c.global_step}: non-finite loss {stats['loss']}")
 
             if stats["stop"] and not is_last:
                 reason = self.stop.reason() or "another rank asked to stop"
                 self.log(f"stopping early at step {c.global_step}: {reason}; saving (no export, D-25)")
-                self.save()
-                return Outcome.STOPPED
+                # a refused save (non-finite weights) must not look like a clean, resumable slice
+                return Outcome.STOPPED if self.save() else Outcome.FAILED
             if stats["save"] and not is_last:
                 self.save()
             if s.val_every and c.phase_step % s.val_every == 0 and not is_last:
@@ -206,11 +207,15 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+        # Stop/save decisions are made on the main rank and must reach EVERY rank: all_reduce_sum
+        # only spans the data-parallel group (a dp×tp mesh has several), so they take a global max.
         flags = torch.tensor([self._stop_requested(), self._save_due()], dtype=torch.float32, device=self.device)
+        strategy.all_reduce_max(flags)
         sum_keys, total_keys = sorted(metric_sums), sorted(metric_totals)
         reduced = torch.cat([loss_sum.view(1), *(metric_sums[k].float().view(1) for k in sum_keys),
-                             *(metric_totals[k].float().view(1) for k in total_keys), flags])
+                             *(metric_totals[k].float().view(1) for k in total_keys)])
         strategy.all_reduce_sum(reduced)
+        reduced = torch.cat([reduced, flags])
         host = torch.cat([reduced, grad_norm.detach().float().view(1).to(self.device),
                           units.float().view(1)]).tolist()  # the one host sync of the step
         units_host = max(host[-1], 1.0)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -146,8 +147,13 @@ def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: 
         target = native_state(model, optimizer)
         if optimizer is not None and not _has_optimizer(path):
             raise CheckpointError(f"{path}: holds no optimizer state, but one was asked for")
-        with _single_process_quiet():
-            dcp.load(target, checkpoint_id=path, no_dist=not dist.is_initialized())
+        try:
+            with _single_process_quiet():
+                dcp.load(target, checkpoint_id=path, no_dist=not dist.is_initialized())
+        except (Exception, CheckpointException) as exc:  # DCP's (a BaseException) wraps every rank's failure
+            # its text holds each rank's traceback; the last line is the reason
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise CheckpointError(f"{path}: does not fit this model: {reason}") from exc
         _apply(model, optimizer, target, path, full=False)
     return torch.load(os.path.join(path, EXTRAS_FILE), map_location="cpu", weights_only=False)
 

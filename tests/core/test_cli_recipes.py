@@ -94,3 +94,14 @@ def test_builtins_register_every_contract_kind(kind):
     assert result.returncode == 0, result.stderr
     kinds = {k for p in json.loads(result.stdout) for k in p["components"]}
     assert kind in kinds
+
+
+def test_run_prints_the_torchrun_line_when_the_recipe_wants_more_processes(capsys):
+    """`argonne-kit run` started with fewer processes than run.nproc says how to launch it."""
+    from pathlib import Path
+
+    recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml")
+    assert main(["run", recipe, "run.nproc=2"]) == 2
+    err = capsys.readouterr().err
+    assert "run.nproc = 2 but this launch has 1 process" in err
+    assert "torchrun --standalone --nproc-per-node=2 -m argonne_kit run" in err and "quickstart.toml" in err

@@ -158,6 +158,20 @@ def test_dcp_checkpoint_verify_names_a_truncated_shard(tmp_path):
         checkpoint.verify(str(path))
 
 
+def test_dcp_checkpoint_of_another_model_is_refused_with_the_reason(tmp_path):
+    from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
+    from argonne_plugins.parallel import checkpoint
+
+    path = tmp_path / "dcp"
+    checkpoint.save(checkpoint.native_state(harness.build_model(), None), str(path), fmt="dcp",
+                    strategy="fsdp", mesh={"dp": 1})
+    narrower = ArgonneForCausalLM(ArgonneConfig(vocab_size=harness.VOCAB, hidden_size=32, num_hidden_layers=2,
+                                                num_attention_heads=4, num_key_value_heads=2,
+                                                intermediate_size=64))
+    with pytest.raises(CheckpointError, match="does not fit this model: .*Size mismatch"):
+        checkpoint.load(narrower, None, str(path))
+
+
 def test_full_state_dict_aliases_the_tied_head():
     strategy = single()
     state = strategy.full_model_state_dict(strategy.wrap(harness.build_model(), WrapOptions()))

@@ -45,7 +45,7 @@ def test_z_loss_adds_weighted_logsumexp_squared(model):
 
 
 def test_chunked_cross_entropy_equals_the_full_one_with_gradients(model):
-    ids = torch.randint(0, 97, (2, 21))
+    ids = torch.randint(0, 97, (2, 21), generator=torch.Generator().manual_seed(0))
     grads = []
     losses = []
     for chunk in (0, 7):
@@ -56,5 +56,7 @@ def test_chunked_cross_entropy_equals_the_full_one_with_gradients(model):
         grads.append([p.grad.clone() for p in model.parameters()])
     torch.testing.assert_close(losses[0], losses[1])
     for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        # fp32 gradients of a 40-token loss *sum*, accumulated chunk by chunk vs in one matmul:
+        # only the summation order differs, which moves values by a few ulps of the sum.
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert math.isfinite(losses[0].item())

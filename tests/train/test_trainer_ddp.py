@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, verify_checkpoint
 from train_fixtures import run_cli, write_recipe
 
 HERE = Path(__file__).resolve().parent
@@ -31,13 +32,14 @@ def records(run_dir):
 
 @pytest.mark.slow
 @pytest.mark.distributed
-def test_ddp_run_matches_single_process(tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_data_parallel_run_matches_single_process(tmp_path, strategy):
     common = "[checkpoint]\ninterval_steps = 3\nkeep_last = 1\n"
     train = ("[train]\nseq_len = 32\nmicro_batch_size = {mb}\ntotal_batch_tokens = 256\nmax_steps = 6\n"
              "precision = \"fp32\"\ndevice = \"cpu\"\nlog_every = 1\n")
     single = write_recipe(tmp_path, common + train.format(mb=4), name="single.toml", run_dir=tmp_path / "single")
     assert run_cli(single) == 0
-    ddp = write_recipe(tmp_path, common + train.format(mb=2) + '[parallel]\nkind = "ddp"\n[run]\nnproc = 2\n'
+    ddp = write_recipe(tmp_path, common + train.format(mb=2) + f'[parallel]\nkind = "{strategy}"\n[run]\nnproc = 2\n'
                        f'dir = "{(tmp_path / "ddp").as_posix()}"\n', name="ddp.toml")
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER.format(here=str(HERE), recipe=str(ddp)))
@@ -52,4 +54,6 @@ def test_ddp_run_matches_single_process(tmp_path):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
         assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-4)
     assert (tmp_path / "ddp" / "final_model" / "config.json").is_file()
+    manifest = verify_checkpoint(tmp_path / "ddp" / CHECKPOINTS_DIR / "step_00000006", expect_step=6)
+    assert manifest["world_size"] == 2  # every rank's trainer state read back
     assert "world_size = 2" in (tmp_path / "ddp" / "resolved_recipe.toml").read_text()

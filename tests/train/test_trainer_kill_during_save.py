@@ -46,6 +46,14 @@ def wait_for_checkpoints(ckpt_dir: Path, proc: subprocess.Popen, at_least: int, 
     raise AssertionError("no checkpoint appeared in time")
 
 
+def wait_for_a_save_in_progress(ckpt_dir: Path, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(p.name.startswith(TMP_PREFIX + "step_") for p in ckpt_dir.iterdir()):
+            return
+        time.sleep(0.001)
+
+
 @pytest.mark.slow
 def test_sigkill_during_saves_never_loses_the_previous_checkpoint(tmp_path):
     # saves every step with keep_last = 1: each step writes, verifies, renames and prunes
@@ -63,7 +71,8 @@ def test_sigkill_during_saves_never_loses_the_previous_checkpoint(tmp_path):
     for attempt in range(3):
         proc = start(script)
         wait_for_checkpoints(ckpt_dir, proc, at_least=1)
-        time.sleep(rng.uniform(0.0, 0.6))
+        wait_for_a_save_in_progress(ckpt_dir, proc)
+        time.sleep(rng.uniform(0.0, 0.05))  # somewhere in write / verify / rename / prune
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -80,6 +89,7 @@ def test_sigkill_during_saves_never_loses_the_previous_checkpoint(tmp_path):
         assert state["global_step"] == complete[-1][0]
         assert all(torch.isfinite(p).all() for p in fresh_model.parameters())
 
+    print(f"kills that left a temporary checkpoint directory behind: {seen_temporaries} of 3")
     proc = start(script)
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
