@@ -21,7 +21,7 @@ quickstart: $(STAMP)
 	$(BIN)/argonne-kit run recipes/quickstart.toml
 
 test: $(STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info
