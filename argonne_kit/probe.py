@@ -13,10 +13,12 @@ stops (D-5, D-10).
 Calling it from the trainer (main rank only, on a plain unsharded model — e.g. the one
 ``train.sampling.main_rank_model`` returns — inside the same ``try`` that guards samples, D-21)::
 
-    probe = ChatProbe.from_config(recipe.probe, base_dir=resolved.base_dir)   # once
+    probe = ChatProbe.from_config(recipe.eval, base_dir=resolved.base_dir)    # once
     probe.run(model, tokenizer, run_dir, step=0, label="before")              # before the loop
-    probe.run(model, tokenizer, run_dir, step=step, label="during")           # every cfg.every steps
+    probe.run(model, tokenizer, run_dir, step=step, label="during")           # every eval.probe_every steps
     probe.run(model, tokenizer, run_dir, step=final_step, label="after")      # after the final save
+
+The trainer (``argonne_kit/train/runner.py``) does exactly this when ``eval.probe = true``.
 
 Each call appends one JSON line per prompt to ``RUN_DIR/probe.jsonl``. Greedy decoding draws no
 random numbers, so a probe never changes the training trajectory.
@@ -53,20 +55,21 @@ def _positive(_inst, attribute, value):
 
 
 @attrs.define(kw_only=True)
-class ProbeConfig:
-    """The chat quality probe (greedy answers to fixed prompts, written to ``probe.jsonl``)."""
+class EvalConfig:
+    """The recipe's ``[eval]`` section: the chat quality probe (greedy answers to fixed prompts,
+    appended to ``RUN_DIR/probe.jsonl`` before, during and after training)."""
 
-    enabled: bool = False
-    """Run the probe (chat stages: SFT, DPO, CoT-SFT)."""
-    prompts_file: str | None = None
+    probe: bool = False
+    """Run the probe (for chat stages: SFT, DPO, CoT-SFT)."""
+    probe_prompts: str | None = None
     """Prompts, one per line (blank lines and lines starting with # are skipped), or a .jsonl of
     ``{"prompt": …}`` / ``{"messages": […]}`` rows; relative to the recipe's directory. None = the
     six built-in prompts."""
-    every: int | None = attrs.field(default=None, validator=_positive)
+    probe_every: int | None = attrs.field(default=None, validator=_positive)
     """Also probe every this many optimizer steps; None = only before and after training."""
-    max_new_tokens: int = attrs.field(default=160, validator=_positive)
+    probe_max_new_tokens: int = attrs.field(default=160, validator=_positive)
     """Tokens generated per answer at most (the original used 160)."""
-    system: str | None = None
+    probe_system: str | None = None
     """An optional system message put before every prompt."""
 
 
@@ -80,7 +83,7 @@ def load_prompts(path: str | Path | None, base_dir: str | Path = ".") -> list[li
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise DataError(f"probe.prompts_file: cannot read {file}: {exc.strerror or exc}") from None
+        raise DataError(f"eval.probe_prompts: cannot read {file}: {exc.strerror or exc}") from None
     conversations = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -91,7 +94,7 @@ def load_prompts(path: str | Path | None, base_dir: str | Path = ".") -> list[li
         else:
             conversations.append([{"role": "user", "content": line}])
     if not conversations:
-        raise DataError(f"probe.prompts_file: {file} holds no prompts")
+        raise DataError(f"eval.probe_prompts: {file} holds no prompts")
     return conversations
 
 
@@ -179,11 +182,11 @@ class ChatProbe:
     max_new_tokens: int = 160
 
     @classmethod
-    def from_config(cls, cfg: ProbeConfig, base_dir: str | Path = ".") -> ChatProbe:
-        conversations = load_prompts(cfg.prompts_file, base_dir)
-        if cfg.system:
-            conversations = [[{"role": "system", "content": cfg.system}, *c] for c in conversations]
-        return cls(conversations, cfg.max_new_tokens)
+    def from_config(cls, cfg: EvalConfig, base_dir: str | Path = ".") -> ChatProbe:
+        conversations = load_prompts(cfg.probe_prompts, base_dir)
+        if cfg.probe_system:
+            conversations = [[{"role": "system", "content": cfg.probe_system}, *c] for c in conversations]
+        return cls(conversations, cfg.probe_max_new_tokens)
 
     def run(self, model: torch.nn.Module, tokenizer, run_dir: str | Path, *, step: int,
             label: str) -> list[dict[str, Any]]:

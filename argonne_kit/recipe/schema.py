@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from argonne_kit.model.sections import MODEL_KINDS
+from argonne_kit.probe import EvalConfig
 from argonne_kit.recipe.sections import (
     CheckpointConfig,
     InitConfig,
@@ -48,6 +49,7 @@ CORE_SECTIONS: dict[str, type] = {
     "run": RunConfig,
     "init": InitConfig,
     "sample": SampleConfig,
+    "eval": EvalConfig,
     "logging": LoggingConfig,
 }
 
@@ -57,7 +59,7 @@ GENERATED_SECTIONS = ("derived", "meta")
 
 #: Order of sections in printed recipes.
 SECTION_ORDER = ("model", "tokenizer", "attention", "data", "val_data", "objective", "parallel",
-                 "optim", "schedule", "train", "checkpoint", "run", "init", "sample", "logging")
+                 "optim", "schedule", "train", "checkpoint", "run", "init", "sample", "eval", "logging")
 
 DEFAULT_MODEL_KIND = "argonne2"
 
@@ -80,4 +82,5 @@ class Recipe:
     run: RunConfig
     init: InitConfig
     sample: SampleConfig
+    eval: EvalConfig
     logging: LoggingConfig

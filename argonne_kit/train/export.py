@@ -16,13 +16,14 @@ from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE
 FINAL_MODEL_DIR = "final_model"
 
 
-def export_final_model(model, tokenizer, run_dir: Path, recipe_toml: str) -> Path:
-    """Write ``run_dir/final_model`` from a plain (unwrapped, unsharded) model; main rank only."""
+def export_final_model(model, tokenizer, run_dir: Path, recipe_toml: str, eos_token_id: int | None = None) -> Path:
+    """Write ``run_dir/final_model`` from a plain (unwrapped, unsharded) model; main rank only.
+    ``eos_token_id`` overrides the tokenizer's eos (chat stages stop at the chat EOS)."""
     final = Path(run_dir) / FINAL_MODEL_DIR
     tmp = Path(run_dir) / f".tmp-{FINAL_MODEL_DIR}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    eos = getattr(tokenizer, "eos_token_id", None)
+    eos = eos_token_id if eos_token_id is not None else getattr(tokenizer, "eos_token_id", None)
     if eos is not None:  # an export without eos never stops generating (D-5)
         model.config.eos_token_id = eos
         model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos

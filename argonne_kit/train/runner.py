@@ -41,6 +41,7 @@ from argonne_kit.train.init_from import InitSource, check_carry, load_weights, l
 from argonne_kit.train.metrics import MetricsLog, Progress, format_duration, truncate_after
 from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.provenance import run_meta
+from argonne_kit.probe import chat_eos_token_id
 from argonne_kit.train.sampling import has_sharded_parameters, main_rank_model, sample_text
 from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.train.state import Counters, seed_everything
@@ -186,12 +187,14 @@ class Run:
             tokens_per_step=batch["tokens_per_step"], peak_lr=recipe.optim.lr, grad_clip=recipe.optim.grad_clip,
             precision=train.precision, log_every=train.log_every, val_every=train.val_every,
             val_batches=train.val_batches, interval_steps=recipe.checkpoint.interval_steps,
-            interval_s=recipe.checkpoint.interval_s, recipe_toml=self.recipe_toml)
-        self.model, self.wrapped = model, wrapped
+            interval_s=recipe.checkpoint.interval_s,
+            probe_every=recipe.eval.probe_every if recipe.eval.probe else None, recipe_toml=self.recipe_toml)
+        self.model, self.wrapped, self.objective = model, wrapped, objective
         trainer = Trainer(settings=settings, strategy=strategy, model=wrapped, optimizer=optimizer,
                           objective=objective, schedule=schedule, data=data, val_data=val_data,
                           checkpoints=checkpoints, counters=counters, stop=stop, metrics=None,
-                          progress=progress, log=self.log, on_checkpoint=self._sample_at)
+                          progress=progress, log=self.log, on_checkpoint=self._sample_at,
+                          on_probe=self._probe if recipe.eval.probe else None)
         self._resume_or_carry(trainer, checkpoints, init, wrapped, optimizer)
         # opened after a resume truncated the records of the steps it will re-train
         metrics = MetricsLog(self.run_dir, tensorboard=recipe.logging.tensorboard, log=self.log) \
@@ -201,6 +204,8 @@ class Run:
         if progress.bar is not None:
             progress.bar.n = counters.phase_step
 
+        if recipe.eval.probe and counters.phase_step == 0:
+            self._probe(counters.global_step, "before")
         stop.install()
         try:
             outcome = trainer.train()
@@ -386,6 +391,21 @@ class Run:
         if text is not None:
             self.log(f"sample at step {step}: {text!r}")
 
+    def _probe(self, step: int, label: str) -> None:
+        """The chat quality probe (``[eval]``): every rank calls (a sharded model is gathered),
+        the main rank answers; telemetry that can never fail the run (D-21)."""
+        from argonne_kit.probe import ChatProbe
+
+        try:
+            plain = main_rank_model(self.strategy, self.wrapped, self._new_model)
+            if plain is not None:
+                probe = ChatProbe.from_config(self.recipe.eval, base_dir=self.resolved.base_dir)
+                rows = probe.run(plain, self.tokenizer, self.run_dir, step=step, label=label)
+                self.log(f"probe ({label}, step {step}): {rows[0]['prompt']!r} → {rows[0]['answer']!r}"
+                         + (f" (+{len(rows) - 1} more in probe.jsonl)" if len(rows) > 1 else ""))
+        except Exception as exc:  # noqa: BLE001 — telemetry must never end a run (D-21)
+            self.log(f"probe: failed ({type(exc).__name__}: {exc}); training continues")
+
     def _finish(self, outcome: Outcome, counters: Counters) -> int:
         strategy = self.strategy
         strategy.barrier()
@@ -400,11 +420,16 @@ class Run:
                              seed=self.recipe.train.seed, build_copy=self._new_model, log=self.log)
         plain = main_rank_model(strategy, self.wrapped, self._new_model)  # collective when sharded
         if strategy.is_main:
-            path = export_final_model(plain, self.tokenizer, self.run_dir, self.recipe_toml)
+            # a chat stage's model must stop at the chat EOS (<|im_end|>), not the document
+            # separator its tokenizer calls eos (D-5)
+            eos = chat_eos_token_id(self.tokenizer) if getattr(self.objective, "chat_model", False) else None
+            path = export_final_model(plain, self.tokenizer, self.run_dir, self.recipe_toml, eos_token_id=eos)
             self.log(f"export: {path}")
         strategy.barrier()
         if sample is not None:
             self.log(f"sample: {sample}")
+        if self.recipe.eval.probe:
+            self._probe(counters.global_step, "after")
         self.log(f"SUMMARY: steps {counters.phase_step:,} (cumulative {counters.global_step:,}), tokens "
                  f"{counters.global_tokens:,}, training time {format_duration(counters.train_time_s)}, "
                  f"run dir {self.run_dir}")

@@ -55,6 +55,8 @@ class LoopSettings:
     val_batches: int
     interval_steps: int | None
     interval_s: float | None
+    probe_every: int | None = None
+    """Run ``on_probe`` every this many phase steps (the chat quality probe); None = never."""
     recipe_toml: str
     """The resolved recipe written into every checkpoint."""
 
@@ -74,7 +76,8 @@ class Trainer:
                  optimizer: torch.optim.Optimizer, objective: Objective, schedule: LRSchedule,
                  data: DataSource, val_data: DataSource | None, checkpoints: CheckpointManager,
                  counters: Counters, stop: StopConditions, metrics: MetricsLog | None, progress: Progress,
-                 log: Callable[[str], None], on_checkpoint: Callable[[int], None] | None = None):
+                 log: Callable[[str], None], on_checkpoint: Callable[[int], None] | None = None,
+                 on_probe: Callable[[int, str], None] | None = None):
         self.s = settings
         self.strategy = strategy
         self.model = model
@@ -91,6 +94,7 @@ class Trainer:
         self.progress = progress
         self.log = log
         self.on_checkpoint = on_checkpoint
+        self.on_probe = on_probe
         self.device = strategy.device
         self.scaler = torch.amp.GradScaler(self.device.type) if settings.precision == "fp16" else None
         self.last_saved_step: int | None = None
@@ -164,6 +168,8 @@ class Trainer:
                 self.save()
             if s.val_every and c.phase_step % s.val_every == 0 and not is_last:
                 self.validate()
+            if self.on_probe is not None and s.probe_every and c.phase_step % s.probe_every == 0 and not is_last:
+                self.on_probe(c.global_step, "during")
 
         if self.val_data is not None:
             self.validate()

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from transformers import AutoTokenizer
+
 from argonne_kit.cli import main
 
 pytestmark = pytest.mark.slow
@@ -179,3 +181,20 @@ def test_the_seed_reaches_the_data_order(chain, tmp_path):
     first = records(sft_dir)[1]["loss"]
     assert records(same)[1]["loss"] == first
     assert records(other)[1]["loss"] != first
+
+
+def test_probe_runs_before_during_after_without_changing_training(chain, tmp_path):
+    """[eval] probe: greedy answers appended to probe.jsonl at steps 0, 3 and 6; the losses are
+    those of the same run without the probe; the exported chat model stops at <|im_end|> (D-5)."""
+    _, sft_dir, _ = chain
+    probed = tmp_path / "probed"
+    assert main(["run", str(sft_recipe(tmp_path, probed)), "eval.probe=true", "eval.probe_every=3",
+                 "eval.probe_max_new_tokens=4"]) == 0
+    rows = [json.loads(line) for line in (probed / "probe.jsonl").read_text().splitlines()]
+    assert [(r["label"], r["step"]) for r in rows[::6]] == [("before", 0), ("during", 3), ("after", 6)]
+    assert len(rows) == 18 and all(r["new_tokens"] <= 4 for r in rows)
+    base = records(sft_dir)
+    assert all(records(probed)[s]["loss"] == base[s]["loss"] for s in base)
+    config = json.loads((probed / "final_model" / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(probed / "final_model")
+    assert config["eos_token_id"] == tokenizer.convert_tokens_to_ids("<|im_end|>")

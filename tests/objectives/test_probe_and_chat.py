@@ -14,7 +14,7 @@ from argonne_kit.errors import CheckpointError, DataError
 from argonne_kit.probe import (
     DEFAULT_PROMPTS,
     ChatProbe,
-    ProbeConfig,
+    EvalConfig,
     chat_eos_token_id,
     generate_reply,
     load_prompts,
@@ -124,7 +124,7 @@ def test_probe_writes_greedy_answers_to_the_run_dir(taught_model_dir, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(taught_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(taught_model_dir)
     (tmp_path / "prompts.txt").write_text(f"{QUESTION}\nsay hello\n")
-    probe = ChatProbe.from_config(ProbeConfig(enabled=True, prompts_file="prompts.txt", max_new_tokens=12),
+    probe = ChatProbe.from_config(EvalConfig(probe=True, probe_prompts="prompts.txt", probe_max_new_tokens=12),
                                   base_dir=tmp_path)
     model.train()
     probe.run(model, tokenizer, tmp_path / "run", step=0, label="before")
