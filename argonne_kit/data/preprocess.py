@@ -204,19 +204,26 @@ def _row_count(path: Path) -> int:
         raise DataError(f"{path}: not a readable parquet file: {exc}") from None
 
 
-def iter_text_batches(path: Path, column: str, batch_rows: int) -> Iterator[tuple[int, list[Any]]]:
-    """``(first row index, values)`` batches of one column; DataError naming the file when the
-    file is not parquet or lacks the column."""
+def open_parquet_column(path: Path, column: str, hint: str):
+    """``pyarrow.parquet.ParquetFile`` of ``path``; DataError naming the file when it is not
+    parquet or has no ``column`` (with a close-match suggestion and ``hint``)."""
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
         names = parquet.schema_arrow.names
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a foreign file
         raise DataError(f"{path}: not a readable parquet file: {exc}") from None
     if column not in names:
         raise DataError(f"{path}: no column {column!r}{suggest(column, names)}; columns: {', '.join(names)} "
-                        f"(choose one with --text-column)")
+                        f"({hint})")
+    return parquet
+
+
+def iter_text_batches(path: Path, column: str, batch_rows: int) -> Iterator[tuple[int, list[Any]]]:
+    """``(first row index, values)`` batches of one column; DataError naming the file when the
+    file is not parquet or lacks the column."""
+    parquet = open_parquet_column(path, column, "choose one with --text-column")
     row = 0
     try:
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=[column]):

@@ -21,9 +21,9 @@ import torch
 
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
-from argonne_kit.data.preprocess import flatten_encodings, list_parquet_files
+from argonne_kit.data.preprocess import flatten_encodings, list_parquet_files, open_parquet_column
 from argonne_kit.data.tokenizer import tokenizer_hash
-from argonne_kit.errors import DataError, suggest
+from argonne_kit.errors import DataError
 
 from .common import check_state, digest, log, non_negative, resolve_path
 
@@ -105,18 +105,9 @@ class _ChunkTokens:
 
 def _plan_chunks(files: list[Path], column: str, chunk_rows: int) -> np.ndarray:
     """Rows ``[file, row_group, first, count, first_row_in_file]`` of every chunk."""
-    import pyarrow.parquet as pq
-
     plan = []
     for file_index, path in enumerate(files):
-        try:
-            parquet = pq.ParquetFile(path)
-            names = parquet.schema_arrow.names
-        except Exception as exc:  # noqa: BLE001
-            raise DataError(f"{path}: not a readable parquet file: {exc}") from None
-        if column not in names:
-            raise DataError(f"{path}: no column {column!r}{suggest(column, names)}; columns: {', '.join(names)} "
-                            f"(set text_column)")
+        parquet = open_parquet_column(path, column, "set text_column")
         row = 0
         for group in range(parquet.metadata.num_row_groups):
             rows = parquet.metadata.row_group(group).num_rows

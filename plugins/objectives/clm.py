@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
+from argonne_kit.model.loss import lm_loss_sums
 
 
 def _non_negative(_inst, attribute, value):
@@ -29,7 +30,7 @@ class CLMConfig:
 
     z_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)
     """Weight of the z-loss term ``logsumexp(logits)²`` per target token (0 = off)."""
-    chunk_size: int = attrs.field(default=0, validator=_non_negative)
+    loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)
     """Target tokens per chunk for chunked cross-entropy: the LM head, softcap and CE run one
     chunk of hidden states at a time under activation checkpointing, so the full ``[B·T, V]``
     logits are never materialised. 0 = off (full logits)."""
@@ -63,8 +64,12 @@ class CausalLMObjective(Objective):
     def __call__(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
         ids = batch["input_ids"]
         x, y = ids[:, :-1], ids[:, 1:]
-        if self.cfg.chunk_size:
-            nll, z = self._chunked(model, x, y)
+        if self.cfg.loss_chunk_size:
+            # hidden states once; the model's head + CE then run chunk by chunk (recomputed in
+            # backward), never materialising the full logits
+            hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
+            nll, z, _ = lm_loss_sums(hidden, _logits_fn(model), y, self.cfg.loss_chunk_size,
+                                     with_z=bool(self.cfg.z_loss_weight))
         else:
             logits = model(input_ids=x).logits
             nll, z = token_loss_sums(logits, y, self.cfg.z_loss_weight)
@@ -74,28 +79,6 @@ class CausalLMObjective(Objective):
             sums["z_loss"] = z.detach()
         return ObjectiveOutput(loss_sum=loss, metric_sums=sums)
 
-    @torch.compiler.disable  # inductor would re-materialise the full logits
-    def _chunked(self, model, x, y):
-        """Hidden states once, then head + CE chunk by chunk (recomputed in backward)."""
-        hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
-        head = _logits_fn(model)
-        hidden = hidden.reshape(-1, hidden.size(-1))
-        targets = y.reshape(-1)
-        nll = hidden.new_zeros((), dtype=torch.float32)
-        z = hidden.new_zeros((), dtype=torch.float32)
-        for start in range(0, hidden.size(0), self.cfg.chunk_size):
-            h = hidden[start:start + self.cfg.chunk_size]
-            t = targets[start:start + self.cfg.chunk_size]
-            chunk_nll, chunk_z = torch.utils.checkpoint.checkpoint(
-                _chunk_loss, head, h, t, self.cfg.z_loss_weight, use_reentrant=False)
-            nll = nll + chunk_nll
-            z = z + chunk_z
-        return nll, z
-
-
-def _chunk_loss(head, h, t, z_loss_weight):
-    return token_loss_sums(head(h), t, z_loss_weight)
-
 
 def _logits_fn(model: torch.nn.Module):
     """The model's hidden→logits map (LM head plus softcap)."""
@@ -103,7 +86,7 @@ def _logits_fn(model: torch.nn.Module):
     inner = getattr(inner, "_orig_mod", inner)
     fn = getattr(inner, "logits_from_hidden", None)
     if fn is None:
-        raise TypeError(f"objective.chunk_size needs a model with logits_from_hidden(); "
+        raise TypeError(f"objective.loss_chunk_size needs a model with logits_from_hidden(); "
                         f"{type(inner).__name__} has none")
     return fn
 

@@ -50,7 +50,7 @@ def test_chunked_cross_entropy_equals_the_full_one_with_gradients(model):
     losses = []
     for chunk in (0, 7):
         model.zero_grad()
-        loss = objective(chunk_size=chunk, z_loss_weight=1e-3)(model, {"input_ids": ids}).loss_sum
+        loss = objective(loss_chunk_size=chunk, z_loss_weight=1e-3)(model, {"input_ids": ids}).loss_sum
         loss.backward()
         losses.append(loss.detach())
         grads.append([p.grad.clone() for p in model.parameters()])
