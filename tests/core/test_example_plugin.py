@@ -2,6 +2,7 @@
 through the `argonne_kit` entry-point group and is usable from a recipe."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -65,3 +66,36 @@ def test_example_objective_and_backend_resolve_from_a_recipe(example_site, tmp_p
     assert 'kind = "chunked_math"' in result.stdout
     bad = run_kit(example_site, "resolve", str(recipe), "objective.smoothin=0.1")
     assert bad.returncode == 2 and "objective.smoothin: unknown key; did you mean 'smoothing'?" in bad.stderr
+
+
+@pytest.mark.slow
+def test_example_objective_and_backend_train_from_a_recipe(example_site, tmp_path):
+    """Two optimizer steps of the quickstart model with the third party's objective and attention."""
+    run_dir = tmp_path / "run"
+    recipe = tmp_path / "train.toml"
+    recipe.write_text(textwrap.dedent(f"""
+        extends = "{ROOT / 'recipes' / 'quickstart.toml'}"
+        [objective]
+        kind = "label_smoothed_clm"
+        smoothing = 0.1
+        [attention]
+        kind = "chunked_math"
+        query_chunk = 32
+        [schedule]
+        kind = "constant"
+        [train]
+        max_steps = 2
+        log_every = 1
+        precision = "fp32"
+        [sample]
+        enabled = false
+        [run]
+        dir = "{run_dir.as_posix()}"
+    """))
+    result = run_kit(example_site, "run", str(recipe))
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    assert "chunked_math" in result.stdout + result.stderr  # the logged attention plan
+    assert 'kind = "label_smoothed_clm"' in (run_dir / "resolved_recipe.toml").read_text()
