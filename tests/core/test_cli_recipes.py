@@ -6,7 +6,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-
 from argonne_kit.cli import build_parser, main
 
 
