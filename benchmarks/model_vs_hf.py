@@ -8,7 +8,7 @@ QK-norm only and no MLP clamp (Qwen3 has none); further rows add the original's 
 the SwiGLU inputs, then all Argonne-3 extras (V-norm, sandwich norms, logit softcap 15, the clamp,
 a 256-token window on odd layers) — those do more work than Qwen3 by design.
 
-    python benchmarks/model_vs_hf.py [--batch 2] [--seq 1024] [--reps 5] [--threads N] [--clock wall|cpu]
+    python benchmarks/model_vs_hf.py [--batch 2] [--seq 1024] [--reps 5] [--threads N] [--clock wall|cpu] [--precision fp32|bf16|both]
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or this process's CPU time (robust on a shared, oversubscribed "
                              "machine; use with --threads 1)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both",
+                        help="which precision(s) to time (default both)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,7 +84,7 @@ def main() -> None:
           f"{args.clock} clock")
     for name, count in params.items():
         print(f"  {name:<24} {count:,} params")
-    for precision in ("fp32", "bf16"):
+    for precision in (("fp32", "bf16") if args.precision == "both" else (args.precision,)):
         clock = time.perf_counter if args.clock == "wall" else time.process_time
         times = run(precision, models, args.batch, args.seq, args.reps, clock)
         best = {name: min(t) for name, t in times.items()}

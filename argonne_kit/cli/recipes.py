@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     diff.add_argument("b", help="the same kinds of input as A")
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.add_argument("--meta", action="store_true", help="also compare provenance ([meta]: versions, git revision)")
+    diff.add_argument("--derived", action="store_true",
+                      help="also compare derived values ([derived]: head_dim, accumulation, LR landmarks…)")
     diff.set_defaults(func=cmd_diff)
 
 
@@ -51,7 +53,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     a, b = resolve_any(args.a), resolve_any(args.b)
-    changes = diff_resolved(a, b, include_meta=args.meta)
+    changes = diff_resolved(a, b, include_meta=args.meta, include_derived=args.derived)
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "equal": not changes,
                           "changes": [{"section": c.section, "key": c.key, "a": c.a, "b": c.b} for c in changes]},

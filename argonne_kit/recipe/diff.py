@@ -66,12 +66,16 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def diff_resolved(a: ResolvedRecipe, b: ResolvedRecipe, *, include_meta: bool = False) -> list[Change]:
-    """Every key whose value differs, in section order."""
+def diff_resolved(a: ResolvedRecipe, b: ResolvedRecipe, *, include_meta: bool = False,
+                  include_derived: bool = False) -> list[Change]:
+    """Every key whose value differs, in section order. Derived values (consequences of the
+    inputs: LR landmarks, accumulation steps…) and provenance are left out unless asked for, so a
+    changed input is reported once, where it was set."""
     da, db = a.to_dict(), b.to_dict()
-    if not include_meta:
-        da.pop("meta", None)
-        db.pop("meta", None)
+    for name, wanted in (("meta", include_meta), ("derived", include_derived)):
+        if not wanted:
+            da.pop(name, None)
+            db.pop(name, None)
     fa, fb = flatten(da), flatten(db)
     keys = list(fa) + [k for k in fb if k not in fa]
     changes = []

@@ -37,6 +37,14 @@ def test_diff_equal_when_value_is_given_or_inherited(test_registry, recipe_dir, 
     assert "no differences" in capsys.readouterr().out
 
 
+def test_diff_reports_derived_values_only_on_request(test_registry, recipe_dir, capsys):
+    (recipe_dir / "d.toml").write_text('extends = "a.toml"\n[train]\nseq_len = 64\n')
+    assert main(["diff", str(recipe_dir / "a.toml"), str(recipe_dir / "d.toml")]) == 1
+    assert capsys.readouterr().out.splitlines()[2:] == ["[train]", "  seq_len: 32 -> 64"]
+    assert main(["diff", "--derived", str(recipe_dir / "a.toml"), str(recipe_dir / "d.toml")]) == 1
+    assert "  train.tokens_per_step: 64 -> 128" in capsys.readouterr().out
+
+
 def test_diff_json(test_registry, recipe_dir, capsys):
     assert main(["diff", "--json", str(recipe_dir / "a.toml"), str(recipe_dir / "b.toml")]) == 1
     data = json.loads(capsys.readouterr().out)
