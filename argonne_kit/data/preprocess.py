@@ -220,6 +220,22 @@ def open_parquet_column(path: Path, column: str, hint: str):
     return parquet
 
 
+def text_rows(values: list[Any], order, path: Path, first_row: int, column: str) -> tuple[list[str], int]:
+    """The non-empty texts of ``values`` taken in ``order`` and the number of empty/None rows
+    (counted, never silently dropped); DataError naming file and row for a non-text value."""
+    texts, empty = [], 0
+    for i in order:
+        value = values[int(i)]
+        if value is None or value == "":
+            empty += 1
+        elif not isinstance(value, str):
+            raise DataError(f"{path}: row {first_row + int(i)}: column {column!r} "
+                            f"holds {type(value).__name__}, not text")
+        else:
+            texts.append(value)
+    return texts, empty
+
+
 def iter_text_batches(path: Path, column: str, batch_rows: int) -> Iterator[tuple[int, list[Any]]]:
     """``(first row index, values)`` batches of one column; DataError naming the file when the
     file is not parquet or lacks the column."""
@@ -260,15 +276,8 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
 
     try:
         for first_row, values in iter_text_batches(job.path, settings.text_column, job.batch_rows):
-            texts = []
-            for offset, value in enumerate(values):
-                if value is None or value == "":
-                    empty += 1
-                elif not isinstance(value, str):
-                    raise DataError(f"{job.path}: row {first_row + offset}: column {settings.text_column!r} "
-                                    f"holds {type(value).__name__}, not text")
-                else:
-                    texts.append(value)
+            texts, skipped = text_rows(values, range(len(values)), job.path, first_row, settings.text_column)
+            empty += skipped
             rows += len(values)
             if texts:
                 flat, doc_lengths = flatten_encodings(tokenizer.encode_batch_fast(texts, add_special_tokens=False), prefix, suffix)

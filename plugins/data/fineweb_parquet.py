@@ -21,7 +21,7 @@ import torch
 
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
-from argonne_kit.data.preprocess import flatten_encodings, list_parquet_files, open_parquet_column
+from argonne_kit.data.preprocess import flatten_encodings, list_parquet_files, open_parquet_column, text_rows
 from argonne_kit.data.tokenizer import tokenizer_hash
 from argonne_kit.errors import DataError
 
@@ -88,16 +88,7 @@ class _ChunkTokens:
         order = range(len(values))
         if self.shuffle:
             order = Permutation(len(values), derive_seed(self.seed, "fineweb-docs", epoch, position))(np.arange(len(values)))
-        texts, empty = [], 0
-        for i in order:
-            value = values[int(i)]
-            if value is None or value == "":
-                empty += 1
-            elif not isinstance(value, str):
-                raise DataError(f"{self.files[file_index]}: row {first_row + int(i)}: column {self.column!r} "
-                                f"holds {type(value).__name__}, not text")
-            else:
-                texts.append(value)
+        texts, empty = text_rows(values, order, self.files[file_index], first_row, self.column)
         suffix = [self.eos] if self.eos is not None else []
         encodings = self.tokenizer.encode_batch_fast(texts, add_special_tokens=False) if texts else []
         return flatten_encodings(encodings, [], suffix)[0].astype(np.int64), empty
