@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.model.loss import lm_loss_sums
 
+from .sft import logits_fn
+
 
 def _non_negative(_inst, attribute, value):
     if value is not None and value < 0:
@@ -68,7 +70,7 @@ class CausalLMObjective(Objective):
             # hidden states once; the model's head + CE then run chunk by chunk (recomputed in
             # backward), never materialising the full logits
             hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
-            nll, z, _ = lm_loss_sums(hidden, _logits_fn(model), y, self.cfg.loss_chunk_size,
+            nll, z, _ = lm_loss_sums(hidden, _head(model), y, self.cfg.loss_chunk_size,
                                      with_z=bool(self.cfg.z_loss_weight))
         else:
             logits = model(input_ids=x).logits
@@ -80,15 +82,13 @@ class CausalLMObjective(Objective):
         return ObjectiveOutput(loss_sum=loss, metric_sums=sums)
 
 
-def _logits_fn(model: torch.nn.Module):
-    """The model's hidden→logits map (LM head plus softcap)."""
-    inner = getattr(model, "module", model)
-    inner = getattr(inner, "_orig_mod", inner)
-    fn = getattr(inner, "logits_from_hidden", None)
-    if fn is None:
+def _head(model: torch.nn.Module):
+    """The model's hidden→logits map; chunked CE cannot work without one."""
+    head = logits_fn(model)
+    if head is None:
         raise TypeError(f"objective.loss_chunk_size needs a model with logits_from_hidden(); "
-                        f"{type(inner).__name__} has none")
-    return fn
+                        f"{type(model).__name__} has none")
+    return head
 
 
 def register_all(register) -> None:

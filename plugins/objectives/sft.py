@@ -90,7 +90,7 @@ def token_nll(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor],
     kwargs = {name: inputs[name] for name in MODEL_INPUT_FIELDS if name in inputs}
     targets = inputs["labels"][:, 1:]
     mask = targets != IGNORE_INDEX
-    head = _logits_fn(model) if chunk_size > 0 else None
+    head = logits_fn(model) if chunk_size > 0 else None
     if head is not None:
         out = model(input_ids=inputs["input_ids"], output_hidden_states=True, return_logits=False, **kwargs)
         hidden = out.hidden_states[-1][:, :-1]
@@ -101,7 +101,7 @@ def token_nll(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor],
     return _chunk_nll(logits, targets), mask
 
 
-def _logits_fn(model: torch.nn.Module):
+def logits_fn(model: torch.nn.Module):
     """The model's hidden→logits map (LM head plus softcap) when it has one, else None."""
     inner = getattr(model, "module", model)  # DDP
     inner = getattr(inner, "_orig_mod", inner)  # torch.compile
