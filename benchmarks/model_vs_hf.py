@@ -9,6 +9,7 @@ the SwiGLU inputs, then all Argonne-3 extras (V-norm, sandwich norms, logit soft
 a 256-token window on odd layers) — those do more work than Qwen3 by design.
 
     python benchmarks/model_vs_hf.py [--batch 2] [--seq 1024] [--reps 5] [--threads N] [--clock wall|cpu] [--precision fp32|bf16|both]
+        [--variants qwen3-shaped,clamp,extras]
 """
 
 from __future__ import annotations
@@ -31,16 +32,22 @@ ARGONNE3_EXTRAS = dict(qk_norm=True, v_norm=True, sandwich_norm=True, logit_soft
                        interleaved_local_attention=True, local_attention_window=256)
 
 
-def build_models() -> dict[str, torch.nn.Module]:
+VARIANTS = {   # --variants key → (row label, Argonne config overrides)
+    "qwen3-shaped": ("argonne (qwen3-shaped)", QWEN_LIKE),
+    "clamp": ("argonne (+ mlp clamp)", QWEN_LIKE | {"swiglu_clamp": 65504.0}),
+    "extras": ("argonne (3.0 extras)", ARGONNE3_EXTRAS),
+}
+
+
+def build_models(variants: list[str]) -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     qwen = Qwen3ForCausalLM(Qwen3Config(**SHAPE, head_dim=SHAPE["hidden_size"] // SHAPE["num_attention_heads"],
                                         tie_word_embeddings=True, attn_implementation="sdpa"))
-    return {
-        "qwen3": qwen,
-        "argonne (qwen3-shaped)": ArgonneForCausalLM(ArgonneConfig(**SHAPE, **QWEN_LIKE)),
-        "argonne (+ mlp clamp)": ArgonneForCausalLM(ArgonneConfig(**SHAPE, **(QWEN_LIKE | {"swiglu_clamp": 65504.0}))),
-        "argonne (3.0 extras)": ArgonneForCausalLM(ArgonneConfig(**SHAPE, **ARGONNE3_EXTRAS)),
-    }
+    models = {"qwen3": qwen}
+    for key in variants:
+        label, overrides = VARIANTS[key]
+        models[label] = ArgonneForCausalLM(ArgonneConfig(**SHAPE, **overrides))
+    return models
 
 
 def step_seconds(model: torch.nn.Module, ids: torch.Tensor, precision: str, clock) -> float:
@@ -75,10 +82,17 @@ def main() -> None:
                              "machine; use with --threads 1)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both",
                         help="which precision(s) to time (default both)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated Argonne rows to time against qwen3 (default all: {','.join(VARIANTS)}); "
+                             "fewer rows make the slow bf16 run on CPUs without native bf16 affordable")
     args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown --variants {unknown}; choose from {sorted(VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = build_models()
+    models = build_models(variants)
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} × T {args.seq}, "
           f"{args.clock} clock")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
+from argonne_kit.errors import RecipeError
 from argonne_kit.recipe.diff import diff_resolved, format_changes, resolve_any
+from argonne_kit.recipe.pipeline import load_pipeline
 
 OVERRIDE_HELP = "dotted overrides, e.g. optim.lr=1e-4 train.micro_batch_size=4 (typed by the schema)"
 
@@ -15,15 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="train (any stage) from a recipe",
                          description="Resolve a recipe and run it: pretraining, continued pretraining, "
                                      "midtraining, SFT, DPO or CoT-SFT — a stage is a recipe. Works "
-                                     "single-process or under torchrun.")
-    run.add_argument("recipe", help="recipe .toml file")
+                                     "single-process or under torchrun. A pipeline file ([[stage]] tables, "
+                                     "e.g. recipes/quickstart_chat.toml) runs its stage recipes in order, "
+                                     "skipping stages whose final_model/ exists.")
+    run.add_argument("recipe", help="recipe .toml file, or a pipeline file of [[stage]] recipes")
     run.add_argument("overrides", nargs="*", help=OVERRIDE_HELP)
     run.set_defaults(func=cmd_run)
 
     resolve = sub.add_parser("resolve", help="print the resolved recipe as TOML",
                              description="Load a recipe (extends + overrides), check it, compute every "
                                          "derived value and print the result as TOML. Runs nothing.")
-    resolve.add_argument("recipe", help="recipe .toml, run directory, checkpoint or exported model")
+    resolve.add_argument("recipe", help="recipe .toml, pipeline file (every stage is printed), run directory, "
+                                        "checkpoint or exported model")
     resolve.add_argument("overrides", nargs="*", help=OVERRIDE_HELP)
     resolve.add_argument("--no-derived", action="store_true", help="omit the [derived] section")
     resolve.set_defaults(func=cmd_resolve)
@@ -42,16 +49,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    resolved = resolve_any(args.recipe, args.overrides)
-    if args.no_derived:
-        resolved.derived.clear()
-    sys.stdout.write(resolved.to_toml())
-    for note in resolved.notes:
-        print(f"# {note}", file=sys.stderr)
+    stages = load_pipeline(args.recipe)
+    targets = [(None, args.recipe, args.overrides)] if stages is None else \
+        [(stage, stage.recipe, [*stage.overrides, *args.overrides]) for stage in stages]
+    for stage, path, overrides in targets:
+        resolved = resolve_any(path, overrides)
+        if args.no_derived:
+            resolved.derived.clear()
+        if stage is not None:
+            sys.stdout.write(f"# ===== {stage.label} of {args.recipe}: {path} =====\n")
+        sys.stdout.write(resolved.to_toml())
+        for note in resolved.notes:
+            print(f"# {note}", file=sys.stderr)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    for path in (args.a, args.b):
+        if load_pipeline(path) is not None:
+            raise RecipeError(f"{path}: a pipeline file; diff one of its stage recipes (or run directories)")
     a, b = resolve_any(args.a), resolve_any(args.b)
     changes = diff_resolved(a, b, include_meta=args.meta, include_derived=args.derived)
     if args.json:
@@ -64,11 +80,39 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    stages = load_pipeline(args.recipe)
+    if stages is None:
+        return run_one(args.recipe, args.overrides)
+    from argonne_kit.train.export import FINAL_MODEL_DIR
+
+    say = print if os.environ.get("RANK", "0") == "0" else (lambda *_a, **_k: None)
+    for stage in stages:
+        overrides = [*stage.overrides, *args.overrides]
+        final = Path(resolve_any(stage.recipe, overrides).recipe.run.dir) / FINAL_MODEL_DIR
+        if final.is_dir():
+            say(f"argonne-kit: {stage.label} of {len(stages)}: complete ({final} exists), skipped; "
+                f"delete it or set another run.dir to train it again", flush=True)
+            continue
+        say(f"argonne-kit: {stage.label} of {len(stages)}: {stage.recipe}", flush=True)
+        code = run_one(str(stage.recipe), overrides, launch_as=(args.recipe, args.overrides))
+        if code != 0:
+            say(f"argonne-kit: {stage.label} failed (exit status {code}); later stages not run", file=sys.stderr)
+            return code
+        if not final.is_dir():  # stopped early on purpose (wall time, signal): resumable, not complete
+            say(f"argonne-kit: {stage.label} stopped before its budget completed; run the same command "
+                f"again to resume it and the stages after it", flush=True)
+            return 0
+    return 0
+
+
+def run_one(recipe: str, overrides: list[str], launch_as: tuple[str, list[str]] | None = None) -> int:
+    """Run one recipe, or say how to relaunch with the processes it asks for (the command line
+    of ``launch_as`` — a pipeline file and its overrides — when given)."""
     from argonne_kit.launch import relaunch_advice
     from argonne_kit.train.runner import run_recipe
 
-    resolved = resolve_any(args.recipe, args.overrides)
-    advice = relaunch_advice(args.recipe, args.overrides, resolved.recipe.run.nproc)
+    resolved = resolve_any(recipe, overrides)
+    advice = relaunch_advice(*(launch_as or (recipe, overrides)), resolved.recipe.run.nproc)
     if advice:
         print(f"argonne-kit: {advice}", file=sys.stderr)
         return 2

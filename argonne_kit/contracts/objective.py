@@ -53,3 +53,29 @@ class Objective(ABC):
     def attach_reference(self, reference: torch.nn.Module) -> None:
         """Receive the frozen reference model (only called when ``needs_reference_model``)."""
         raise TypeError(f"{type(self).__name__} does not use a reference model")
+
+    # -- reference precomputation (optional; only for objectives with a reference) -------------
+    # When :meth:`precomputes_reference` is true the trainer never attaches the reference. Before
+    # the loop it shows the reference every micro-batch this rank will train and validate on, in
+    # order: for each it asks :meth:`reference_pass_needed`, takes the max over all ranks (a
+    # sharded reference's forward is collective, so ranks agree on which batches run it) and, if
+    # any rank needs it, calls :meth:`record_reference_pass`. Then it frees the reference and
+    # passes every CPU batch through :meth:`prepare_batch` before the device copy.
+
+    def precomputes_reference(self) -> bool:
+        """True to score the data with the reference once before training, then free it."""
+        return False
+
+    def reference_pass_needed(self, batch: Mapping[str, torch.Tensor]) -> bool:
+        """Whether this CPU batch holds anything the reference has not scored yet."""
+        raise TypeError(f"{type(self).__name__} does not precompute reference scores")
+
+    def record_reference_pass(self, reference: torch.nn.Module, batch: Mapping[str, torch.Tensor],
+                              device_batch: Mapping[str, torch.Tensor]) -> None:
+        """Run the frozen reference on ``device_batch`` (the device copy of the CPU ``batch``,
+        under the training autocast and ``no_grad``) and keep what the loss will need."""
+        raise TypeError(f"{type(self).__name__} does not precompute reference scores")
+
+    def prepare_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Last touch of a CPU batch before it moves to the device (default: unchanged)."""
+        return batch

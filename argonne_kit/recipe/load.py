@@ -47,7 +47,7 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
     if resolved in stack:
         chain = " -> ".join(str(p) for p in (*stack, resolved))
         raise RecipeError(f"{stack[-1]}: extends cycle: {chain}")
-    data = _read_toml(path)
+    data = read_toml(path)
     extends = data.pop("extends", [])
     if isinstance(extends, str):
         extends = [extends]
@@ -66,7 +66,7 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
     return merged, origin
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

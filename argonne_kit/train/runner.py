@@ -41,12 +41,13 @@ from argonne_kit.train.init_from import InitSource, check_carry, load_weights, l
 from argonne_kit.train.metrics import MetricsLog, Progress, format_duration, truncate_after
 from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.provenance import run_meta
+from argonne_kit.train.reference import free_memory, precompute_reference
 from argonne_kit.probe import chat_eos_token_id
 from argonne_kit.train.sampling import has_sharded_parameters, main_rank_model, sample_text
 from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.train.state import Counters, seed_everything
 from argonne_kit.train.stop import StopConditions
-from argonne_kit.train.trainer import LoopSettings, Outcome, Trainer
+from argonne_kit.train.trainer import LoopSettings, Outcome, Trainer, cpu_bf16_warning
 
 EXIT_OK, EXIT_FAILED = 0, 1
 LOCK_FILE = ".lock"
@@ -146,6 +147,9 @@ class Run:
                  f"actual {batch['tokens_per_step']:,} = {train.micro_batch_size} rows × {train.seq_len} tokens × "
                  f"{strategy.dp_world} ranks × {batch['grad_accum_steps']} accumulation steps")
 
+        warning = cpu_bf16_warning(train.precision, strategy.device)
+        if warning:
+            self.log(f"warning: {warning}")
         data = self._data_source(recipe.data, "data")
         val_data = self._data_source(recipe.val_data, "val_data") if recipe.val_data is not None else None
         total_steps = phase_steps(train, data.size(), batch["tokens_per_step"],
@@ -168,8 +172,14 @@ class Run:
         if strategy.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        to_precompute = None  # a reference that scores the data once before the loop, then is freed
         if reference is not None:
-            objective.attach_reference(self._place_reference(reference, wrapped))
+            reference = self._place_reference(reference, wrapped)
+            if objective.precomputes_reference():
+                to_precompute = reference
+            else:
+                objective.attach_reference(reference)
+            del reference
         optimizer = build_optimizer(wrapped, recipe.optim, strategy.device)
         self._log_attention_plan(strategy.unwrap(wrapped))
         # a different stream per rank for anything random in training (the init was shared)
@@ -200,6 +210,13 @@ class Run:
         metrics = MetricsLog(self.run_dir, tensorboard=recipe.logging.tensorboard, log=self.log) \
             if strategy.is_main else None
         trainer.metrics = metrics
+        if to_precompute is not None:  # from the (resumed) position: exactly the batches still to come
+            plan = [(data, (total_steps - counters.phase_step) * batch["grad_accum_steps"])]
+            if val_data is not None:
+                plan.append((val_data, train.val_batches))
+            precompute_reference(objective, to_precompute, strategy, plan, train.precision, self.log)
+            del to_precompute
+            free_memory(strategy.device)
         progress.start_step = counters.phase_step
         if progress.bar is not None:
             progress.bar.n = counters.phase_step

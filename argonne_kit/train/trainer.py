@@ -69,6 +69,23 @@ def autocast_context(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def cpu_bf16_warning(precision: str, device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """A warning when bf16 autocast would run on a CPU without bf16 instructions (avx512_bf16
+    or AMX): torch then emulates bf16 matmuls, measured ~6× slower than fp32 on an AVX2-only
+    EPYC (benchmarks/README.md). None when it does not apply or the flags are unknown."""
+    if precision != "bf16" or device.type != "cpu":
+        return None
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None or {"avx512_bf16", "amx_bf16"} & set(flags):
+        return None
+    return ("train.precision = \"bf16\" on a CPU without avx512_bf16/AMX: bf16 matmuls are emulated and "
+            "several times slower than fp32 here; train.precision = \"fp32\" is faster on this machine")
+
+
 class Trainer:
     """Runs one phase: steps, logging, validation, checkpoints, early stop."""
 
@@ -182,7 +199,7 @@ class Trainer:
         s, strategy, model = self.s, self.strategy, self.model
         lr = s.peak_lr * self.schedule.factor(self.counters.phase_step, s.total_steps)
         set_lr(self.optimizer, lr)
-        micro = [self._to_device(next(batches)) for _ in range(s.grad_accum_steps)]
+        micro = [self._next_batch(batches) for _ in range(s.grad_accum_steps)]
         units = torch.stack([self.objective.units(b) for b in micro]).sum()
         strategy.all_reduce_sum(units)
         # Strategies average gradients over data-parallel ranks; scaling by dp_world makes the
@@ -245,11 +262,10 @@ class Trainer:
             return 1.0
         return 0.0
 
-    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if self.device.type == "cpu":
-            return batch
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                for k, v in batch.items()}
+    def _next_batch(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The next CPU batch, finished by the objective (e.g. precomputed reference scores),
+        on the device."""
+        return to_device(self.objective.prepare_batch(next(batches)), self.device)
 
     # -- checkpoints and validation ------------------------------------------------------------
     def save(self, *, final: bool = False) -> bool:
@@ -281,7 +297,7 @@ class Trainer:
         total = torch.zeros(2, device=self.device, dtype=torch.float64)
         try:
             for _ in range(self.s.val_batches):
-                batch = self._to_device(next(batches))
+                batch = self._next_batch(batches)
                 with autocast_context(self.s.precision, self.device):
                     out = self.objective(self.model, batch)
                 total[0] += out.loss_sum.detach().double()
@@ -295,6 +311,13 @@ class Trainer:
         if self.metrics is not None:
             self.metrics.write({"step": self.counters.global_step, "val_loss": val_loss})
         return val_loss
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch's tensors on ``device`` (the CPU batch itself on CPU)."""
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def _accumulate(into: dict[str, torch.Tensor], values: dict[str, torch.Tensor]) -> None:

@@ -30,21 +30,22 @@ How the trainer provides the reference (``needs_reference_model = True``):
    the model the policy was initialised from (``[init] from``). Never a copy of the current
    policy: after a resume the policy has moved.
 2. Load it with the same loader as ``[init]``, put it on the policy's device, wrap it with the
-   run's parallel strategy (FSDP shards it like the policy; no optimizer, no DDP wrapper needed
+   run's parallel strategy (FSDP and TP shard it like the policy; no optimizer, no DDP wrapper
    since it gets no gradients), then ``objective.attach_reference(model)`` — which freezes it.
-3. With ``precompute_reference = true`` instead: ``scores = precompute_reference_scores(ref,
-   batches)`` over one epoch of this rank's batches (CPU tensors, before the device copy),
-   merge across data-parallel ranks (``all_gather_object`` of ``scores.state_dict()`` then
-   :meth:`ReferenceScores.merge`), free the reference, and pass each batch through
-   ``scores.annotate(batch)`` before moving it to the device. The objective then reads the
-   ``ref_chosen_logps``/``ref_rejected_logps`` fields and never calls a reference.
+3. With ``precompute_reference = true`` instead (the objective contract's precomputation): before
+   the loop the trainer shows the reference every micro-batch this rank will train and validate
+   on from the current data position (a resume included); the pairs' reference sums are kept in a
+   :class:`ReferenceScores` table keyed by content (a pair seen again in a later epoch is not
+   scored twice), the reference is freed, and every CPU batch gets ``ref_chosen_logps``/
+   ``ref_rejected_logps`` fields (:meth:`ReferenceScores.annotate`). Each rank scores exactly the
+   batches it will consume, so no table is exchanged between ranks.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Literal
 
 import attrs
 import torch
@@ -190,6 +191,8 @@ class DPOObjective(Objective):
     def __init__(self, config: DPOConfig):
         self.config = config
         self.reference: torch.nn.Module | None = None
+        #: Reference sums per pair when ``precompute_reference`` (filled before training).
+        self.precomputed: ReferenceScores | None = None
 
     def reference_source(self, init_from: str | None) -> str:
         """Where the trainer loads the reference from: ``objective.reference`` or ``[init] from``."""
@@ -207,6 +210,30 @@ class DPOObjective(Objective):
     def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return _valid_pairs(batch).sum()
 
+    # -- precomputed reference scores (see the module docstring, step 3) ---------------------
+    def precomputes_reference(self) -> bool:
+        return self.config.precompute_reference
+
+    def reference_pass_needed(self, batch: Mapping[str, torch.Tensor]) -> bool:
+        if self.precomputed is None:
+            self.precomputed = ReferenceScores()
+        return bool(self.precomputed.missing(batch))
+
+    @torch.no_grad()
+    def record_reference_pass(self, reference: torch.nn.Module, batch: Mapping[str, torch.Tensor],
+                              device_batch: Mapping[str, torch.Tensor]) -> None:
+        reference.eval()
+        n = batch["chosen_input_ids"].shape[0]
+        _, logp_sum, _ = sequence_scores(reference, concatenated_inputs(device_batch), "sum",
+                                         self.config.loss_chunk_size)
+        logp_sum = logp_sum.float().cpu()
+        if self.precomputed is None:
+            self.precomputed = ReferenceScores()
+        self.precomputed.add(batch, logp_sum[:n], logp_sum[n:])
+
+    def prepare_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.precomputed.annotate(batch) if self.precomputed is not None else batch
+
     def reference_scores(self, batch: Mapping[str, torch.Tensor], inputs, counts: torch.Tensor):
         """(ref_chosen, ref_rejected) scores, from precomputed fields or the attached reference."""
         n = batch["chosen_input_ids"].shape[0]
@@ -216,8 +243,8 @@ class DPOObjective(Objective):
         else:
             if self.config.precompute_reference:
                 raise PluginError("objective.precompute_reference = true, but the batch carries no "
-                                  "ref_chosen_logps/ref_rejected_logps: the trainer did not run "
-                                  "precompute_reference_scores (see the dpo module docstring)")
+                                  "ref_chosen_logps/ref_rejected_logps: the trainer did not run the "
+                                  "reference precomputation (see the dpo module docstring)")
             if self.reference is None:
                 raise PluginError("dpo: no reference model attached and the batch has no precomputed "
                                   "ref_chosen_logps/ref_rejected_logps")
@@ -270,8 +297,8 @@ def pair_keys(batch: Mapping[str, torch.Tensor]) -> list[str]:
 class ReferenceScores:
     """Reference sums of target log-probs per preference pair, keyed by :func:`pair_keys`."""
 
-    def __init__(self, table: dict[str, tuple[float, float]] | None = None):
-        self.table: dict[str, tuple[float, float]] = dict(table or {})
+    def __init__(self):
+        self.table: dict[str, tuple[float, float]] = {}
 
     def __len__(self) -> int:
         return len(self.table)
@@ -290,40 +317,18 @@ class ReferenceScores:
                     rows.append((0.0, 0.0))  # a padding row: it carries no loss
                     continue
                 raise DataError(f"dpo: preference pair at row {row} of this batch was not scored by the "
-                                f"reference precomputation ({len(self)} pairs scored); the data changed "
-                                f"since, or the precomputation did not cover a full epoch")
+                                f"reference precomputation ({len(self)} pairs scored, from the batches this "
+                                f"run trains and validates on); the data or its order changed since")
             rows.append(self.table[key])
         values = torch.tensor(rows, dtype=torch.float32).view(-1, 2)
         batch[REF_FIELDS["chosen"]] = values[:, 0]
         batch[REF_FIELDS["rejected"]] = values[:, 1]
         return batch
 
-    def merge(self, other: ReferenceScores | Mapping[str, Any]) -> None:
-        """Fold in another rank's scores (a ReferenceScores or its ``state_dict()``)."""
-        table = other.table if isinstance(other, ReferenceScores) else other["table"]
-        self.table.update({k: tuple(v) for k, v in table.items()})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"table": dict(self.table)}
-
-
-@torch.no_grad()
-def precompute_reference_scores(reference: torch.nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
-                                *, device: torch.device | str | None = None,
-                                loss_chunk_size: int = 0) -> ReferenceScores:
-    """Run the frozen reference once over ``batches`` (CPU preference batches, e.g. one epoch of
-    this rank's data) and return the per-pair sums of target log-probs. The caller applies the
-    same autocast context as training so the scores match what the live reference would give."""
-    reference.eval()
-    device = torch.device(device) if device is not None else next(reference.parameters()).device
-    scores = ReferenceScores()
-    for batch in batches:
-        n = batch["chosen_input_ids"].shape[0]
-        inputs = {k: v.to(device) for k, v in concatenated_inputs(batch).items()}
-        _, logp_sum, _ = sequence_scores(reference, inputs, "sum", loss_chunk_size)
-        logp_sum = logp_sum.float().cpu()
-        scores.add(batch, logp_sum[:n], logp_sum[n:])
-    return scores
+    def missing(self, batch: Mapping[str, torch.Tensor]) -> list[int]:
+        """Rows of a batch holding a real pair that is not in the table yet."""
+        valid = _valid_pairs(batch).tolist()
+        return [row for row, key in enumerate(pair_keys(batch)) if valid[row] and key not in self.table]
 
 
 def build(config: DPOConfig) -> DPOObjective:

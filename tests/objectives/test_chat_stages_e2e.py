@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +84,10 @@ beta = 0.5
 label_smoothing = 0.05
 score = "avg"
 chosen_sft_weight = 0.05
+[val_data]
+kind = "preference"
+pad_to = "longest"
+shuffle = false
 [train]
 seq_len = 96
 micro_batch_size = 4
@@ -89,6 +96,8 @@ precision = "fp32"
 device = "cpu"
 seed = 7
 log_every = 1
+val_every = 3
+val_batches = 2
 [init]
 from = "{init_from.as_posix()}"
 [run]
@@ -96,9 +105,9 @@ dir = "{run_dir.as_posix()}"
 """)
 
 
-def records(run_dir: Path) -> dict[int, dict]:
+def records(run_dir: Path, key: str = "loss") -> dict[int, dict]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r for r in rows if "loss" in r}
+    return {r["step"]: r for r in rows if key in r}
 
 
 def checkpoint_weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
@@ -143,6 +152,64 @@ def test_sft_then_dpo_through_run_directories(chain):
     resolved = (dpo_dir / "resolved_recipe.toml").read_text()
     assert 'kind = "dpo"' in resolved and str(sft_dir.as_posix()) in resolved
     assert (dpo_dir / "final_model" / "config.json").is_file()
+
+
+def test_precomputed_reference_trains_like_the_live_reference_and_resumes_exactly(chain, capsys):
+    """objective.precompute_reference: the reference scores the batches still to come (training
+    and validation) once, is freed, and the run is the live-reference run; a resume mid-DPO
+    scores only the rest of the phase and ends on the same weights."""
+    tmp, sft_dir, dpo_dir = chain
+    precomputed = tmp / "dpo_precomputed"
+    recipe = dpo_recipe(tmp, precomputed, sft_dir)
+    capsys.readouterr()
+    assert main(["run", str(recipe), "objective.precompute_reference=true"]) == 0
+    assert "scored 8 micro-batches per rank" in capsys.readouterr().out  # 6 training + 2 validation
+    live, offline = records(dpo_dir), records(precomputed)
+    assert sorted(offline) == sorted(live)
+    for step in live:
+        for key in ("loss", "dpo_loss", "reward_margin", "grad_norm"):
+            assert offline[step][key] == pytest.approx(live[step][key], rel=1e-6, abs=1e-9), (step, key)
+    assert records(precomputed, "val_loss")[12]["val_loss"] == pytest.approx(
+        records(dpo_dir, "val_loss")[12]["val_loss"], rel=1e-6)
+
+    resumed = tmp / "dpo_precomputed_resumed"
+    resume_copy(precomputed, 9, resumed)
+    assert main(["run", str(dpo_recipe(tmp, resumed, sft_dir)), "objective.precompute_reference=true"]) == 0
+    assert "scored 5 micro-batches per rank" in capsys.readouterr().out  # steps 10-12 + validation
+    again = records(resumed)
+    assert all(again[s]["loss"] == offline[s]["loss"] for s in again)
+    a, b = checkpoint_weights(precomputed, 12), checkpoint_weights(resumed, 12)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("strategy, overrides", [
+    ("ddp", []),
+    # FSDP shards the reference too; the precomputed and the chunked paths run on sharded weights
+    ("fsdp", ["objective.precompute_reference=true", "objective.loss_chunk_size=16"]),
+], ids=["ddp-live-reference", "fsdp-precomputed-chunked"])
+def test_dpo_on_two_processes_matches_one(chain, strategy, overrides):
+    """torchrun, 2 gloo ranks × 2 pairs = the single process's 4 pairs per step: the same
+    losses, rewards and gradient norms as the one-process run of the chain."""
+    tmp, sft_dir, dpo_dir = chain
+    run_dir = tmp / f"dpo_{strategy}"
+    recipe = dpo_recipe(tmp, run_dir, sft_dir)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "argonne_kit", "run", str(recipe), "train.micro_batch_size=2", f"parallel.kind={strategy}",
+           *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert ("reference freed" in proc.stdout) == ("objective.precompute_reference=true" in overrides)
+    one, two = records(dpo_dir), records(run_dir)
+    assert sorted(two) == sorted(one)
+    for step in one:
+        assert two[step]["units"] == one[step]["units"] == 4
+        for key in ("loss", "dpo_loss", "reward_margin", "reward_accuracy", "grad_norm"):
+            assert two[step][key] == pytest.approx(one[step][key], rel=1e-4, abs=1e-6), (step, key)
+    assert records(run_dir, "val_loss")[12]["val_loss"] == pytest.approx(
+        records(dpo_dir, "val_loss")[12]["val_loss"], rel=1e-5)
+    assert (run_dir / "final_model" / "model.safetensors").is_file()
 
 
 def test_resume_mid_sft_is_exact(chain):
@@ -198,3 +265,32 @@ def test_probe_runs_before_during_after_without_changing_training(chain, tmp_pat
     config = json.loads((probed / "final_model" / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(probed / "final_model")
     assert config["eos_token_id"] == tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_a_pipeline_file_runs_sft_then_dpo_and_skips_finished_stages(tmp_path, capsys):
+    """`argonne-kit run PIPELINE.toml` (like recipes/quickstart_chat.toml): the stages run in
+    order, each chained by its own [init]; a second run skips completed stages; a stage whose
+    final_model/ is missing runs again from its checkpoints (no step trained twice)."""
+    sft_dir, dpo_dir = tmp_path / "sft", tmp_path / "dpo"
+    sft, dpo = sft_recipe(tmp_path, sft_dir), dpo_recipe(tmp_path, dpo_dir, sft_dir)
+    pipeline = tmp_path / "chat.toml"
+    pipeline.write_text(f'[[stage]]\nrecipe = "{sft.name}"\n[[stage]]\nrecipe = "{dpo.name}"\n'
+                        f'overrides = ["train.max_steps=5"]\n')
+    assert main(["run", str(pipeline), "train.max_steps=3"]) == 0  # the command line wins for both
+    out = capsys.readouterr().out
+    assert out.index("stage 1 (sft_sft.toml) of 2") < out.index("stage 2 (dpo_dpo.toml) of 2")
+    assert sorted(records(sft_dir)) == [1, 2, 3] and sorted(records(dpo_dir)) == [4, 5, 6]
+    assert (dpo_dir / "final_model" / "model.safetensors").is_file()
+    metrics = (dpo_dir / "metrics.jsonl").read_text()
+
+    assert main(["run", str(pipeline), "train.max_steps=3"]) == 0
+    out = capsys.readouterr().out
+    assert "stage 1 (sft_sft.toml) of 2: complete" in out and "stage 2 (dpo_dpo.toml) of 2: complete" in out
+
+    shutil.rmtree(dpo_dir / "final_model")
+    assert main(["run", str(pipeline), "train.max_steps=3"]) == 0
+    out = capsys.readouterr().out
+    assert "stage 1 (sft_sft.toml) of 2: complete" in out and "resume:" in out
+    assert (dpo_dir / "final_model" / "model.safetensors").is_file()
+    assert [r for r in metrics.splitlines() if '"loss"' in r] == \
+        [r for r in (dpo_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in r]

@@ -13,8 +13,6 @@ from argonne_kit.errors import DataError, PluginError, RecipeError
 from argonne_plugins.objectives.dpo import (
     DPOConfig,
     DPOObjective,
-    ReferenceScores,
-    precompute_reference_scores,
     preference_loss,
 )
 from objective_fixtures import BigramModel, hand_logprob_sum, preference_batch, tiny_qwen3
@@ -150,43 +148,53 @@ def test_padding_pairs_do_not_count():
     assert full.loss_sum.item() == pytest.approx(part.loss_sum.item(), rel=1e-6)
 
 
+def precompute(objective: DPOObjective, reference, batches) -> int:
+    """The trainer's precomputation pass (argonne_kit.train.reference) in one process; the
+    number of reference passes it made."""
+    passes = 0
+    for batch in batches:
+        if objective.reference_pass_needed(batch):
+            objective.record_reference_pass(reference, batch, batch)
+            passes += 1
+    return passes
+
+
 @pytest.mark.parametrize("score", ["sum", "avg"])
 def test_precomputed_reference_scores_give_the_same_loss(score):
     policy, reference = tiny_qwen3(0), tiny_qwen3(1)
     batches = [preference_batch(pairs=3, seed=s) for s in (2, 3)]
     live = DPOObjective(DPOConfig(score=score, beta=0.3))
     live.attach_reference(reference)
-    table = precompute_reference_scores(reference, batches)
-    assert len(table) == 6
-    # a table merged from two "ranks" finds every pair, whatever batch it arrives in
-    rank0 = precompute_reference_scores(reference, batches[:1])
-    rank1 = precompute_reference_scores(reference, batches[1:])
-    merged = ReferenceScores()
-    merged.merge(rank0)
-    merged.merge(rank1.state_dict())
-    offline = DPOObjective(DPOConfig(score=score, beta=0.3))  # no reference attached at all
+    offline = DPOObjective(DPOConfig(score=score, beta=0.3, precompute_reference=True))
+    assert offline.precomputes_reference() and not live.precomputes_reference()
+    assert precompute(offline, reference, batches) == 2
+    assert len(offline.precomputed) == 6 and offline.reference is None  # no reference kept
+    # a second epoch of the same pairs needs no reference pass
+    assert precompute(offline, reference, batches) == 0
     for batch in batches:
         want = live(policy, batch)
-        got = offline(policy, merged.annotate(dict(batch)))
+        got = offline(policy, offline.prepare_batch(dict(batch)))
         assert got.loss_sum.item() == pytest.approx(want.loss_sum.item(), rel=1e-5)
         assert got.metric_sums["reward_margin"].item() == pytest.approx(want.metric_sums["reward_margin"].item(),
                                                                        rel=1e-4, abs=1e-6)
-    # reordered rows: the content key still finds them
+    # reordered rows (another epoch's order): the content key still finds them
     swapped = {k: v.flip(0) for k, v in batches[0].items()}
-    assert offline(policy, merged.annotate(swapped)).loss_sum.item() == pytest.approx(
+    assert offline(policy, offline.prepare_batch(swapped)).loss_sum.item() == pytest.approx(
         live(policy, swapped).loss_sum.item(), rel=1e-5)
 
 
 def test_unscored_pair_is_a_clear_error():
-    table = precompute_reference_scores(tiny_qwen3(1), [preference_batch(seed=2)])
+    objective = DPOObjective(DPOConfig(precompute_reference=True))
+    precompute(objective, tiny_qwen3(1), [preference_batch(seed=2)])
+    assert objective.reference_pass_needed(preference_batch(seed=9))
     with pytest.raises(DataError, match="not scored by the reference precomputation"):
-        table.annotate(preference_batch(seed=9))
+        objective.prepare_batch(preference_batch(seed=9))
 
 
 def test_missing_reference_is_a_clear_error():
     precomputed = DPOObjective(DPOConfig(precompute_reference=True))
     precomputed.attach_reference(tiny_qwen3(1))
-    with pytest.raises(PluginError, match="did not run precompute_reference_scores"):
+    with pytest.raises(PluginError, match="did not run the reference precomputation"):
         precomputed(tiny_qwen3(), preference_batch())  # never silently falls back to the live model
     objective = DPOObjective(DPOConfig())
     with pytest.raises(PluginError, match="no reference model attached"):

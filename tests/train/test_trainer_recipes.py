@@ -42,3 +42,15 @@ def test_quickstart_is_argonne3_shaped_and_decays():
         (True, True, True, 15.0, 1e6)
     assert model.num_attention_heads // model.num_key_value_heads == 3  # GQA 12/4 like 3.0
     assert resolved.derived["schedule"]["lr_last"] == pytest.approx(3e-4)
+
+
+def test_quickstart_chat_is_the_sft_then_dpo_pipeline():
+    from argonne_kit.recipe.pipeline import load_pipeline
+
+    stages = load_pipeline(RECIPES / "quickstart_chat.toml")
+    assert [s.recipe.name for s in stages] == ["quickstart_sft.toml", "quickstart_dpo.toml"]
+    sft, dpo = (resolve_recipe(s.recipe, list(s.overrides)).recipe for s in stages)
+    assert resolve_recipe(RECIPES / "quickstart.toml").recipe.run.dir == sft.init.from_
+    assert (sft.objective.kind, dpo.objective.kind) == ("sft", "dpo")
+    assert dpo.init.from_ == sft.run.dir  # DPO starts from, and is referenced against, the SFT model
+    assert load_pipeline(RECIPES / "quickstart_sft.toml") is None  # a recipe is not a pipeline

@@ -119,3 +119,22 @@ def test_one_host_transfer_per_optimizer_step(tmp_path):
     stats, _ = one_step(tmp_path, micro, ProbeObjective(ProbeConfig()), around_step=spying)
     assert stats["units"] == 4 * 32
     assert transfers == ["tolist"]
+
+
+@pytest.mark.parametrize("flags, precision, device, warns", [
+    ("fpu sse avx2 fma", "bf16", "cpu", True),          # AVX2 only: bf16 matmuls are emulated
+    ("fpu avx2 avx512f avx512_bf16", "bf16", "cpu", False),
+    ("fpu avx2 amx_bf16 amx_tile", "bf16", "cpu", False),
+    ("fpu sse avx2 fma", "fp32", "cpu", False),
+    ("fpu sse avx2 fma", "bf16", "cuda", False),
+])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(tmp_path, flags, precision, device, warns):
+    from argonne_kit.train.trainer import cpu_bf16_warning
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    message = cpu_bf16_warning(precision, torch.device(device), str(cpuinfo))
+    assert (message is not None) == warns
+    if warns:
+        assert "avx512_bf16" in message and 'train.precision = "fp32"' in message
+    assert cpu_bf16_warning("bf16", torch.device("cpu"), str(tmp_path / "missing")) is None
