@@ -10,7 +10,7 @@ from pathlib import Path
 
 from argonne_kit.errors import RecipeError
 from argonne_kit.recipe.diff import diff_resolved, format_changes, resolve_any
-from argonne_kit.recipe.pipeline import load_pipeline
+from argonne_kit.recipe.pipeline import load_pipeline, stage_overrides
 
 OVERRIDE_HELP = "dotted overrides, e.g. optim.lr=1e-4 train.micro_batch_size=4 (typed by the schema)"
 
@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "e.g. recipes/quickstart_chat.toml) runs its stage recipes in order, "
                                      "skipping stages whose final_model/ exists.")
     run.add_argument("recipe", help="recipe .toml file, or a pipeline file of [[stage]] recipes")
-    run.add_argument("overrides", nargs="*", help=OVERRIDE_HELP)
+    run.add_argument("overrides", nargs="*", help=OVERRIDE_HELP + "; for a pipeline, N:key=value or "
+                                                                  "STAGE_NAME:key=value overrides one stage")
     run.set_defaults(func=cmd_run)
 
     resolve = sub.add_parser("resolve", help="print the resolved recipe as TOML",
@@ -51,9 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_resolve(args: argparse.Namespace) -> int:
     stages = load_pipeline(args.recipe)
     targets = [(None, args.recipe, args.overrides)] if stages is None else \
-        [(stage, stage.recipe, [*stage.overrides, *args.overrides]) for stage in stages]
+        [(stage, stage.recipe, own) for stage, own in zip(stages, stage_overrides(stages, args.overrides))]
     for stage, path, overrides in targets:
-        resolved = resolve_any(path, overrides)
+        resolved = resolve_stage(stage, path, overrides)
         if args.no_derived:
             resolved.derived.clear()
         if stage is not None:
@@ -86,9 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from argonne_kit.train.export import FINAL_MODEL_DIR
 
     say = print if os.environ.get("RANK", "0") == "0" else (lambda *_a, **_k: None)
-    for stage in stages:
-        overrides = [*stage.overrides, *args.overrides]
-        final = Path(resolve_any(stage.recipe, overrides).recipe.run.dir) / FINAL_MODEL_DIR
+    for stage, overrides in zip(stages, stage_overrides(stages, args.overrides)):
+        final = Path(resolve_stage(stage, stage.recipe, overrides).recipe.run.dir) / FINAL_MODEL_DIR
         if final.is_dir():
             say(f"argonne-kit: {stage.label} of {len(stages)}: complete ({final} exists), skipped; "
                 f"delete it or set another run.dir to train it again", flush=True)
@@ -103,6 +103,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"again to resume it and the stages after it", flush=True)
             return 0
     return 0
+
+
+def resolve_stage(stage, path, overrides: list[str]):
+    """``resolve_any``; a pipeline stage's errors say which stage, and how to aim an override."""
+    if stage is None:
+        return resolve_any(path, overrides)
+    try:
+        return resolve_any(path, overrides)
+    except RecipeError as exc:
+        raise RecipeError(f"{stage.label}: {exc} (an override for one stage only takes its number or "
+                          f"name: {stage.index}:section.key=value or {stage.recipe.stem}:section.key=value)") from None
 
 
 def run_one(recipe: str, overrides: list[str], launch_as: tuple[str, list[str]] | None = None) -> int:

@@ -14,7 +14,8 @@ A TOML file is a pipeline when its top level holds ``[[stage]]`` tables; nothing
 ``description`` may sit beside them (a pipeline is not a recipe). Each stage is an ordinary
 recipe and chains to the one before it through its own ``[init] from`` — the pipeline adds no
 hidden wiring, so every stage can still be run, resolved and diffed on its own. Command-line
-overrides apply to every stage, after the stage's own.
+overrides apply to every stage, after the stage's own; one prefixed with a stage's number or
+recipe name applies to that stage only (``2:objective.beta=0.2``, ``quickstart_dpo:train.max_steps=5``).
 
 Re-running a pipeline after an interruption skips each stage whose run directory already holds
 a ``final_model/`` (written only when a stage completed, D-25) and resumes the interrupted stage
@@ -83,3 +84,23 @@ def load_pipeline(path: str | Path) -> list[Stage] | None:
             raise RecipeError(f"{where}: {recipe} is itself a pipeline; list its stages here instead")
         stages.append(Stage(index=index, recipe=recipe, overrides=tuple(overrides)))
     return stages
+
+
+def stage_overrides(stages: list[Stage], cli: list[str]) -> list[list[str]]:
+    """Each stage's overrides: its own, then the command line's — unprefixed ones for every
+    stage, ``N:key=value`` / ``NAME:key=value`` for stage N or the stage whose recipe is NAME.toml."""
+    out = [list(stage.overrides) for stage in stages]
+    names = ", ".join(f"{s.index} or {s.recipe.stem}" for s in stages)
+    for override in cli:
+        key = override.split("=", 1)[0]
+        if ":" not in key:
+            for own in out:
+                own.append(override)
+            continue
+        selector, rest = override.split(":", 1)
+        chosen = [i for i, s in enumerate(stages) if selector in (str(s.index), s.recipe.stem)]
+        if not chosen:
+            raise RecipeError(f"command line: {override!r}: no stage {selector!r} in this pipeline (stages: {names})")
+        for i in chosen:
+            out[i].append(rest)
+    return out

@@ -40,3 +40,33 @@ def test_malformed_pipelines_name_the_stage_and_key(tmp_path, text, message):
     (tmp_path / "a.toml").write_text("[train]\nmax_steps = 1\n")
     with pytest.raises(RecipeError, match=message):
         load_pipeline(write(tmp_path, text))
+
+
+def test_command_line_overrides_reach_every_stage_or_the_one_named(tmp_path):
+    from argonne_kit.recipe.pipeline import stage_overrides
+
+    for name in ("sft.toml", "dpo.toml"):
+        (tmp_path / name).write_text("[train]\nmax_steps = 1\n")
+    stages = load_pipeline(write(tmp_path, '[[stage]]\nrecipe = "sft.toml"\noverrides = ["optim.lr=1e-3"]\n'
+                                           '[[stage]]\nrecipe = "dpo.toml"\n'))
+    got = stage_overrides(stages, ["train.max_steps=3", "2:objective.beta=0.2", "sft:train.seed=5",
+                                   "dpo:data.path=x:y"])
+    assert got == [["optim.lr=1e-3", "train.max_steps=3", "train.seed=5"],
+                   ["train.max_steps=3", "objective.beta=0.2", "data.path=x:y"]]
+    assert stage_overrides(stages, ["data.path=a:b"]) == [["optim.lr=1e-3", "data.path=a:b"], ["data.path=a:b"]]
+    with pytest.raises(RecipeError, match="no stage '3' in this pipeline \\(stages: 1 or sft, 2 or dpo\\)"):
+        stage_overrides(stages, ["3:train.seed=1"])
+
+
+def test_an_override_one_stage_lacks_names_the_stage_and_the_prefix(tmp_path, capsys):
+    from argonne_kit.cli import main
+
+    (tmp_path / "a.toml").write_text('[objective]\nkind = "sft"\n')
+    (tmp_path / "b.toml").write_text('[objective]\nkind = "dpo"\n')
+    pipe = write(tmp_path, '[[stage]]\nrecipe = "a.toml"\n[[stage]]\nrecipe = "b.toml"\n')
+    assert main(["resolve", str(pipe), "objective.beta=0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "stage 1 (a.toml)" in err and "objective.beta" in err and "1:section.key=value" in err
+    assert main(["resolve", str(pipe), "2:objective.beta=0.3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("# ===== stage") == 2 and "beta = 0.3" in out
