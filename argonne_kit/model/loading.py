@@ -3,7 +3,8 @@
 ``load_original_checkpoint(source, model)`` accepts a ``pretrain.py`` checkpoint
 (``checkpoint_step_N.pt`` with ``model_state_dict``), a bare state dict, a ``.safetensors``
 file, or the already-loaded dict. It strips the DDP ``module.`` and ``torch.compile``
-``_orig_mod.`` prefixes, reconciles FP8-padded vocabulary rows (151,680 ↔ 151,669: extra rows
+``_orig_mod.`` prefixes, renumbers the pipeline-parallel block keys of Argonne 1.0
+(``pipeline_stages.{stage}.{j}.*`` → ``blocks.{i}.*``, spec §2.3), reconciles FP8-padded vocabulary rows (151,680 ↔ 151,669: extra rows
 are trimmed; a padded model keeps its own extra rows), restores the embedding tie, and fails
 loudly — naming the keys — when anything is missing or unexpected.
 """
@@ -51,7 +52,43 @@ def read_state_dict(source: str | Path | Mapping) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{_name(source)}: entry {key!r} is a {type(value).__name__}, not a tensor "
                                   "(not a model state dict; pretrain.py checkpoints keep it under 'model_state_dict')")
         tensors[strip_wrapper_prefixes(key)] = value
-    return tensors
+    return renumber_pipeline_stages(tensors, _name(source))
+
+
+PIPELINE_PREFIX = "pipeline_stages."
+
+
+def renumber_pipeline_stages(state: dict[str, torch.Tensor], name: str = "state dict") -> dict[str, torch.Tensor]:
+    """Argonne 1.0's model-parallel script kept its blocks as ``pipeline_stages.{stage}.{j}``
+    with ceil(L / stages) blocks per stage (the last may hold fewer); the released modules call
+    them ``blocks.{stage · per_stage + j}`` (the original ``convert_model.py`` did the same)."""
+    staged: dict[tuple[int, int], list[str]] = {}
+    for key in state:
+        if key.startswith(PIPELINE_PREFIX):
+            stage, j, _rest = key[len(PIPELINE_PREFIX):].split(".", 2)
+            staged.setdefault((int(stage), int(j)), []).append(key)
+    if not staged:
+        return state
+    per_stage: dict[int, int] = {}
+    for stage, j in staged:
+        per_stage[stage] = max(per_stage.get(stage, 0), j + 1)
+    stages = sorted(per_stage)
+    width = per_stage[stages[0]]
+    complete = stages == list(range(len(stages))) and all(
+        per_stage[s] == width for s in stages[:-1]) and per_stage[stages[-1]] <= width and all(
+        (s, j) in staged for s in stages for j in range(per_stage[s]))
+    if not complete:
+        layout = ", ".join(f"stage {s}: {per_stage[s]} blocks" for s in stages)
+        raise CheckpointError(f"{name}: pipeline_stages keys do not form contiguous stages of equal size "
+                              f"(the last may be smaller): {layout}")
+    out = {k: v for k, v in state.items() if not k.startswith(PIPELINE_PREFIX)}
+    for (stage, j), keys in staged.items():
+        for key in keys:
+            rest = key[len(PIPELINE_PREFIX):].split(".", 2)[2]
+            out[f"blocks.{stage * width + j}.{rest}"] = state[key]
+    log.info("checkpoint: %d pipeline stages × %d blocks renumbered to blocks.0–%d", len(stages), width,
+             (len(stages) - 1) * width + per_stage[stages[-1]] - 1)
+    return out
 
 
 def strip_wrapper_prefixes(key: str) -> str:

@@ -53,6 +53,33 @@ def test_v1_state_dict_with_mask_buffers(make_v1_model):
         assert torch.equal(target(IDS).logits, source(IDS).logits)
 
 
+def _pipeline_staged(state: dict, stages: int, per_stage: int) -> dict:
+    """Argonne 1.0's mp_pretrain.py layout: blocks as pipeline_stages.{stage}.{j}.*"""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("blocks."):
+            _, i, rest = key.split(".", 2)
+            key = f"pipeline_stages.{int(i) // per_stage}.{int(i) % per_stage}.{rest}"
+        out[key] = value
+    assert len({k.split(".")[1] for k in out if k.startswith("pipeline_stages.")}) == stages
+    return out
+
+
+def test_v1_pipeline_parallel_checkpoint_is_renumbered(make_v1_model, tmp_path):
+    """5 blocks over 3 GPUs = ceil(5/3) = 2 per stage, the last stage holding 1 (spec §2.3)."""
+    source, target = make_v1_model(seed=1, n_layer=5), make_v1_model(seed=2, n_layer=5)
+    path = tmp_path / "mp_checkpoint.pt"
+    torch.save({"model_state_dict": _pipeline_staged(source.state_dict(), stages=3, per_stage=2)}, path)
+    load_original_checkpoint(path, target)
+    with torch.no_grad():
+        assert torch.equal(target(IDS).logits, source(IDS).logits)
+    # a stage missing in the middle is refused, naming the layout
+    broken = {k: v for k, v in _pipeline_staged(source.state_dict(), 3, 2).items()
+              if not k.startswith("pipeline_stages.1.1.")}
+    with pytest.raises(CheckpointError, match="stage 1: 1 blocks"):
+        load_original_checkpoint(broken, target)
+
+
 def test_missing_and_unexpected_keys_are_named(make_model):
     state = dict(make_model().state_dict())
     del state["blocks.1.attn.k_norm.weight"]
