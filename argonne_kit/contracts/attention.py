@@ -46,6 +46,9 @@ class AttentionSpec:
     """Softmax scale; None = ``1/sqrt(head_dim)``."""
     query_offset: int = 0
     """Absolute position of the first query among the keys (``S - T`` for cached decode)."""
+    dropout: float = 0.0
+    """Dropout probability on the attention probabilities. Non-zero only in training (the model
+    passes 0 in eval and generation); the Argonne 1.x models use 0.1 (spec §1.1)."""
 
 
 @attrs.frozen
@@ -79,6 +82,7 @@ class Capabilities:
     decode: bool = True
     padding_mask: bool = True
     segments: bool = True
+    dropout: bool = True
     max_head_dim: int | None = None
     head_dim_multiple: int = 1
 
@@ -100,6 +104,8 @@ class Capabilities:
             return "padding mask not supported"
         if rt.segments and not self.segments:
             return "packed-document segments not supported"
+        if spec.dropout and not self.dropout:
+            return f"attention dropout {spec.dropout} not supported"
         if self.max_head_dim is not None and rt.head_dim > self.max_head_dim:
             return f"head_dim {rt.head_dim} > {self.max_head_dim}"
         if rt.head_dim % self.head_dim_multiple:

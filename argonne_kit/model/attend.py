@@ -25,14 +25,18 @@ class AttentionPlan:
     """Per-layer attention specs plus the backends resolved for each runtime."""
 
     def __init__(self, backend_name: str, windows: list[int | None], head_dim: int,
-                 num_heads: int, num_kv_heads: int):
+                 num_heads: int, num_kv_heads: int, dropout: float = 0.0):
         self.backend_name = backend_name
         self.backend: AttentionBackend | None = None
         self.windows = list(windows)
         self.head_dim = head_dim
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
+        self.dropout = dropout
         self.prefill_specs = [AttentionSpec(causal=True, window=w) for w in self.windows]
+        #: training forward passes: attention-probability dropout (the 1.x models), else the same specs
+        self.dropout_specs = [AttentionSpec(causal=True, window=w, dropout=dropout) for w in self.windows] \
+            if dropout else self.prefill_specs
         self._resolved: dict[tuple, list[AttentionBackend]] = {}
 
     def set_backend(self, name: str, backend: AttentionBackend | None = None) -> None:
@@ -48,26 +52,27 @@ class AttentionPlan:
                        num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
                        needs_backward=needs_backward, padding_mask=padding_mask, segments=segments)
 
-    def backends(self, runtime: Runtime, decoding: bool) -> list[AttentionBackend]:
+    def backends(self, runtime: Runtime, decoding: bool, dropout: bool = False) -> list[AttentionBackend]:
         """One backend per layer for ``runtime`` (resolved once, then cached). ``decoding``
-        checks the backends for cached decode (a query offset > 0) as well."""
+        checks the backends for cached decode (a query offset > 0) as well; ``dropout`` for
+        the training specs with attention dropout."""
         return self.backends_for(runtime.device_type, runtime.dtype, runtime.needs_backward,
-                                 runtime.padding_mask, runtime.segments, decoding)
+                                 runtime.padding_mask, runtime.segments, decoding, dropout)
 
     def backends_for(self, device_type: str, dtype: torch.dtype, needs_backward: bool, padding_mask: bool,
-                     segments: bool, decoding: bool) -> list[AttentionBackend]:
+                     segments: bool, decoding: bool, dropout: bool = False) -> list[AttentionBackend]:
         """:meth:`backends` keyed by plain values: the lookup the forward pass makes. A hit
         constructs nothing, so ``torch.compile`` traces it without a graph break."""
-        key = (device_type, dtype, needs_backward, padding_mask, segments, decoding)
+        key = (device_type, dtype, needs_backward, padding_mask, segments, decoding, dropout)
         found = self._resolved.get(key)
         if found is None:
             found = self._resolve(self.runtime(device_type, dtype, needs_backward, padding_mask, segments),
-                                  decoding)
+                                  decoding, dropout)
             self._resolved[key] = found
         return found
 
-    def _resolve(self, runtime: Runtime, decoding: bool) -> list[AttentionBackend]:
-        specs = self.specs(1) if decoding else self.prefill_specs
+    def _resolve(self, runtime: Runtime, decoding: bool, dropout: bool) -> list[AttentionBackend]:
+        specs = self.specs(1) if decoding else self.dropout_specs if dropout else self.prefill_specs
         if self.backend is None and self.backend_name != "auto":
             self.backend = build_backend(self.backend_name)
         return select_backends(self.backend_name, specs, runtime, self.backend)
@@ -77,9 +82,9 @@ class AttentionPlan:
             return self.prefill_specs
         return [AttentionSpec(causal=True, window=w, query_offset=query_offset) for w in self.windows]
 
-    def describe(self, runtime: Runtime, decoding: bool = False) -> list[tuple[str, int | None]]:
+    def describe(self, runtime: Runtime, decoding: bool = False, dropout: bool = False) -> list[tuple[str, int | None]]:
         """``[(backend name, window), …]`` per layer, as resolved for ``runtime``."""
-        return [(b.name, w) for b, w in zip(self.backends(runtime, decoding), self.windows)]
+        return [(b.name, w) for b, w in zip(self.backends(runtime, decoding, dropout), self.windows)]
 
     def __getstate__(self):
         # resolved backends are a cache; a copy (e.g. a DPO reference model) resolves its own
@@ -107,9 +112,10 @@ def compute_dtype(device_type: str, activation_dtype: torch.dtype) -> torch.dtyp
 
 
 def build_context(plan: AttentionPlan, hidden: torch.Tensor, attention_mask: torch.Tensor | None,
-                  segment_ids: torch.Tensor | None, past_length: int) -> AttentionContext:
+                  segment_ids: torch.Tensor | None, past_length: int, training: bool = False) -> AttentionContext:
     """Resolve the backends for this call and turn ``attention_mask [B, past+T]`` (1 = token,
-    0 = padding) into a key padding mask (dropped when it hides nothing)."""
+    0 = padding) into a key padding mask (dropped when it hides nothing). ``training`` (the
+    model's mode) switches on the plan's attention dropout."""
     device_type = hidden.device.type
     dtype = compute_dtype(device_type, hidden.dtype)
     key_padding_mask = None
@@ -123,9 +129,11 @@ def build_context(plan: AttentionPlan, hidden: torch.Tensor, attention_mask: tor
             key_padding_mask = None
     if segment_ids is not None and past_length:
         raise ValueError("segment_ids (packed documents) cannot be combined with a KV cache")
+    dropout = training and plan.dropout > 0 and past_length == 0
     backends = plan.backends_for(device_type, dtype, torch.is_grad_enabled(), key_padding_mask is not None,
-                                 segment_ids is not None, past_length > 0)
-    return AttentionContext(backends, plan.specs(past_length), dtype, key_padding_mask, segment_ids)
+                                 segment_ids is not None, past_length > 0, dropout)
+    specs = plan.dropout_specs if dropout else plan.specs(past_length)
+    return AttentionContext(backends, specs, dtype, key_padding_mask, segment_ids)
 
 
 def attend(ctx: AttentionContext, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -142,5 +150,5 @@ def attend(ctx: AttentionContext, layer_idx: int, q: torch.Tensor, k: torch.Tens
 def resolve_plan_names(plan: AttentionPlan, device_type: str, dtype: torch.dtype, training: bool,
                        decoding: bool = False) -> list[tuple[str, int | None]]:
     """Per-layer ``(backend, window)`` for a model about to run on ``device_type``/``dtype``."""
-    return plan.describe(plan.runtime(device_type, dtype, training), decoding)
+    return plan.describe(plan.runtime(device_type, dtype, training), decoding, dropout=training and plan.dropout > 0)
 

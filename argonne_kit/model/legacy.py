@@ -2,13 +2,11 @@
 
 Learned absolute positions (a ``[1, block_size, d]`` parameter), pre-LN LayerNorm blocks with
 separate ``query``/``key``/``value``/``proj`` Linear layers (with biases), an exact-GELU MLP
-(``fc1``/``fc2`` with biases), dropout 0.1 and an untied ``head``. Key names are the released
-ones, including the persistent ``blocks.{i}.attn.mask`` buffer; that lower-triangular buffer is
-kept only so released state dicts load key-for-key — masking is done by the attention backend,
-which also honours ``attention_mask`` and ``position_ids``.
-
-Not reproduced: dropout on the attention probabilities (the attention contract has no dropout);
-the embedding, residual and MLP dropouts are applied.
+(``fc1``/``fc2`` with biases), dropout 0.1 in training (embeddings, residuals, MLP and — through
+``AttentionSpec.dropout`` — the attention probabilities) and an untied ``head``. Key names are
+the released ones, including the persistent ``blocks.{i}.attn.mask`` buffer; that lower-triangular
+buffer is kept only so released state dicts load key-for-key — masking is done by the attention
+backend, which also honours ``attention_mask`` and ``position_ids``.
 """
 
 from __future__ import annotations
@@ -110,7 +108,7 @@ class ArgonneV1ForCausalLM(PreTrainedModel, GenerationMixin):
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.vocab_size, bias=False)
         self._attention = AttentionPlan(config.attn_backend, [None] * config.n_layer, config.head_dim,
-                                        config.n_head, config.n_head)
+                                        config.n_head, config.n_head, dropout=config.dropout)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -179,7 +177,7 @@ class ArgonneV1ForCausalLM(PreTrainedModel, GenerationMixin):
             raise ValueError(f"position {int(position_ids.max())} is beyond block_size {self.config.block_size} "
                              "(Argonne 1.x has learned positions)")
         hidden = self.drop(tokens + self.position_embedding[0, position_ids])
-        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past)
+        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past, training=self.training)
 
         all_hidden = [hidden] if output_hidden_states else None
         for block in self.blocks:

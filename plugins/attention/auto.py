@@ -67,7 +67,7 @@ class AutoAttention(AttentionBackend):
             backward_devices=frozenset().union(*(c.backward_devices for c in caps)),
             window=any(c.window for c in caps), gqa=any(c.gqa for c in caps),
             decode=any(c.decode for c in caps), padding_mask=any(c.padding_mask for c in caps),
-            segments=any(c.segments for c in caps),
+            segments=any(c.segments for c in caps), dropout=any(c.dropout for c in caps),
             max_head_dim=None if None in head_limits or not caps else max(head_limits),
             head_dim_multiple=min((c.head_dim_multiple for c in caps), default=1),
         )

@@ -88,7 +88,7 @@ class Flash2Attention(AttentionBackend):
 
         out = flash_attn_func(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-            dropout_p=0.0,
+            dropout_p=spec.dropout,
             softmax_scale=spec.scale,
             causal=spec.causal,
             window_size=window_size(spec),

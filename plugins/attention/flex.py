@@ -77,7 +77,7 @@ class FlexAttention(AttentionBackend):
     """FlexAttention: forward on CPU and CUDA, backward on CUDA only."""
 
     name = "flex"
-    capabilities = Capabilities(backward_devices=frozenset({"cuda"}))
+    capabilities = Capabilities(backward_devices=frozenset({"cuda"}), dropout=False)
 
     def __init__(self, config: FlexConfig | None = None):
         self.config = config or FlexConfig()
@@ -85,6 +85,9 @@ class FlexAttention(AttentionBackend):
 
     def forward(self, q, k, v, spec: AttentionSpec, key_padding_mask=None, segment_ids=None):
         validate(q, k, v, spec, key_padding_mask, segment_ids)
+        if spec.dropout:
+            raise AttentionUnsupported(f"attention backend {self.name!r}: attention dropout {spec.dropout} "
+                                       "not supported (FlexAttention has none)")
         device_type = q.device.type
         if device_type not in self.capabilities.backward_devices and needs_grad(q, k, v):
             raise AttentionUnsupported(

@@ -2,12 +2,14 @@
 
 Explicit ``softmax(Q·Kᵀ·scale + mask)·V`` computed in fp32 from the given tensors (kv heads
 repeated for GQA), with the mask of :mod:`.masks`; the result is returned in q's dtype. It
-materialises the ``[B, H, T, S]`` score matrix: correct everywhere, fast nowhere.
+materialises the ``[B, H, T, S]`` score matrix: correct everywhere, fast nowhere. ``spec.dropout``
+drops attention probabilities (inverted dropout, as ``F.dropout``) after the softmax.
 """
 
 from __future__ import annotations
 
 import attrs
+import torch.nn.functional as F
 
 from argonne_kit.contracts.attention import (
     AttentionBackend,
@@ -25,8 +27,8 @@ class MathConfig:
 
 
 class MathAttention(AttentionBackend):
-    """Reference attention: any device, dtype, window, GQA, decode offset, padding and segments,
-    forward and backward."""
+    """Reference attention: any device, dtype, window, GQA, decode offset, padding, segments and
+    dropout, forward and backward."""
 
     name = "math"
     capabilities = Capabilities()
@@ -46,7 +48,10 @@ class MathAttention(AttentionBackend):
             scores = (q.float() @ keys.transpose(-2, -1)) * scale
             if visible.mask is not None:
                 scores = scores.masked_fill(~visible.mask, float("-inf"))
-            out = scores.softmax(dim=-1) @ values
+            probs = scores.softmax(dim=-1)
+            if spec.dropout:
+                probs = F.dropout(probs, spec.dropout)
+            out = probs @ values
             if visible.empty is not None:
                 out = out.masked_fill(visible.empty, 0.0)
             return out.to(q.dtype)

@@ -41,7 +41,7 @@ class SdpaAttention(AttentionBackend):
     def forward(self, q, k, v, spec: AttentionSpec, key_padding_mask=None, segment_ids=None):
         validate(q, k, v, spec, key_padding_mask, segment_ids)
         num_queries, num_keys = q.shape[2], k.shape[2]
-        kwargs = {"scale": spec.scale, "enable_gqa": q.shape[1] != k.shape[1]}
+        kwargs = {"scale": spec.scale, "enable_gqa": q.shape[1] != k.shape[1], "dropout_p": spec.dropout}
         plain_causal = (spec.causal and spec.query_offset == 0 and num_queries == num_keys
                         and effective_window(spec, num_queries) is None
                         and key_padding_mask is None and segment_ids is None)
