@@ -13,6 +13,8 @@ API (objectives may use the model-side half without importing this module):
 - ``model.logits_from_hidden(hidden)`` — tied LM head then softcap, for any row chunk;
 - :func:`causal_lm_loss` ``(logits, labels, …)`` — mean next-token CE over supervised tokens,
   plus the optional z-loss and shifted-logit "MTP" terms of spec §2.4.
+- :func:`logit_loss_sums` ``(logits, targets, with_z)`` — CE sum, z sum and token count of
+  logits already aligned with their targets (the clm objective's full-logit path);
 - :func:`lm_loss_sums` ``(hidden, logits_fn, targets, chunk_size, with_z)`` — CE sum, z sum
   (``logsumexp²``) and token count for hidden states already aligned with their targets; with
   ``chunk_size > 0`` the LM head + softcap + CE run one row-chunk at a time under activation
@@ -37,8 +39,9 @@ from torch.utils.checkpoint import checkpoint
 IGNORE_INDEX = -100
 
 
-def _sums(logits: torch.Tensor, targets: torch.Tensor, with_z: bool):
-    """(CE sum, z sum, count) over rows of ``logits [N, V]`` whose target is not ignored."""
+def logit_loss_sums(logits: torch.Tensor, targets: torch.Tensor, with_z: bool):
+    """(CE sum, z sum, count) over rows of ``logits [N, V]`` whose target ``[N]`` is not ignored
+    (−100), in fp32; the z sum is 0 unless ``with_z``."""
     logits = logits.float()
     nll = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum")
     keep = targets != IGNORE_INDEX
@@ -50,7 +53,7 @@ def _sums(logits: torch.Tensor, targets: torch.Tensor, with_z: bool):
 
 
 def _chunk_sums(logits_fn, hidden, targets, with_z):
-    return _sums(logits_fn(hidden), targets, with_z)
+    return logit_loss_sums(logits_fn(hidden), targets, with_z)
 
 
 @torch.compiler.disable  # inductor would re-materialise the full logits (original b12b240)
@@ -61,7 +64,7 @@ def lm_loss_sums(hidden: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch
     hidden = hidden.reshape(-1, hidden.size(-1))
     targets = targets.reshape(-1)
     if chunk_size <= 0:
-        return _sums(logits_fn(hidden), targets, with_z)
+        return logit_loss_sums(logits_fn(hidden), targets, with_z)
     nll = z = count = None
     for start in range(0, hidden.size(0), chunk_size):
         part = checkpoint(_chunk_sums, logits_fn, hidden[start:start + chunk_size],
@@ -83,7 +86,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, z_loss_weight:
     shifted-logit terms h = 2…``mtp_horizon`` (logits at t scored against labels at t+h; the
     same logits, no extra heads — spec §2.4)."""
     flat = logits.reshape(-1, logits.size(-1))
-    nll, z, count = _sums(flat, shifted_targets(labels).reshape(-1), z_loss_weight > 0)
+    nll, z, count = logit_loss_sums(flat, shifted_targets(labels).reshape(-1), z_loss_weight > 0)
     count = count.clamp(min=1)
     loss = nll / count
     if z_loss_weight:
@@ -91,7 +94,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, z_loss_weight:
     if mtp_loss_weight and mtp_horizon > 1:
         terms = []
         for h in range(2, min(mtp_horizon, logits.size(1) - 1) + 1):
-            h_nll, _, h_count = _sums(flat, shifted_targets(labels, h).reshape(-1), False)
+            h_nll, _, h_count = logit_loss_sums(flat, shifted_targets(labels, h).reshape(-1), False)
             terms.append(h_nll / h_count.clamp(min=1) / h)
         if terms:
             loss = loss + mtp_loss_weight * torch.stack(terms).mean()

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 
 import attrs
 import torch
-import torch.nn.functional as F
 
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
-from argonne_kit.model.loss import lm_loss_sums
+from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums
 
 from .sft import logits_fn
 
@@ -36,19 +35,6 @@ class CLMConfig:
     """Target tokens per chunk for chunked cross-entropy: the LM head, softcap and CE run one
     chunk of hidden states at a time under activation checkpointing, so the full ``[B·T, V]``
     logits are never materialised. 0 = off (full logits)."""
-
-
-def token_loss_sums(logits: torch.Tensor, targets: torch.Tensor, z_loss_weight: float
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy sum and z-loss sum over ``targets`` (``-100`` = ignored), in fp32."""
-    logits = logits.reshape(-1, logits.size(-1)).float()
-    targets = targets.reshape(-1)
-    nll = F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
-    if not z_loss_weight:
-        return nll, logits.new_zeros(())
-    keep = (targets != -100).to(logits.dtype)
-    z = (torch.logsumexp(logits, dim=-1).pow(2) * keep).sum()
-    return nll, z
 
 
 class CausalLMObjective(Objective):
@@ -74,7 +60,8 @@ class CausalLMObjective(Objective):
                                      with_z=bool(self.cfg.z_loss_weight))
         else:
             logits = model(input_ids=x).logits
-            nll, z = token_loss_sums(logits, y, self.cfg.z_loss_weight)
+            nll, z, _ = logit_loss_sums(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
+                                        bool(self.cfg.z_loss_weight))
         loss = nll + self.cfg.z_loss_weight * z if self.cfg.z_loss_weight else nll
         sums = {"nll": nll.detach()}
         if self.cfg.z_loss_weight:
