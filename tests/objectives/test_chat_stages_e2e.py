@@ -185,14 +185,15 @@ def test_precomputed_reference_trains_like_the_live_reference_and_resumes_exactl
 @pytest.mark.distributed
 @pytest.mark.parametrize("strategy, overrides", [
     ("ddp", []),
-    # FSDP shards the reference too; the precomputed and the chunked paths run on sharded weights
-    ("fsdp", ["objective.precompute_reference=true", "objective.loss_chunk_size=16"]),
-], ids=["ddp-live-reference", "fsdp-precomputed-chunked"])
-def test_dpo_on_two_processes_matches_one(chain, strategy, overrides):
+    # FSDP shards the reference too; the chunked head runs outside forward on sharded weights
+    ("fsdp", ["objective.loss_chunk_size=16"]),
+    ("fsdp", ["objective.precompute_reference=true"]),
+], ids=["ddp-live-reference", "fsdp-live-reference-chunked", "fsdp-precomputed-reference"])
+def test_dpo_on_two_processes_matches_one(chain, strategy, overrides, request):
     """torchrun, 2 gloo ranks × 2 pairs = the single process's 4 pairs per step: the same
     losses, rewards and gradient norms as the one-process run of the chain."""
     tmp, sft_dir, dpo_dir = chain
-    run_dir = tmp / f"dpo_{strategy}"
+    run_dir = tmp / f"dpo_{request.node.callspec.id}"
     recipe = dpo_recipe(tmp, run_dir, sft_dir)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "argonne_kit", "run", str(recipe), "train.micro_batch_size=2", f"parallel.kind={strategy}",
