@@ -9,7 +9,7 @@ the SwiGLU inputs, then all Argonne-3 extras (V-norm, sandwich norms, logit soft
 a 256-token window on odd layers) — those do more work than Qwen3 by design.
 
     python benchmarks/model_vs_hf.py [--batch 2] [--seq 1024] [--reps 5] [--threads N] [--clock wall|cpu] [--precision fp32|bf16|both]
-        [--variants qwen3-shaped,clamp,extras]
+        [--variants qwen3-shaped,clamp,extras] [--control]
 """
 
 from __future__ import annotations
@@ -39,11 +39,17 @@ VARIANTS = {   # --variants key → (row label, Argonne config overrides)
 }
 
 
-def build_models(variants: list[str]) -> dict[str, torch.nn.Module]:
-    torch.manual_seed(0)
-    qwen = Qwen3ForCausalLM(Qwen3Config(**SHAPE, head_dim=SHAPE["hidden_size"] // SHAPE["num_attention_heads"],
+def qwen3() -> Qwen3ForCausalLM:
+    return Qwen3ForCausalLM(Qwen3Config(**SHAPE, head_dim=SHAPE["hidden_size"] // SHAPE["num_attention_heads"],
                                         tie_word_embeddings=True, attn_implementation="sdpa"))
-    models = {"qwen3": qwen}
+
+
+def build_models(variants: list[str], control: bool = False) -> dict[str, torch.nn.Module]:
+    torch.manual_seed(0)
+    models = {"qwen3": qwen3()}
+    if control:  # the same model again: its "ratio" is the noise floor of this machine and run
+        models["qwen3 (A/A control)"] = qwen3()
+        models["qwen3 (A/A control)"].load_state_dict(models["qwen3"].state_dict())
     for key in variants:
         label, overrides = VARIANTS[key]
         models[label] = ArgonneForCausalLM(ArgonneConfig(**SHAPE, **overrides))
@@ -87,6 +93,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated Argonne rows to time against qwen3 (default all: {','.join(VARIANTS)}); "
                              "fewer rows make the slow bf16 run on CPUs without native bf16 affordable")
+    parser.add_argument("--control", action="store_true",
+                        help="also time a second, identical Qwen3: its ratio shows the noise floor")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -94,7 +102,7 @@ def main() -> None:
         parser.error(f"unknown --variants {unknown}; choose from {sorted(VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = build_models(variants)
+    models = build_models(variants, args.control)
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} × T {args.seq}, "
           f"{args.clock} clock")
