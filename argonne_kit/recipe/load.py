@@ -48,6 +48,9 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
         chain = " -> ".join(str(p) for p in (*stack, resolved))
         raise RecipeError(f"{stack[-1]}: extends cycle: {chain}")
     data = read_toml(path)
+    if isinstance(data.get("stage"), list):
+        raise RecipeError(f"{path}: a pipeline file ([[stage]] tables), not a recipe: `argonne-kit run` and "
+                          f"`resolve` take it; other commands (and extends) take one of its stage recipes")
     extends = data.pop("extends", [])
     if isinstance(extends, str):
         extends = [extends]

@@ -70,3 +70,14 @@ def test_an_override_one_stage_lacks_names_the_stage_and_the_prefix(tmp_path, ca
     assert main(["resolve", str(pipe), "2:objective.beta=0.3"]) == 0
     out = capsys.readouterr().out
     assert out.count("# ===== stage") == 2 and "beta = 0.3" in out
+
+
+def test_commands_that_take_one_recipe_refuse_a_pipeline_clearly(tmp_path, capsys):
+    from argonne_kit.cli import main
+
+    (tmp_path / "a.toml").write_text("[train]\nmax_steps = 1\n")
+    pipe = write(tmp_path, '[[stage]]\nrecipe = "a.toml"\n')
+    (tmp_path / "child.toml").write_text('extends = "pipe.toml"\n')
+    for argv in (["slurm", str(pipe)], ["resolve", str(tmp_path / "child.toml")]):
+        assert main(argv) == 2
+        assert "a pipeline file ([[stage]] tables), not a recipe" in capsys.readouterr().err
