@@ -83,18 +83,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     stages = load_pipeline(args.recipe)
     if stages is None:
-        return run_one(args.recipe, args.overrides)
+        return run_one(resolve_any(args.recipe, args.overrides), args.recipe, args.overrides)
     from argonne_kit.train.export import FINAL_MODEL_DIR
 
     say = print if os.environ.get("RANK", "0") == "0" else (lambda *_a, **_k: None)
     for stage, overrides in zip(stages, stage_overrides(stages, args.overrides)):
-        final = Path(resolve_stage(stage, stage.recipe, overrides).recipe.run.dir) / FINAL_MODEL_DIR
+        resolved = resolve_stage(stage, stage.recipe, overrides)
+        final = Path(resolved.recipe.run.dir) / FINAL_MODEL_DIR
         if final.is_dir():
             say(f"argonne-kit: {stage.label} of {len(stages)}: complete ({final} exists), skipped; "
                 f"delete it or set another run.dir to train it again", flush=True)
             continue
         say(f"argonne-kit: {stage.label} of {len(stages)}: {stage.recipe}", flush=True)
-        code = run_one(str(stage.recipe), overrides, launch_as=(args.recipe, args.overrides))
+        code = run_one(resolved, args.recipe, args.overrides)
         if code != 0:
             say(f"argonne-kit: {stage.label} failed (exit status {code}); later stages not run", file=sys.stderr)
             return code
@@ -116,14 +117,13 @@ def resolve_stage(stage, path, overrides: list[str]):
                           f"name: {stage.index}:section.key=value or {stage.recipe.stem}:section.key=value)") from None
 
 
-def run_one(recipe: str, overrides: list[str], launch_as: tuple[str, list[str]] | None = None) -> int:
-    """Run one recipe, or say how to relaunch with the processes it asks for (the command line
-    of ``launch_as`` — a pipeline file and its overrides — when given)."""
+def run_one(resolved, command_file: str, command_overrides: list[str]) -> int:
+    """Run one resolved recipe, or say how to relaunch the command (``command_file`` — the recipe
+    or pipeline file — with its overrides) with the processes the recipe asks for."""
     from argonne_kit.launch import relaunch_advice
     from argonne_kit.train.runner import run_recipe
 
-    resolved = resolve_any(recipe, overrides)
-    advice = relaunch_advice(*(launch_as or (recipe, overrides)), resolved.recipe.run.nproc)
+    advice = relaunch_advice(command_file, command_overrides, resolved.recipe.run.nproc)
     if advice:
         print(f"argonne-kit: {advice}", file=sys.stderr)
         return 2

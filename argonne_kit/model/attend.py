@@ -72,12 +72,19 @@ class AttentionPlan:
         return found
 
     def _resolve(self, runtime: Runtime, decoding: bool, dropout: bool) -> list[AttentionBackend]:
-        specs = self.specs(1) if decoding else self.dropout_specs if dropout else self.prefill_specs
+        specs = self.specs(1 if decoding else 0, dropout)
         if self.backend is None and self.backend_name != "auto":
             self.backend = build_backend(self.backend_name)
         return select_backends(self.backend_name, specs, runtime, self.backend)
 
-    def specs(self, query_offset: int) -> list[AttentionSpec]:
+    def dropout_active(self, training: bool, query_offset: int = 0) -> bool:
+        """Attention dropout applies: a training forward of a plan with dropout, not a decode."""
+        return training and self.dropout > 0 and query_offset == 0
+
+    def specs(self, query_offset: int, dropout: bool = False) -> list[AttentionSpec]:
+        """The layers' specs for queries starting at ``query_offset`` (dropout: training prefill only)."""
+        if dropout and query_offset == 0:
+            return self.dropout_specs
         if query_offset == 0:
             return self.prefill_specs
         return [AttentionSpec(causal=True, window=w, query_offset=query_offset) for w in self.windows]
@@ -129,11 +136,10 @@ def build_context(plan: AttentionPlan, hidden: torch.Tensor, attention_mask: tor
             key_padding_mask = None
     if segment_ids is not None and past_length:
         raise ValueError("segment_ids (packed documents) cannot be combined with a KV cache")
-    dropout = training and plan.dropout > 0 and past_length == 0
+    dropout = plan.dropout_active(training, past_length)
     backends = plan.backends_for(device_type, dtype, torch.is_grad_enabled(), key_padding_mask is not None,
                                  segment_ids is not None, past_length > 0, dropout)
-    specs = plan.dropout_specs if dropout else plan.specs(past_length)
-    return AttentionContext(backends, specs, dtype, key_padding_mask, segment_ids)
+    return AttentionContext(backends, plan.specs(past_length, dropout), dtype, key_padding_mask, segment_ids)
 
 
 def attend(ctx: AttentionContext, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -150,5 +156,6 @@ def attend(ctx: AttentionContext, layer_idx: int, q: torch.Tensor, k: torch.Tens
 def resolve_plan_names(plan: AttentionPlan, device_type: str, dtype: torch.dtype, training: bool,
                        decoding: bool = False) -> list[tuple[str, int | None]]:
     """Per-layer ``(backend, window)`` for a model about to run on ``device_type``/``dtype``."""
-    return plan.describe(plan.runtime(device_type, dtype, training), decoding, dropout=training and plan.dropout > 0)
+    dropout = plan.dropout_active(training, 1 if decoding else 0)
+    return plan.describe(plan.runtime(device_type, dtype, training), decoding, dropout)
 

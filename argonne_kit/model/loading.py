@@ -62,11 +62,11 @@ def renumber_pipeline_stages(state: dict[str, torch.Tensor], name: str = "state 
     """Argonne 1.0's model-parallel script kept its blocks as ``pipeline_stages.{stage}.{j}``
     with ceil(L / stages) blocks per stage (the last may hold fewer); the released modules call
     them ``blocks.{stage · per_stage + j}`` (the original ``convert_model.py`` did the same)."""
-    staged: dict[tuple[int, int], list[str]] = {}
+    staged: dict[tuple[int, int], list[tuple[str, str]]] = {}  # (stage, j) → [(key, rest of the key)]
     for key in state:
         if key.startswith(PIPELINE_PREFIX):
-            stage, j, _rest = key[len(PIPELINE_PREFIX):].split(".", 2)
-            staged.setdefault((int(stage), int(j)), []).append(key)
+            stage, j, rest = key[len(PIPELINE_PREFIX):].split(".", 2)
+            staged.setdefault((int(stage), int(j)), []).append((key, rest))
     if not staged:
         return state
     per_stage: dict[int, int] = {}
@@ -74,17 +74,16 @@ def renumber_pipeline_stages(state: dict[str, torch.Tensor], name: str = "state 
         per_stage[stage] = max(per_stage.get(stage, 0), j + 1)
     stages = sorted(per_stage)
     width = per_stage[stages[0]]
-    complete = stages == list(range(len(stages))) and all(
-        per_stage[s] == width for s in stages[:-1]) and per_stage[stages[-1]] <= width and all(
-        (s, j) in staged for s in stages for j in range(per_stage[s]))
-    if not complete:
+    contiguous = stages == list(range(len(stages))) and all((s, j) in staged for s in stages
+                                                             for j in range(per_stage[s]))
+    equal_sized = all(per_stage[s] == width for s in stages[:-1]) and per_stage[stages[-1]] <= width
+    if not (contiguous and equal_sized):
         layout = ", ".join(f"stage {s}: {per_stage[s]} blocks" for s in stages)
         raise CheckpointError(f"{name}: pipeline_stages keys do not form contiguous stages of equal size "
                               f"(the last may be smaller): {layout}")
     out = {k: v for k, v in state.items() if not k.startswith(PIPELINE_PREFIX)}
     for (stage, j), keys in staged.items():
-        for key in keys:
-            rest = key[len(PIPELINE_PREFIX):].split(".", 2)[2]
+        for key, rest in keys:
             out[f"blocks.{stage * width + j}.{rest}"] = state[key]
     log.info("checkpoint: %d pipeline stages × %d blocks renumbered to blocks.0–%d", len(stages), width,
              (len(stages) - 1) * width + per_stage[stages[-1]] - 1)

@@ -214,10 +214,14 @@ class DPOObjective(Objective):
     def precomputes_reference(self) -> bool:
         return self.config.precompute_reference
 
-    def reference_pass_needed(self, batch: Mapping[str, torch.Tensor]) -> bool:
+    def _table(self) -> ReferenceScores:
+        """The precomputed scores, created by the first precomputation call."""
         if self.precomputed is None:
             self.precomputed = ReferenceScores()
-        return bool(self.precomputed.missing(batch))
+        return self.precomputed
+
+    def reference_pass_needed(self, batch: Mapping[str, torch.Tensor]) -> bool:
+        return bool(self._table().missing(batch))
 
     @torch.no_grad()
     def record_reference_pass(self, reference: torch.nn.Module, batch: Mapping[str, torch.Tensor],
@@ -227,9 +231,7 @@ class DPOObjective(Objective):
         _, logp_sum, _ = sequence_scores(reference, concatenated_inputs(device_batch), "sum",
                                          self.config.loss_chunk_size)
         logp_sum = logp_sum.float().cpu()
-        if self.precomputed is None:
-            self.precomputed = ReferenceScores()
-        self.precomputed.add(batch, logp_sum[:n], logp_sum[n:])
+        self._table().add(batch, logp_sum[:n], logp_sum[n:])
 
     def prepare_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.precomputed.annotate(batch) if self.precomputed is not None else batch

@@ -24,6 +24,20 @@ def example_site(tmp_path_factory):
     return site
 
 
+def example_recipe(path: Path, *, smoothing: float, query_chunk: int, extra: str = "") -> Path:
+    """The quickstart recipe with the example's objective and attention backend (plus ``extra``)."""
+    path.write_text(textwrap.dedent(f"""
+        extends = "{ROOT / 'recipes' / 'quickstart.toml'}"
+        [objective]
+        kind = "label_smoothed_clm"
+        smoothing = {smoothing}
+        [attention]
+        kind = "chunked_math"
+        query_chunk = {query_chunk}
+    """) + textwrap.dedent(extra))
+    return path
+
+
 def run_kit(site, *args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(site)}
     return subprocess.run([sys.executable, "-m", "argonne_kit", *args], capture_output=True, text=True,
@@ -50,16 +64,7 @@ def test_example_plugin_can_be_excluded_by_env_var(example_site):
 
 @pytest.mark.slow
 def test_example_objective_and_backend_resolve_from_a_recipe(example_site, tmp_path):
-    recipe = tmp_path / "r.toml"
-    recipe.write_text(textwrap.dedent(f"""
-        extends = "{ROOT / 'recipes' / 'quickstart.toml'}"
-        [objective]
-        kind = "label_smoothed_clm"
-        smoothing = 0.2
-        [attention]
-        kind = "chunked_math"
-        query_chunk = 16
-    """))
+    recipe = example_recipe(tmp_path / "r.toml", smoothing=0.2, query_chunk=16)
     result = run_kit(example_site, "resolve", str(recipe))
     assert result.returncode == 0, result.stderr
     assert 'kind = "label_smoothed_clm"' in result.stdout and "smoothing = 0.2" in result.stdout
@@ -72,15 +77,7 @@ def test_example_objective_and_backend_resolve_from_a_recipe(example_site, tmp_p
 def test_example_objective_and_backend_train_from_a_recipe(example_site, tmp_path):
     """Two optimizer steps of the quickstart model with the third party's objective and attention."""
     run_dir = tmp_path / "run"
-    recipe = tmp_path / "train.toml"
-    recipe.write_text(textwrap.dedent(f"""
-        extends = "{ROOT / 'recipes' / 'quickstart.toml'}"
-        [objective]
-        kind = "label_smoothed_clm"
-        smoothing = 0.1
-        [attention]
-        kind = "chunked_math"
-        query_chunk = 32
+    recipe = example_recipe(tmp_path / "train.toml", smoothing=0.1, query_chunk=32, extra=f"""
         [schedule]
         kind = "constant"
         [train]
@@ -91,7 +88,7 @@ def test_example_objective_and_backend_train_from_a_recipe(example_site, tmp_pat
         enabled = false
         [run]
         dir = "{run_dir.as_posix()}"
-    """))
+    """)
     result = run_kit(example_site, "run", str(recipe))
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
