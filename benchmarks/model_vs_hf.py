@@ -6,15 +6,20 @@ Runs CPU fp32 and CPU bf16 autocast at T=1024 and prints the median time per ste
 ratio Argonne / Qwen3 (≤ 1.0 means Argonne is as fast or faster). The Qwen3-shaped Argonne has
 QK-norm only and no MLP clamp (Qwen3 has none); further rows add the original's ±65504 clamp on
 the SwiGLU inputs, then all Argonne-3 extras (V-norm, sandwich norms, logit softcap 15, the clamp,
-a 256-token window on odd layers) — those do more work than Qwen3 by design.
+a 256-token window on odd layers) — those do more work than Qwen3 by design. On a CPU without
+native bf16 GEMM, Argonne's linear layers run bf16 matmuls through fp32 SGEMM with bf16 rounding
+(argonne_kit/model/linear.py); the ``stock-gemm`` row turns that off, leaving the architecture
+alone against Qwen3 on PyTorch's own bf16 kernel (in fp32, and on native-bf16 hosts, it is
+identical to ``qwen3-shaped``).
 
     python benchmarks/model_vs_hf.py [--batch 2] [--seq 1024] [--reps 5] [--threads N] [--clock wall|cpu] [--precision fp32|bf16|both]
-        [--variants qwen3-shaped,clamp,extras] [--control]
+        [--variants qwen3-shaped,stock-gemm,clamp,extras] [--control]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -23,6 +28,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 
 import argonne_kit  # noqa: F401
 from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
+from argonne_kit.model.linear import stock_cpu_gemm
 
 SHAPE = dict(vocab_size=16384, hidden_size=384, num_hidden_layers=8, num_attention_heads=6,
              num_key_value_heads=2, intermediate_size=1024, max_position_embeddings=4096, rope_theta=1e6)
@@ -34,9 +40,11 @@ ARGONNE3_EXTRAS = dict(qk_norm=True, v_norm=True, sandwich_norm=True, logit_soft
 
 VARIANTS = {   # --variants key → (row label, Argonne config overrides)
     "qwen3-shaped": ("argonne (qwen3-shaped)", QWEN_LIKE),
+    "stock-gemm": ("argonne (stock bf16 gemm)", QWEN_LIKE),
     "clamp": ("argonne (+ mlp clamp)", QWEN_LIKE | {"swiglu_clamp": 65504.0}),
     "extras": ("argonne (3.0 extras)", ARGONNE3_EXTRAS),
 }
+STOCK_GEMM = "argonne (stock bf16 gemm)"
 
 
 def qwen3() -> Qwen3ForCausalLM:
@@ -56,26 +64,27 @@ def build_models(variants: list[str], control: bool = False) -> dict[str, torch.
     return models
 
 
-def step_seconds(model: torch.nn.Module, ids: torch.Tensor, precision: str, clock) -> float:
+def step_seconds(model: torch.nn.Module, ids: torch.Tensor, precision: str, clock, stock_gemm: bool = False) -> float:
     model.zero_grad(set_to_none=True)
     start = clock()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        loss = model(input_ids=ids, labels=ids).loss
-    loss.backward()
+    with stock_cpu_gemm() if stock_gemm else contextlib.nullcontext():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
     return clock() - start
 
 
 def run(precision: str, models: dict, batch: int, seq: int, reps: int, clock) -> dict[str, list[float]]:
     ids = torch.randint(0, SHAPE["vocab_size"], (batch, seq), generator=torch.Generator().manual_seed(1))
-    for model in models.values():
+    for name, model in models.items():
         model.train()
-        step_seconds(model, ids, precision, clock)    # warm-up
+        step_seconds(model, ids, precision, clock, stock_gemm=name == STOCK_GEMM)    # warm-up
     times = {name: [] for name in models}
     order = list(models.items())
     for rep in range(reps):
         # ABBA order: a drift over the run (clock, memory, a neighbour's load) favours neither side
         for name, model in (order if rep % 2 == 0 else order[::-1]):
-            times[name].append(step_seconds(model, ids, precision, clock))
+            times[name].append(step_seconds(model, ids, precision, clock, stock_gemm=name == STOCK_GEMM))
     return times
 
 

@@ -21,6 +21,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneV1Config
+from argonne_kit.model.linear import Linear
 from argonne_kit.model.loss import causal_lm_loss
 
 INIT_STD = 0.02
@@ -35,10 +36,10 @@ class ArgonneV1Attention(nn.Module):
         self.layer_idx = layer_idx
         self.num_heads = config.n_head
         self.head_dim = config.head_dim
-        self.query = nn.Linear(d, d)
-        self.key = nn.Linear(d, d)
-        self.value = nn.Linear(d, d)
-        self.proj = nn.Linear(d, d)
+        self.query = Linear(d, d)
+        self.key = Linear(d, d)
+        self.value = Linear(d, d)
+        self.proj = Linear(d, d)
         self.register_buffer("mask", causal_mask_buffer(config.block_size))
 
     def forward(self, x: torch.Tensor, ctx: AttentionContext, cache=None) -> torch.Tensor:
@@ -61,8 +62,8 @@ class ArgonneV1MLP(nn.Module):
 
     def __init__(self, config: ArgonneV1Config):
         super().__init__()
-        self.fc1 = nn.Linear(config.n_embd, 4 * config.n_embd)
-        self.fc2 = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.fc1 = Linear(config.n_embd, 4 * config.n_embd)
+        self.fc2 = Linear(4 * config.n_embd, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +107,7 @@ class ArgonneV1ForCausalLM(PreTrainedModel, GenerationMixin):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(ArgonneV1Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Linear(d, config.vocab_size, bias=False)
+        self.head = Linear(d, config.vocab_size, bias=False)
         self._attention = AttentionPlan(config.attn_backend, [None] * config.n_layer, config.head_dim,
                                         config.n_head, config.n_head, dropout=config.dropout)
         self.post_init()

@@ -35,6 +35,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneConfig
+from argonne_kit.model.linear import Linear
 from argonne_kit.model.loss import causal_lm_loss, chunked_causal_lm_loss
 from argonne_kit.model.rope import RotaryEmbedding, apply_rotary
 from argonne_kit.model.swiglu import swiglu
@@ -68,10 +69,10 @@ class ArgonneAttention(nn.Module):
         self.num_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
         d, bias = config.hidden_size, config.attention_bias
-        self.q_proj = nn.Linear(d, self.num_heads * self.head_dim, bias=bias)
-        self.k_proj = nn.Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
-        self.v_proj = nn.Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
-        self.o_proj = nn.Linear(self.num_heads * self.head_dim, d, bias=bias)
+        self.q_proj = Linear(d, self.num_heads * self.head_dim, bias=bias)
+        self.k_proj = Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
+        self.o_proj = Linear(self.num_heads * self.head_dim, d, bias=bias)
         self.o_proj.residual_projection = True
         if config.qk_norm:
             self.q_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
@@ -102,9 +103,9 @@ class ArgonneMLP(nn.Module):
     def __init__(self, config: ArgonneConfig):
         super().__init__()
         d, width, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
-        self.gate_proj = nn.Linear(d, width, bias=bias)
-        self.up_proj = nn.Linear(d, width, bias=bias)
-        self.down_proj = nn.Linear(width, d, bias=bias)
+        self.gate_proj = Linear(d, width, bias=bias)
+        self.up_proj = Linear(d, width, bias=bias)
+        self.down_proj = Linear(width, d, bias=bias)
         self.down_proj.residual_projection = True
         self.clamp = config.swiglu_clamp
 
@@ -158,7 +159,7 @@ class ArgonneForCausalLM(PreTrainedModel, GenerationMixin):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.blocks = nn.ModuleList(ArgonneBlock(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
         self._attention = AttentionPlan(config.attn_backend, config.layer_windows(), config.head_dim,
                                         config.num_attention_heads, config.num_key_value_heads)
