@@ -38,13 +38,13 @@ ARGONNE3_EXTRAS = dict(qk_norm=True, v_norm=True, sandwich_norm=True, logit_soft
                        interleaved_local_attention=True, local_attention_window=256)
 
 
+STOCK_GEMM = "argonne (stock bf16 gemm)"   # the row timed with the CPU bf16 route off
 VARIANTS = {   # --variants key → (row label, Argonne config overrides)
     "qwen3-shaped": ("argonne (qwen3-shaped)", QWEN_LIKE),
-    "stock-gemm": ("argonne (stock bf16 gemm)", QWEN_LIKE),
+    "stock-gemm": (STOCK_GEMM, QWEN_LIKE),
     "clamp": ("argonne (+ mlp clamp)", QWEN_LIKE | {"swiglu_clamp": 65504.0}),
     "extras": ("argonne (3.0 extras)", ARGONNE3_EXTRAS),
 }
-STOCK_GEMM = "argonne (stock bf16 gemm)"
 
 
 def qwen3() -> Qwen3ForCausalLM:

@@ -71,10 +71,10 @@ def autocast_context(precision: str, device: torch.device):
 
 def cpu_bf16_warning(precision: str, device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str | None:
     """A warning when bf16 autocast would run on a CPU without bf16 instructions (avx512_bf16
-    or AMX): torch then emulates bf16. The kit's linear layers route their matmuls through fp32
-    SGEMM there (:mod:`argonne_kit.model.linear`), but attention and the other bf16 kernels stay
-    emulated, so a bf16 step is still slower than an fp32 one (benchmarks/README.md). None when it
-    does not apply or the flags are unknown."""
+    or AMX): torch then emulates bf16, and a bf16 step is slower than an fp32 one — even on CPUs
+    without AVX-512, where the model's linear layers run their matmuls as fp32 SGEMMs
+    (:mod:`argonne_kit.model.linear`), attention and elementwise bf16 kernels stay emulated
+    (benchmarks/README.md). None when it does not apply or the flags are unknown."""
     if precision != "bf16" or device.type != "cpu":
         return None
     try:
@@ -84,8 +84,8 @@ def cpu_bf16_warning(precision: str, device: torch.device, cpuinfo: str = "/proc
         return None
     if flags is None or {"avx512_bf16", "amx_bf16"} & set(flags):
         return None
-    return ("train.precision = \"bf16\" on a CPU without avx512_bf16/AMX: bf16 attention and elementwise "
-            "kernels are emulated and slower than fp32 here; train.precision = \"fp32\" is faster on this machine")
+    return ("train.precision = \"bf16\" on a CPU without avx512_bf16/AMX: bf16 kernels are emulated and "
+            "slower than fp32 here; train.precision = \"fp32\" is faster on this machine")
 
 
 class Trainer:
