@@ -7,6 +7,12 @@
 - :func:`ordered_map` — ``fn(start), fn(start+1), …`` computed by ``num_workers`` DataLoader
   worker processes and yielded strictly in index order. The result is the same for any worker
   count, and resuming is just starting again at the next index: no loader state to restore.
+
+Why not torchdata's ``StatefulDataLoader``: its state is the number of batches one loader has
+yielded plus per-worker dataset state, restored into the same loader configuration. A data
+source's position here is a global index into a seeded order, so a run resumes exactly after a
+change of worker count, micro-batch size or world size (the sources re-derive each rank's slice from
+the index); the stateful loader would add a second, less general copy of that position.
 """
 
 from __future__ import annotations
