@@ -10,9 +10,10 @@
 
 Why not torchdata's ``StatefulDataLoader``: its state is the number of batches one loader has
 yielded plus per-worker dataset state, restored into the same loader configuration. A data
-source's position here is a global index into a seeded order, so a run resumes exactly after a
-change of worker count, micro-batch size or world size (the sources re-derive each rank's slice from
-the index); the stateful loader would add a second, less general copy of that position.
+source's position here is one global index into a seeded order: the same batches come out for any
+worker count, a resume may change the worker count, and a source can map the position onto a new
+global batch size (``bin_shards`` does). The stateful loader would add a second, less general copy
+of that position, and used only as a worker pool it adds nothing over torch's DataLoader.
 """
 
 from __future__ import annotations
