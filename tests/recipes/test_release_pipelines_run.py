@@ -30,19 +30,14 @@ CHAT_SEQ = 256  # the embedded chat / preference / CoT samples fit whole
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    """The embedded quickstart assets and token shards in a private cache, made once."""
+def assets():
+    """The embedded quickstart assets and token shards (the shared cache, as the quickstart
+    tests use it) and the embedded tokenizer's length."""
     from argonne_kit.data.embedded import ensure_quickstart_assets, ensure_quickstart_shards
     from argonne_kit.data.tokenizer import load_tokenizer
 
-    cache = tmp_path_factory.mktemp("argonne_cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ARGONNE_KIT_CACHE", str(cache))
-    found = ensure_quickstart_assets(cache)
-    shards = ensure_quickstart_shards("train", cache)
-    vocab = len(load_tokenizer(str(found.tokenizer_dir))[0])
-    yield found, shards, vocab
-    mp.undo()
+    found = ensure_quickstart_assets()
+    return found, ensure_quickstart_shards("train"), len(load_tokenizer(str(found.tokenizer_dir))[0])
 
 
 def tiny_overrides(recipe: Path, assets) -> list[str]:
