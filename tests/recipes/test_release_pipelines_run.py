@@ -88,12 +88,21 @@ def stage_overrides(pipeline: Path, assets) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pipeline", PIPELINES, ids=[p.stem for p in PIPELINES])
-def test_every_stage_of_the_release_trains_two_steps(pipeline, assets, tmp_path, monkeypatch):
+def test_every_stage_of_the_release_trains_two_steps(pipeline, assets, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # run.dir and [init] from are relative: runs/<stage>
     assert main(["run", str(pipeline), *stage_overrides(pipeline, assets)]) == 0
+    fp8_stages = 0
     for stage in load_pipeline(pipeline):
-        run_dir = tmp_path / resolve_recipe(stage.recipe).recipe.run.dir
-        assert (run_dir / "final_model" / "config.json").is_file(), stage.label
+        recipe = resolve_recipe(stage.recipe).recipe
+        run_dir = tmp_path / recipe.run.dir
+        final = run_dir / "final_model"
+        assert (final / "config.json").is_file(), stage.label
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        steps = [r for r in records if r.get("kind", "train") == "train" and "loss" in r]
-        assert len(steps) == 2, stage.label
+        steps = [r["step"] for r in records if "loss" in r]  # cumulative over the chained stages
+        assert len(steps) == 2 and steps[1] == steps[0] + 1, stage.label
+        config = json.loads((final / "config.json").read_text())
+        assert config["vocab_size"] == assets[2], stage.label  # padded stages export trimmed
+        fp8_stages += recipe.train.fp8 == "on"
+    out = capsys.readouterr().out
+    # every FP8 stage converted the 14 block linears of the stand-in and its tied head
+    assert out.count("fp8 (emulate, tensorwise dynamic): converted 15 of 15 linears including lm_head") == fp8_stages
