@@ -35,14 +35,18 @@ def check_fp8_device(mode: str, device: torch.device) -> None:
     if mode != "on":
         return
     if device.type != "cuda":
-        raise RecipeError(f"train.fp8 = \"on\": float8 training needs an NVIDIA GPU with FP8 tensor cores "
-                          f"(compute capability ≥ 8.9); this run is on {device.type}. Use fp8 = \"emulate\" "
-                          f"to check the numerics without one, or fp8 = \"off\"")
+        raise RecipeError(
+            f'train.fp8 = "on": float8 training needs an NVIDIA GPU with FP8 tensor cores '
+            f'(compute capability ≥ 8.9); this run is on {device.type}. Use fp8 = "emulate" '
+            f'to check the numerics without one, or fp8 = "off"'
+        )
     capability = torch.cuda.get_device_capability(device)
     if capability < FP8_MIN_CAPABILITY:
-        raise RecipeError(f"train.fp8 = \"on\": {torch.cuda.get_device_name(device)} (compute capability "
-                          f"{capability[0]}.{capability[1]}) has no FP8 tensor cores (needs ≥ 8.9); "
-                          f"use fp8 = \"off\"")
+        raise RecipeError(
+            f'train.fp8 = "on": {torch.cuda.get_device_name(device)} (compute capability '
+            f"{capability[0]}.{capability[1]}) has no FP8 tensor cores (needs ≥ 8.9); "
+            f'use fp8 = "off"'
+        )
 
 
 def fp8_eligible(module: nn.Module, name: str, lm_head: bool = True) -> bool:
@@ -55,8 +59,9 @@ def fp8_eligible(module: nn.Module, name: str, lm_head: bool = True) -> bool:
     return module.in_features % FP8_DIM_MULTIPLE == 0 and module.out_features % FP8_DIM_MULTIPLE == 0
 
 
-def convert_to_fp8(model: nn.Module, mode: str, device: torch.device, *, lm_head: bool = True,
-                   log: Callable[[str], None] | None = None) -> list[str]:
+def convert_to_fp8(
+    model: nn.Module, mode: str, device: torch.device, *, lm_head: bool = True, log: Callable[[str], None] | None = None
+) -> list[str]:
     """Swap the eligible linears of ``model`` for torchao ``Float8Linear`` in place (tensorwise
     dynamic scaling; ``mode`` ``"on"`` or ``"emulate"``; ``"off"`` does nothing). Returns the
     converted module names and logs them with those left in high precision."""
@@ -78,9 +83,11 @@ def convert_to_fp8(model: nn.Module, mode: str, device: torch.device, *, lm_head
         raise RuntimeError("fp8: the conversion broke the embedding ↔ LM head tie")
     skipped = [name for name in linears if name not in chosen]
     if log is not None:
-        log(f"fp8 ({mode}, tensorwise dynamic): converted {len(chosen)} of {len(linears)} linears"
+        log(
+            f"fp8 ({mode}, tensorwise dynamic): converted {len(chosen)} of {len(linears)} linears"
             f"{' including lm_head' if 'lm_head' in chosen else ''}"
-            + (f"; kept in high precision: {', '.join(skipped)}" if skipped else ""))
+            + (f"; kept in high precision: {', '.join(skipped)}" if skipped else "")
+        )
     return chosen
 
 

@@ -21,12 +21,29 @@ def _source(tokenizer, config, T=96):
 
 def test_argonne1_format_supervises_every_reply_and_masks_users(tokenizer, tmp_path):
     tok = copy.deepcopy(tokenizer)  # the source installs the template on the run's tokenizer
-    row = {"conversations": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"},
-                             {"role": "user", "content": "Name a color."}, {"role": "assistant", "content": "Red."}]}
+    row = {
+        "conversations": [
+            {"role": "user", "content": "Hi there"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Name a color."},
+            {"role": "assistant", "content": "Red."},
+        ]
+    }
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps(row) + "\n")
-    batch = take(_source(tok, {"path": str(path), "messages_column": "conversations", "mask": "all_assistant",
-                               "chat_template": "argonne1", "shuffle": False}), 1)[0]
+    batch = take(
+        _source(
+            tok,
+            {
+                "path": str(path),
+                "messages_column": "conversations",
+                "mask": "all_assistant",
+                "chat_template": "argonne1",
+                "shuffle": False,
+            },
+        ),
+        1,
+    )[0]
     n = int(batch["attention_mask"].sum())
     eos = tok.eos_token
     text = tok.decode(batch["input_ids"][0, :n])
@@ -41,9 +58,13 @@ def test_argonne1_format_supervises_every_reply_and_masks_users(tokenizer, tmp_p
 def test_a_jinja_string_replaces_the_template(tokenizer, tmp_path):
     tok = copy.deepcopy(tokenizer)
     path = tmp_path / "c.jsonl"
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}) + "\n")
-    template = ("{% for m in messages %}{{ m['role'] }}> {{ m['content'] }}|{% endfor %}"
-                "{% if add_generation_prompt %}assistant> {% endif %}")
+    path.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}) + "\n"
+    )
+    template = (
+        "{% for m in messages %}{{ m['role'] }}> {{ m['content'] }}|{% endfor %}"
+        "{% if add_generation_prompt %}assistant> {% endif %}"
+    )
     batch = take(_source(tok, {"path": str(path), "chat_template": template, "shuffle": False}), 1)[0]
     n = int(batch["attention_mask"].sum())
     assert tok.decode(batch["input_ids"][0, :n]) == "user> a|assistant> b|"

@@ -24,8 +24,14 @@ def objective(**cfg):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    section = Argonne2ModelConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                  intermediate_size=128, max_position_embeddings=64)
+    section = Argonne2ModelConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=64,
+    )
     return build_model(section, vocab_size=VOCAB)
 
 
@@ -40,7 +46,7 @@ def hand_loss(model, ids, z_weight=0.0, mtp_horizon=1, mtp_weight=0.0):
     terms = []
     for h in range(2, mtp_horizon + 1):
         # position t is scored against token t+h: logits rows 0..T-h, tokens h..T
-        ce_h = F.cross_entropy(logits[:, :T - h + 1].reshape(-1, VOCAB), ids[:, h:].reshape(-1))
+        ce_h = F.cross_entropy(logits[:, : T - h + 1].reshape(-1, VOCAB), ids[:, h:].reshape(-1))
         terms.append(ce_h / h)
     mtp = torch.stack(terms).mean() if terms else torch.zeros(())
     return ce + z_weight * z + mtp_weight * mtp, mtp
@@ -78,12 +84,15 @@ def test_mtp_gradients_flow(model):
     model.zero_grad()
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ({"mtp_horizon": 3}, "needs both"),
-    ({"mtp_loss_weight": 0.3}, "needs both"),
-    ({"mtp_horizon": 2, "mtp_loss_weight": 0.3, "loss_chunk_size": 64}, "chunked cross-entropy"),
-    ({"mtp_horizon": 0}, ">= 1"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"mtp_horizon": 3}, "needs both"),
+        ({"mtp_loss_weight": 0.3}, "needs both"),
+        ({"mtp_horizon": 2, "mtp_loss_weight": 0.3, "loss_chunk_size": 64}, "chunked cross-entropy"),
+        ({"mtp_horizon": 0}, ">= 1"),
+    ],
+)
 def test_mtp_settings_that_would_change_nothing_or_cannot_work_are_refused(cfg, message):
     with pytest.raises(ValueError, match=message):
         objective(**cfg)

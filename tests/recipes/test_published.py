@@ -75,12 +75,19 @@ def test_every_row_key_is_known_and_every_stage_recipe_is_listed():
     for row in ROWS:
         assert set(row) <= set(PLAIN) | TEXT | DERIVED, row["stage"]
         assert (RECIPES / row["recipe"]).is_file(), row["recipe"]
-    staged = {stage.recipe.resolve() for release in RELEASES
-              for stage in load_pipeline(RECIPES / release["pipeline"])}
+    staged = {stage.recipe.resolve() for release in RELEASES for stage in load_pipeline(RECIPES / release["pipeline"])}
     assert staged == {(RECIPES / row["recipe"]).resolve() for row in ROWS} | {
         # chat stages of 2.5/3.0 with no published numbers of their own (settings: bases/stage_*.toml)
-        (RECIPES / name).resolve() for name in ("argonne2_5_sft.toml", "argonne2_5_dpo.toml", "argonne2_5_cot_sft.toml",
-                                                 "argonne3_sft.toml", "argonne3_dpo.toml", "argonne3_cot_sft.toml")}
+        (RECIPES / name).resolve()
+        for name in (
+            "argonne2_5_sft.toml",
+            "argonne2_5_dpo.toml",
+            "argonne2_5_cot_sft.toml",
+            "argonne3_sft.toml",
+            "argonne3_dpo.toml",
+            "argonne3_cot_sft.toml",
+        )
+    }
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r['release']}-{r['stage']}" for r in ROWS])
@@ -88,8 +95,9 @@ def test_recipe_matches_published_values(row):
     for key, (section, field) in PLAIN.items():
         if key in row:
             got = value(row, section, field)
-            assert got == row[key] or (isinstance(got, float) and math.isclose(got, row[key])), \
+            assert got == row[key] or (isinstance(got, float) and math.isclose(got, row[key])), (
                 f"{row['recipe']}: {section}.{field} = {got!r}, published {key} = {row[key]!r}"
+            )
     if "rows_per_step" in row:
         assert value(row, "train", "total_batch_tokens") // value(row, "train", "seq_len") == row["rows_per_step"]
     if "fp8" in row:
@@ -101,8 +109,9 @@ def test_recipe_matches_published_values(row):
         assert {s["name"]: s["weight"] for s in value(row, "data", "sources")} == row["mixture"]
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if "steps" in r or "tokens" in r],
-                         ids=lambda r: f"{r['release']}-{r['stage']}")
+@pytest.mark.parametrize(
+    "row", [r for r in ROWS if "steps" in r or "tokens" in r], ids=lambda r: f"{r['release']}-{r['stage']}"
+)
 def test_recipe_length_follows_the_published_count(row):
     steps, tokens = steps_and_tokens(row)
     per_step = tokens // max(steps, 1)

@@ -25,19 +25,43 @@ def _fields(cls) -> list[str]:
 
 
 # -- [model] -------------------------------------------------------------------------------------
-BASE2 = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96,
-             max_position_embeddings=32, rope_theta=1e4, logit_softcap=15.0)
+BASE2 = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 96,
+    "max_position_embeddings": 32,
+    "rope_theta": 1e4,
+    "logit_softcap": 15.0,
+}
 #: field → a value that must change the model (its outputs, its parameters or its config)
 CHANGE2 = {
-    "vocab_size": 128, "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 4,
-    "intermediate_size": 64, "max_position_embeddings": 64, "rms_norm_eps": 0.5, "rope_theta": 1e6, "qk_norm": False,
-    "v_norm": False, "sandwich_norm": False, "interleaved_local_attention": True, "local_attention_window": 4,
-    "logit_softcap": 2.0, "swiglu_clamp": 0.01, "tie_word_embeddings": False, "pad_vocab_to_multiple_of": 64,
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "rms_norm_eps": 0.5,
+    "rope_theta": 1e6,
+    "qk_norm": False,
+    "v_norm": False,
+    "sandwich_norm": False,
+    "interleaved_local_attention": True,
+    "local_attention_window": 4,
+    "logit_softcap": 2.0,
+    "swiglu_clamp": 0.01,
+    "tie_word_embeddings": False,
+    "pad_vocab_to_multiple_of": 64,
 }
 #: fields that only act together with another one (value applied alongside)
-WITH2 = {"local_attention_window": {"interleaved_local_attention": True},
-         "interleaved_local_attention": {"local_attention_window": 4}}
-BASE1 = dict(block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
+WITH2 = {
+    "local_attention_window": {"interleaved_local_attention": True},
+    "interleaved_local_attention": {"local_attention_window": 4},
+}
+BASE1 = {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.1}
 CHANGE1 = {"vocab_size": 128, "block_size": 48, "n_layer": 3, "n_head": 4, "n_embd": 48, "dropout": 0.5}
 
 
@@ -73,14 +97,14 @@ def test_argonne2_model_field_changes_the_model(field):
 
 def test_argonne2_logits_change_where_the_config_alone_could_hide_it():
     """Fields whose config entry changes anyway must also change the computation."""
-    for field in ("rms_norm_eps", "rope_theta", "qk_norm", "v_norm", "sandwich_norm", "logit_softcap",
-                  "swiglu_clamp"):
+    for field in ("rms_norm_eps", "rope_theta", "qk_norm", "v_norm", "sandwich_norm", "logit_softcap", "swiglu_clamp"):
         a = _fingerprint(Argonne2ModelConfig, BASE2)[0]
         b = _fingerprint(Argonne2ModelConfig, {**BASE2, field: CHANGE2[field]})[0]
         assert not torch.allclose(a, b), field
     windowed = {**BASE2, "interleaved_local_attention": True, "local_attention_window": 4}
-    assert not torch.allclose(_fingerprint(Argonne2ModelConfig, BASE2)[0],
-                              _fingerprint(Argonne2ModelConfig, windowed)[0])
+    assert not torch.allclose(
+        _fingerprint(Argonne2ModelConfig, BASE2)[0], _fingerprint(Argonne2ModelConfig, windowed)[0]
+    )
 
 
 @pytest.mark.parametrize("field", sorted(CHANGE1))
@@ -124,8 +148,14 @@ def test_every_clm_field_changes_the_loss_or_the_computation():
 SCHEDULES = {
     "constant": {"warmup_steps": 5},
     "cosine": {"warmup_steps": 5, "min_lr_ratio": 0.3},
-    "wsd": {"warmup_steps": 5, "cooldown_frac": 0.5, "cooldown_steps": 30, "decay_shape": "1-sqrt",
-            "min_lr_ratio": 0.3, "allow_no_decay": True},
+    "wsd": {
+        "warmup_steps": 5,
+        "cooldown_frac": 0.5,
+        "cooldown_steps": 30,
+        "decay_shape": "1-sqrt",
+        "min_lr_ratio": 0.3,
+        "allow_no_decay": True,
+    },
 }
 SCHEDULE_BASE = {"wsd": {"cooldown_frac": 0.2}}
 
@@ -154,8 +184,15 @@ def test_every_schedule_field_changes_the_lr_curve(kind):
 
 
 # -- [optim] and the FP8 keys of [train] ---------------------------------------------------------
-OPTIM = {"lr": 1e-2, "betas": (0.8, 0.9), "eps": 1e-5, "weight_decay": 0.3, "no_decay_norms": True,
-         "no_decay_embeddings": True, "fused": True}
+OPTIM = {
+    "lr": 1e-2,
+    "betas": (0.8, 0.9),
+    "eps": 1e-5,
+    "weight_decay": 0.3,
+    "no_decay_norms": True,
+    "no_decay_embeddings": True,
+    "fused": True,
+}
 #: fields shown by other tests: (test file, the test that shows it)
 ELSEWHERE = {
     ("optim", "grad_clip"): ("tests/parallel/test_strategies.py", "test_global_grad_norm_matches_torch_and_clips"),

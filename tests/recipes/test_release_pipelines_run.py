@@ -25,7 +25,7 @@ from argonne_kit.recipe.pipeline import load_pipeline
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 PIPELINES = sorted((RECIPES / "releases").glob("argonne*.toml"))
-SEQ = 32        # token windows of the pretraining stages
+SEQ = 32  # token windows of the pretraining stages
 CHAT_SEQ = 256  # the embedded chat / preference / CoT samples fit whole
 
 
@@ -47,15 +47,27 @@ def tiny_overrides(recipe: Path, assets) -> list[str]:
     seq = SEQ if d["data"]["kind"] in ("bin_shards", "mixture") else CHAT_SEQ
     out = [f"tokenizer.path={json.dumps(str(found.tokenizer_dir))}", f"model.vocab_size={vocab}"]
     if d["model"]["kind"] == "argonne":
-        out += ["model.n_embd=64", "model.n_layer=2", "model.n_head=2", f"model.block_size={CHAT_SEQ}"]  # learned positions: one table size per release
+        out += [
+            "model.n_embd=64",
+            "model.n_layer=2",
+            "model.n_head=2",
+            f"model.block_size={CHAT_SEQ}",
+        ]  # learned positions: one table size per release
     else:
-        out += ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=2",
-                "model.num_key_value_heads=1", "model.intermediate_size=128",
-                f"model.max_position_embeddings={seq}"]
+        out += [
+            "model.hidden_size=64",
+            "model.num_hidden_layers=2",
+            "model.num_attention_heads=2",
+            "model.num_key_value_heads=1",
+            "model.intermediate_size=128",
+            f"model.max_position_embeddings={seq}",
+        ]
     data = d["data"]
     if data["kind"] == "mixture":
-        sources = ", ".join(f'{{name = "{s["name"]}", kind = "bin_shards", weight = {s["weight"]}, '
-                            f'path = {json.dumps(str(shards))}}}' for s in data["sources"])
+        sources = ", ".join(
+            f'{{name = "{s["name"]}", kind = "bin_shards", weight = {s["weight"]}, path = {json.dumps(str(shards))}}}'
+            for s in data["sources"]
+        )
         out.append(f"data.sources=[{sources}]")
     elif data["kind"] == "bin_shards":
         out.append(f"data.path={json.dumps(str(shards))}")
@@ -63,7 +75,7 @@ def tiny_overrides(recipe: Path, assets) -> list[str]:
         path = {"ultrachat": found.chat_jsonl, "preference": found.preference_jsonl, "cot": found.cot_jsonl}
         out.append(f"data.path={json.dumps(str(path[data['kind']]))}")
         if data.get("messages_column", "messages") != "messages":
-            out.append("data.messages_column=\"messages\"")
+            out.append('data.messages_column="messages"')
     if d["objective"].get("loss_chunk_size"):
         out.append("objective.loss_chunk_size=16")
     schedule = d["schedule"]
@@ -74,11 +86,21 @@ def tiny_overrides(recipe: Path, assets) -> list[str]:
     if schedule.get("cooldown_steps"):
         out.append("schedule.cooldown_steps=1")
     train = d["train"]
-    out += [f"train.seq_len={seq}", "train.micro_batch_size=2", f"train.total_batch_tokens={4 * seq}",
-            "train.max_steps=2", "train.compile=false", "train.device=\"cpu\"", "train.log_every=1",
-            "parallel.kind=\"single\"", "run.nproc=1", "sample.max_new_tokens=4", "eval.probe=false"]
+    out += [
+        f"train.seq_len={seq}",
+        "train.micro_batch_size=2",
+        f"train.total_batch_tokens={4 * seq}",
+        "train.max_steps=2",
+        "train.compile=false",
+        'train.device="cpu"',
+        "train.log_every=1",
+        'parallel.kind="single"',
+        "run.nproc=1",
+        "sample.max_new_tokens=4",
+        "eval.probe=false",
+    ]
     if train["fp8"] == "on":
-        out.append("train.fp8=\"emulate\"")
+        out.append('train.fp8="emulate"')
     return out
 
 

@@ -18,7 +18,7 @@ from argonne_kit.train.export import trim_padded_vocab
 from argonne_kit.train.fp8 import convert_to_fp8
 
 pytest.importorskip("torchao")
-from torchao.float8.float8_linear import Float8Linear  # noqa: E402
+from torchao.float8.float8_linear import Float8Linear
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 CPU = torch.device("cpu")
@@ -27,9 +27,15 @@ E4M3_MAX = torch.finfo(torch.float8_e4m3fn).max
 
 def tiny(intermediate: int = 128, vocab: int = 958, pad: int = 128):
     torch.manual_seed(0)
-    section = Argonne2ModelConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                                  intermediate_size=intermediate, max_position_embeddings=64,
-                                  pad_vocab_to_multiple_of=pad)
+    section = Argonne2ModelConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=intermediate,
+        max_position_embeddings=64,
+        pad_vocab_to_multiple_of=pad,
+    )
     return build_model(section, vocab_size=vocab)
 
 
@@ -37,9 +43,19 @@ def test_block_linears_and_the_tied_head_are_converted_and_logged():
     model = tiny()
     lines = []
     names = convert_to_fp8(model, "emulate", CPU, log=lines.append)
-    expected = [f"blocks.{i}.{part}" for i in range(2) for part in
-                ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
-                 "mlp.down_proj")] + ["lm_head"]
+    expected = [
+        f"blocks.{i}.{part}"
+        for i in range(2)
+        for part in (
+            "attn.q_proj",
+            "attn.k_proj",
+            "attn.v_proj",
+            "attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        )
+    ] + ["lm_head"]
     assert sorted(names) == sorted(expected)
     assert all(isinstance(model.get_submodule(n), Float8Linear) for n in expected)
     assert model.lm_head.weight is model.embed_tokens.weight  # the tie survives
@@ -100,8 +116,17 @@ def test_real_fp8_is_refused_on_cpu():
 
 
 def test_run_with_real_fp8_on_cpu_is_a_one_line_error(tmp_path, capsys):
-    code = main(["run", str(QUICKSTART), f"run.dir={tmp_path / 'run'}", "train.fp8=\"on\"", "train.max_steps=2",
-                 "schedule.warmup_steps=0", "schedule.cooldown_frac=0.5"])
+    code = main(
+        [
+            "run",
+            str(QUICKSTART),
+            f"run.dir={tmp_path / 'run'}",
+            'train.fp8="on"',
+            "train.max_steps=2",
+            "schedule.warmup_steps=0",
+            "schedule.cooldown_frac=0.5",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "argonne-kit: error:" in err and "float8 training needs an NVIDIA GPU" in err
@@ -126,14 +151,33 @@ def test_fp8_padded_run_exports_trimmed_and_a_later_stage_loads_it(tmp_path):
     from argonne_kit.model.loading import load_original_checkpoint
 
     run = tmp_path / "fp8"
-    tiny_model = ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=2",
-                  "model.num_key_value_heads=1", "model.intermediate_size=128"]
-    code = main(["run", str(QUICKSTART), f"run.dir={run}", *tiny_model, "model.pad_vocab_to_multiple_of=128",
-                 "train.fp8=\"emulate\"", "train.max_steps=2", "train.seq_len=32", "train.micro_batch_size=2",
-                 "train.total_batch_tokens=64", "schedule.warmup_steps=0", "schedule.cooldown_frac=0.5",
-                 "sample.max_new_tokens=4", "checkpoint.interval_steps=2"])
+    tiny_model = [
+        "model.hidden_size=64",
+        "model.num_hidden_layers=2",
+        "model.num_attention_heads=2",
+        "model.num_key_value_heads=1",
+        "model.intermediate_size=128",
+    ]
+    code = main(
+        [
+            "run",
+            str(QUICKSTART),
+            f"run.dir={run}",
+            *tiny_model,
+            "model.pad_vocab_to_multiple_of=128",
+            'train.fp8="emulate"',
+            "train.max_steps=2",
+            "train.seq_len=32",
+            "train.micro_batch_size=2",
+            "train.total_batch_tokens=64",
+            "schedule.warmup_steps=0",
+            "schedule.cooldown_frac=0.5",
+            "sample.max_new_tokens=4",
+            "checkpoint.interval_steps=2",
+        ]
+    )
     assert code == 0
-    (step, path), = list_checkpoints(run / CHECKPOINTS_DIR)
+    ((_, path),) = list_checkpoints(run / CHECKPOINTS_DIR)
     state = torch.load(path / "state.pt", weights_only=True)["model"]
     assert state["embed_tokens.weight"].shape[0] == 1024  # trained padded
     exported = AutoModelForCausalLM.from_pretrained(run / "final_model")
