@@ -45,11 +45,12 @@ def export_final_model(model, tokenizer, run_dir: Path, recipe_toml: str, eos_to
 
 
 def trim_padded_vocab(model: nn.Module, vocab_size: int) -> nn.Module:
-    """The model with its embedding (and head) cut back to ``vocab_size`` rows: a training-time
-    vocabulary padded to a multiple (``model.pad_vocab_to_multiple_of``, for an FP8-eligible head)
-    is not part of the released model. A model that is not padded is returned as it is; a padded
-    one is rebuilt from its config (plain ``nn.Linear`` modules, even after an FP8 conversion) and
-    loaded by name, failing on any missing or unexpected key."""
+    """The model with its embedding (and head) cut back to ``vocab_size`` rows (the tokenizer's
+    length), as the original's export did: rows beyond it — the padding of
+    ``model.pad_vocab_to_multiple_of`` that makes the head FP8-eligible — are ids the tokenizer
+    never produces and not part of the released model. A model without extra rows is returned as
+    it is; otherwise it is rebuilt from its config (plain ``nn.Linear`` modules, even after an FP8
+    conversion) and loaded by name, failing on any missing or unexpected key."""
     rows = model.get_input_embeddings().weight.shape[0]  # the embedding holds the (padded) rows
     if rows <= vocab_size:
         return model
