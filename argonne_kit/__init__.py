@@ -5,6 +5,14 @@ Importing the package registers the Argonne model classes with ``transformers``'
 
 __version__ = "0.1.0"
 
+import logging as _logging
+
+# transformers imports torchao (the optional ``fp8`` extra) at startup when it is installed; on a
+# host without CUDA torchao then logs one warning per GPU-only kernel library it cannot load, and
+# torch one deprecation warning per enum torchao registers — noise on every command.
+for _name in ("torchao", "torch.utils._pytree"):
+    _logging.getLogger(_name).setLevel(_logging.ERROR)
+
 from argonne_kit.model import register_auto_classes as _register_auto_classes  # noqa: E402
 
 _register_auto_classes()

@@ -12,7 +12,7 @@ API (objectives may use the model-side half without importing this module):
   final-norm hidden states ``[B, T, d]`` without running the LM head;
 - ``model.logits_from_hidden(hidden)`` — tied LM head then softcap, for any row chunk;
 - :func:`causal_lm_loss` ``(logits, labels, …)`` — mean next-token CE over supervised tokens,
-  plus the optional z-loss and shifted-logit "MTP" terms of spec §2.4.
+  plus the optional z-loss and the shifted-logit "MTP" term (:func:`multi_token_term`).
 - :func:`logit_loss_sums` ``(logits, targets, with_z)`` — CE sum, z sum and token count of
   logits already aligned with their targets (the clm objective's full-logit path);
 - :func:`lm_loss_sums` ``(hidden, logits_fn, targets, chunk_size, with_z)`` — CE sum, z sum
@@ -84,7 +84,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, z_loss_weight:
     """Mean next-token CE of ``logits [B, T, V]`` against ``labels [B, T]`` (shifted here), plus
     ``z_loss_weight``·mean(logsumexp²) and ``mtp_loss_weight``·mean_h(CE_h / h) for the
     shifted-logit terms h = 2…``mtp_horizon`` (logits at t scored against labels at t+h; the
-    same logits, no extra heads — spec §2.4)."""
+    same logits, no extra heads)."""
     flat = logits.reshape(-1, logits.size(-1))
     nll, z, count = logit_loss_sums(flat, shifted_targets(labels).reshape(-1), z_loss_weight > 0)
     count = count.clamp(min=1)
@@ -92,13 +92,25 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, z_loss_weight:
     if z_loss_weight:
         loss = loss + z_loss_weight * z / count
     if mtp_loss_weight and mtp_horizon > 1:
-        terms = []
-        for h in range(2, min(mtp_horizon, logits.size(1) - 1) + 1):
-            h_nll, _, h_count = logit_loss_sums(flat, shifted_targets(labels, h).reshape(-1), False)
-            terms.append(h_nll / h_count.clamp(min=1) / h)
-        if terms:
-            loss = loss + mtp_loss_weight * torch.stack(terms).mean()
+        loss = loss + mtp_loss_weight * multi_token_term(flat, shifted_targets(labels), mtp_horizon,
+                                                         logits.size(1) - 1)
     return loss
+
+
+def multi_token_term(flat_logits: torch.Tensor, next_targets: torch.Tensor, horizon: int,
+                     max_shift: int) -> torch.Tensor:
+    """The shifted-logit "multi-token" term of the original: mean over h = 2…``horizon`` of
+    CE(logits at t, token t+h) / h, each CE a mean over its supervised positions. The *same*
+    logits are reused (no extra heads). ``flat_logits [B·T, V]``; ``next_targets [B, T]`` are the
+    ordinary next-token targets (h = 1), so the target of shift h is ``next_targets`` moved left by
+    h−1. Shifts beyond ``max_shift`` (no target left in the window) are not counted. fp32."""
+    terms = []
+    for h in range(2, min(horizon, max_shift) + 1):
+        nll, _, count = logit_loss_sums(flat_logits, shifted_targets(next_targets, h - 1).reshape(-1), False)
+        terms.append(nll / count.clamp(min=1) / h)
+    if not terms:
+        return flat_logits.new_zeros((), dtype=torch.float32)
+    return torch.stack(terms).mean()
 
 
 def chunked_causal_lm_loss(hidden: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],

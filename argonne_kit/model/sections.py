@@ -17,7 +17,14 @@ def _positive(_inst, attribute, value):
 
 @attrs.define(kw_only=True)
 class Argonne2ModelConfig:
-    """The argonne2 family (2.0, 2.5, 3.0, 3.5, 4.0): GQA, SwiGLU, RMSNorm, RoPE, tied head."""
+    """The argonne2 family (2.0, 2.5, 3.0, 3.5, 4.0): GQA, SwiGLU, RMSNorm, RoPE, tied head.
+
+    The training losses (z-loss, shifted-logit MTP terms, chunked cross-entropy) are the
+    objective's settings, each with one key in ``[objective]``; the model section has none."""
+
+    __recipe_hints__ = {"z_loss_weight": "objective.z_loss_weight", "mtp_horizon": "objective.mtp_horizon",
+                        "mtp_loss_weight": "objective.mtp_loss_weight",
+                        "loss_chunk_size": "objective.loss_chunk_size"}
 
     vocab_size: int | None = attrs.field(default=None, validator=_positive)
     """Embedding rows; None = the tokenizer's length (``len(tokenizer)``, as every release did)."""
@@ -54,14 +61,6 @@ class Argonne2ModelConfig:
     model did (an fp16 overflow guard); 0 = off."""
     tie_word_embeddings: bool = True
     """Share the embedding matrix with the LM head."""
-    z_loss_weight: float = 0.0
-    """Weight of the z-loss term mean(logsumexp(logits)²) added by the model when labels are given."""
-    mtp_horizon: int = 1
-    """Shifted-logit "multi-token" terms h = 2…H reusing the same logits (1 = off)."""
-    mtp_loss_weight: float = 0.0
-    """Weight of the shifted-logit terms."""
-    loss_chunk_size: int = 0
-    """Rows per chunk for chunked cross-entropy (never materialises full logits); 0 = off."""
     pad_vocab_to_multiple_of: int = 1
     """Pad embedding rows to a multiple (e.g. 128 for FP8 training); exports trim back."""
 

@@ -72,6 +72,13 @@ class TrainConfig:
     """Passes over the data when neither max_steps nor max_tokens is set."""
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     """fp32 master weights always; bf16/fp16 autocast for compute (fp16 adds a grad scaler)."""
+    fp8: Literal["off", "on", "emulate"] = "off"
+    """torchao float8 training (tensorwise dynamic scaling) of the block linears and the tied LM
+    head: ``on`` needs an NVIDIA GPU with FP8 tensor cores (refused elsewhere); ``emulate`` runs
+    the same casts and scales in high precision on any device (tests). Set
+    ``model.pad_vocab_to_multiple_of = 128`` so the head is eligible; exports trim it back."""
+    fp8_lm_head: bool = True
+    """With fp8: convert the tied LM head too (the original's ``--fp8_lm_head 1``)."""
     activation_checkpointing: bool = False
     """Recompute block activations in backward."""
     checkpoint_every: int = attrs.field(default=1, validator=_positive)

@@ -37,6 +37,7 @@ from argonne_kit.recipe.resolvers import batch_math
 from argonne_kit.registry import get_registry
 from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint, load_trainer_state
 from argonne_kit.train.export import export_final_model
+from argonne_kit.train.fp8 import convert_to_fp8
 from argonne_kit.train.init_from import InitSource, check_carry, load_weights, locate_init_source, read_original
 from argonne_kit.train.metrics import MetricsLog, Progress, format_duration, truncate_after
 from argonne_kit.train.optimizer import build_optimizer
@@ -164,6 +165,7 @@ class Run:
         model, init_counters = self._build_model(init)
         objective = self._component("objective", recipe.objective)
         reference = self._reference_model(objective, init) if objective.needs_reference_model else None
+        convert_to_fp8(model, train.fp8, strategy.device, lm_head=train.fp8_lm_head, log=self.log)
         wrapped = strategy.wrap(model, WrapOptions(
             activation_checkpointing=train.activation_checkpointing, checkpoint_every=train.checkpoint_every,
             compile=train.compile, compile_mode=train.compile_mode,

@@ -31,6 +31,20 @@ from .common import DropLog, check_state, digest, fraction, log, non_negative, r
 
 IGNORE = -100
 
+#: Named chat templates for ``chat_template``. ``argonne1``: Argonne-1.0-Instruct's
+#: ``USER: …\n\nASSISTANT: …\n\n`` rendering; each reply ends with the tokenizer's EOS so a
+#: model trained on it learns to stop (the original taught no stop token, D-5).
+CHAT_TEMPLATES: dict[str, str] = {
+    "argonne1": (
+        "{% for m in messages %}"
+        "{% if m['role'] == 'user' %}USER: {{ m['content'] }}\n\n"
+        "{% elif m['role'] == 'assistant' %}ASSISTANT: {{ m['content'] }}{{ eos_token }}\n\n"
+        "{% else %}{{ m['content'] }}\n\n{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT: {% endif %}"
+    ),
+}
+
 
 @attrs.define(kw_only=True)
 class ChatConfig:
@@ -50,6 +64,10 @@ class ChatConfig:
     always-think contract)."""
     chat_template_kwargs: dict[str, Any] | None = None
     """Extra variables for the chat template (e.g. ``{enable_thinking = true}``)."""
+    chat_template: str | None = None
+    """Replace the tokenizer's chat template (it is saved with the exported model): a named
+    template from ``CHAT_TEMPLATES`` (``argonne1`` = the 1.0-Instruct ``USER: …`` format) or a
+    Jinja template string. None = the tokenizer's own."""
     packing: bool = False
     """Pack several examples per row (with segment_ids/position_ids) instead of one per row."""
     pad_to: Literal["seq_len", "longest"] = "seq_len"
@@ -218,6 +236,8 @@ class ChatExampleSource(DataSource):
     def __init__(self, name: str, config: Any, ctx: DataContext, rows: Any, default_path: str):
         if ctx.tokenizer is None:
             raise DataError(f"{name}: needs the run's tokenizer (DataContext.tokenizer is None)")
+        if getattr(config, "chat_template", None):
+            ctx.tokenizer.chat_template = CHAT_TEMPLATES.get(config.chat_template, config.chat_template)
         if getattr(ctx.tokenizer, "chat_template", None) is None:
             raise DataError(f"{name}: tokenizer {ctx.tokenizer.name_or_path} has no chat template")
         self.name, self.config, self.ctx = name, config, ctx

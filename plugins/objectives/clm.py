@@ -1,5 +1,5 @@
-"""``clm``: causal language modelling (next-token cross-entropy), with optional z-loss and
-chunked cross-entropy.
+"""``clm``: causal language modelling (next-token cross-entropy), with optional z-loss, the
+shifted-logit multi-token (MTP) term and chunked cross-entropy.
 
 The batch carries unshifted windows ``input_ids [B, T+1]``; this objective shifts them itself
 (D-13): the model sees ``x = ids[:, :-1]`` and is scored on ``y = ids[:, 1:]``. It returns a loss
@@ -15,7 +15,7 @@ import attrs
 import torch
 
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
-from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums
+from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums, multi_token_term
 
 from .sft import logits_fn
 
@@ -23,6 +23,11 @@ from .sft import logits_fn
 def _non_negative(_inst, attribute, value):
     if value is not None and value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _at_least_one(_inst, attribute, value):
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
 
 
 @attrs.define(kw_only=True)
@@ -34,11 +39,29 @@ class CLMConfig:
     loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)
     """Target tokens per chunk for chunked cross-entropy: the LM head, softcap and CE run one
     chunk of hidden states at a time under activation checkpointing, so the full ``[B·T, V]``
-    logits are never materialised. 0 = off (full logits)."""
+    logits are never materialised. 0 = off (full logits). Supports the z-loss; refuses the MTP
+    term (which needs every row's logits against several targets)."""
+    mtp_horizon: int = attrs.field(default=1, validator=_at_least_one)
+    """Shifted-logit "multi-token" terms h = 2…H (1 = off): the same logits at t are also scored
+    against the token at t+h, each CE divided by h; their mean is added times ``mtp_loss_weight``.
+    No extra heads (the original's ``MTP``)."""
+    mtp_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)
+    """Weight of the mean shifted-logit term (0 = off)."""
+
+    def __attrs_post_init__(self) -> None:
+        mtp_on = self.mtp_horizon > 1
+        if mtp_on != bool(self.mtp_loss_weight):
+            raise ValueError(f"mtp_horizon = {self.mtp_horizon} and mtp_loss_weight = {self.mtp_loss_weight}: "
+                             "the multi-token term needs both mtp_horizon > 1 and mtp_loss_weight > 0 "
+                             "(either alone changes nothing)")
+        if mtp_on and self.loss_chunk_size:
+            raise ValueError("mtp_horizon > 1 needs the full logits; chunked cross-entropy "
+                             "(loss_chunk_size > 0) cannot score the shifted targets — set one of them off")
 
 
 class CausalLMObjective(Objective):
-    """Mean next-token cross-entropy (+ ``z_loss_weight``·z-loss) over every target token."""
+    """Mean next-token cross-entropy (+ ``z_loss_weight``·z-loss + ``mtp_loss_weight``·MTP term)
+    over every target token."""
 
     required_fields = ("input_ids",)
 
@@ -60,12 +83,17 @@ class CausalLMObjective(Objective):
                                      with_z=bool(self.cfg.z_loss_weight))
         else:
             logits = model(input_ids=x).logits
-            nll, z, _ = logit_loss_sums(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
-                                        bool(self.cfg.z_loss_weight))
+            flat = logits.reshape(-1, logits.size(-1))
+            nll, z, _ = logit_loss_sums(flat, y.reshape(-1), bool(self.cfg.z_loss_weight))
         loss = nll + self.cfg.z_loss_weight * z if self.cfg.z_loss_weight else nll
         sums = {"nll": nll.detach()}
         if self.cfg.z_loss_weight:
             sums["z_loss"] = z.detach()
+        if self.cfg.mtp_loss_weight:
+            # a per-micro-batch mean like the original's; as a sum it counts once per target token
+            mtp = multi_token_term(flat, y, self.cfg.mtp_horizon, y.size(1))
+            loss = loss + self.cfg.mtp_loss_weight * mtp * y.numel()
+            sums["mtp_loss"] = mtp.detach() * y.numel()
         return ObjectiveOutput(loss_sum=loss, metric_sums=sums)
 
 
