@@ -85,3 +85,14 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def release_eos_token_id(resolved, tokenizer) -> int | None:
+    """The eos a release of ``resolved``'s stage stops at: the chat EOS when its objective trains
+    a chat model, else None (the tokenizer's own eos)."""
+    from argonne_kit.probe import chat_eos_token_id
+    from argonne_kit.registry import get_registry
+
+    section = resolved.recipe.objective
+    objective = get_registry().get("objective", section.kind).factory(section.config)
+    return chat_eos_token_id(tokenizer) if objective.chat_model else None
