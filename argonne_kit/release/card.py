@@ -15,7 +15,7 @@ from typing import Any
 LOSS_PLOT = "loss.png"
 
 
-def write_model_card(directory: Path, model, tokenizer, recipe_toml: str | None, run_dir: Path | None,
+def write_model_card(directory: Path, model, recipe_toml: str | None, run_dir: Path | None,
                      name: str) -> Path:
     """Write ``directory/README.md`` (and ``loss.png`` when ``run_dir`` has metrics to plot)."""
     recipe = tomllib.loads(recipe_toml) if recipe_toml else {}
@@ -24,7 +24,8 @@ def write_model_card(directory: Path, model, tokenizer, recipe_toml: str | None,
     parts = [_front_matter(recipe), f"# {name}\n",
              f"A {_params(model)}-parameter decoder-only language model (`model_type = "
              f"\"{model.config.model_type}\"`) trained with argonne-kit.\n",
-             "## Architecture\n", _table(("Component", "Specification"), architecture_rows(model, tokenizer))]
+             "## Architecture\n",
+             _table(("Component", "Specification"), architecture_rows(model, recipe.get("meta", {}).get("tokenizer")))]
     training = training_rows(recipe, records)
     if training:
         parts += ["## Training\n", _table(("Item", "Value"), training)]
@@ -36,8 +37,9 @@ def write_model_card(directory: Path, model, tokenizer, recipe_toml: str | None,
     return path
 
 
-def architecture_rows(model, tokenizer) -> list[tuple[str, str]]:
-    """(component, specification) rows from the model's config."""
+def architecture_rows(model, tokenizer_name: str | None = None) -> list[tuple[str, str]]:
+    """(component, specification) rows from the model's config; ``tokenizer_name`` is what the
+    run recorded about its tokenizer."""
     cfg = model.config
     rows = [("Parameters", f"{_count(model):,} ({_params(model)})")]
     if cfg.model_type == "argonne":
@@ -60,7 +62,7 @@ def architecture_rows(model, tokenizer) -> list[tuple[str, str]]:
         ("Position encoding", f"RoPE (θ = {cfg.rope_theta:,.0f})"),
         ("Logit stabilization", f"final logit softcap = {cfg.softcap}" if cfg.softcap else "none"),
         ("Context length", f"{cfg.max_position_embeddings:,} tokens"),
-        ("Vocabulary size", f"{cfg.vocab_size:,} ({getattr(tokenizer, 'name_or_path', '') or 'its tokenizer'})"),
+        ("Vocabulary size", f"{cfg.vocab_size:,}" + (f" ({tokenizer_name})" if tokenizer_name else "")),
         ("Tied embeddings", "Yes (input ↔ output)" if cfg.tie_word_embeddings else "No")]
 
 

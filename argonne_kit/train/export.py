@@ -49,7 +49,7 @@ def export_model(model: torch.nn.Module, tokenizer, out: Path, *, recipe_toml: s
     tokenizer.save_pretrained(str(tmp))
     if recipe_toml is not None:
         (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)
-    write_model_card(tmp, model, tokenizer, recipe_toml, run_dir, name=out.name if out.name != FINAL_MODEL_DIR
+    write_model_card(tmp, model, recipe_toml, run_dir, name=out.name if out.name != FINAL_MODEL_DIR
                      else (run_dir.name if run_dir is not None else out.name))
     _replace_dir(tmp, out)
     return out
