@@ -176,8 +176,10 @@ class ModelSource:
         from argonne_kit.train.init_from import read_original
 
         if self.companion is None:
-            raise CheckpointError(f"{self.path}: an original checkpoint holds weights only; name a model "
-                                  f"directory or Hub id with its config.json and tokenizer (--config)")
+            raise CheckpointError(
+                f"{self.path}: an original checkpoint holds weights only; name a model "
+                f"directory or Hub id with its config.json and tokenizer (--config)"
+            )
         register_auto_classes()
         config = AutoConfig.from_pretrained(str(self.companion))
         model = AutoModelForCausalLM.from_config(config)
@@ -189,8 +191,7 @@ def set_special_ids(config: Any, tokenizer: Any) -> None:
     """eos/pad of a freshly built model from its tokenizer (pad falls back to eos)."""
     if tokenizer.eos_token_id is not None:
         config.eos_token_id = tokenizer.eos_token_id
-        config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
-            else tokenizer.eos_token_id
+        config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def _load_hf_directory(directory: Path, dtype: torch.dtype) -> torch.nn.Module:
@@ -207,9 +208,15 @@ def _load_hf_directory(directory: Path, dtype: torch.dtype) -> torch.nn.Module:
 
 # -- resolving ----------------------------------------------------------------------------------
 
-def resolve_model_source(spec: str | Path, checkpoint: str | int | None = None, *,
-                         base_dirs: Sequence[str | Path] = (), companion: str | None = None,
-                         run_prefers: Literal["final", "checkpoint"] = "final") -> ModelSource:
+
+def resolve_model_source(
+    spec: str | Path,
+    checkpoint: str | int | None = None,
+    *,
+    base_dirs: Sequence[str | Path] = (),
+    companion: str | None = None,
+    run_prefers: Literal["final", "checkpoint"] = "final",
+) -> ModelSource:
     """Locate the model ``spec`` names (see the module doc for the accepted forms).
 
     ``checkpoint`` (``"latest"`` or a global step) picks a checkpoint of a run directory.
@@ -220,8 +227,11 @@ def resolve_model_source(spec: str | Path, checkpoint: str | int | None = None, 
     """
     spec = str(spec)
     tried: list[str] = []
-    candidates = [Path(spec).expanduser()] if Path(spec).expanduser().is_absolute() else \
-        [Path(b) / spec for b in base_dirs] + [Path(spec)]
+    candidates = (
+        [Path(spec).expanduser()]
+        if Path(spec).expanduser().is_absolute()
+        else [Path(b) / spec for b in base_dirs] + [Path(spec)]
+    )
     local = next((c for c in candidates if c.exists()), None)
     if local is not None:
         return _classify_local(spec, local, checkpoint, companion, run_prefers)
@@ -239,8 +249,9 @@ def resolve_model_source(spec: str | Path, checkpoint: str | int | None = None, 
     raise CheckpointError(f"{spec!r} not found: tried {'; '.join(tried)}")
 
 
-def _classify_local(spec: str, path: Path, checkpoint: str | int | None, companion: str | None,
-                    run_prefers: str) -> ModelSource:
+def _classify_local(
+    spec: str, path: Path, checkpoint: str | int | None, companion: str | None, run_prefers: str
+) -> ModelSource:
     from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, is_checkpoint
     from argonne_kit.train.export import FINAL_MODEL_DIR
 
@@ -249,8 +260,10 @@ def _classify_local(spec: str, path: Path, checkpoint: str | int | None, compani
     if path.is_file():
         if path.suffix in ORIGINAL_SUFFIXES:
             return ModelSource(spec, "original", path, companion=_companion(path, companion))
-        raise CheckpointError(f"{spec}: a file, but not an original training checkpoint "
-                              f"({', '.join(ORIGINAL_SUFFIXES)}); tried: original checkpoint")
+        raise CheckpointError(
+            f"{spec}: a file, but not an original training checkpoint "
+            f"({', '.join(ORIGINAL_SUFFIXES)}); tried: original checkpoint"
+        )
     if is_checkpoint(path):
         return ModelSource(spec, "checkpoint", path, run_dir=_run_of_checkpoint(path))
     final = path / FINAL_MODEL_DIR
@@ -265,22 +278,26 @@ def _classify_local(spec: str, path: Path, checkpoint: str | int | None, compani
         if checkpoint is None:
             steps = _steps(path)
             hint = f" (newest: step {steps[-1]})" if steps else " (and it holds no checkpoint yet)"
-            raise CheckpointError(f"{spec}: a run directory without {FINAL_MODEL_DIR}/ (its budget has not "
-                                  f"completed); pass --checkpoint latest or --checkpoint N{hint}")
+            raise CheckpointError(
+                f"{spec}: a run directory without {FINAL_MODEL_DIR}/ (its budget has not "
+                f"completed); pass --checkpoint latest or --checkpoint N{hint}"
+            )
         return ModelSource(spec, "checkpoint", _pick_checkpoint(spec, path, checkpoint), run_dir=path)
     if (path / "config.json").is_file():
         return ModelSource(spec, "export", path, run_dir=_run_of_export(path))
     raise CheckpointError(
         f"{spec}: not a model directory, run or checkpoint; tried: original checkpoint (not a .pt file), kit checkpoint (no checkpoint.json), "
-        f"run directory (no {CHECKPOINTS_DIR}/ nor {FINAL_MODEL_DIR}/), exported model (no config.json)")
+        f"run directory (no {CHECKPOINTS_DIR}/ nor {FINAL_MODEL_DIR}/), exported model (no config.json)"
+    )
 
 
 def _companion(pt: Path, companion: str | None) -> Path | None:
     if companion is not None:
         source = resolve_model_source(companion)
         if source.model_dir is None:
-            raise CheckpointError(f"--config {companion}: a kit checkpoint has no config.json; name an exported "
-                                  f"model directory or Hub id")
+            raise CheckpointError(
+                f"--config {companion}: a kit checkpoint has no config.json; name an exported model directory or Hub id"
+            )
         return source.model_dir
     return pt.parent if (pt.parent / "config.json").is_file() else None
 
@@ -317,8 +334,9 @@ def _pick_checkpoint(spec: str, run_dir: Path, checkpoint: str | int) -> Path:
     except ValueError:
         raise CheckpointError(f"--checkpoint {checkpoint!r}: expected 'latest' or a global step number") from None
     if step not in found:
-        raise CheckpointError(f"{spec}: no checkpoint of step {step}; the run has steps "
-                              f"{', '.join(map(str, sorted(found))) or 'none'}")
+        raise CheckpointError(
+            f"{spec}: no checkpoint of step {step}; the run has steps {', '.join(map(str, sorted(found))) or 'none'}"
+        )
     verify_checkpoint(found[step])
     return found[step]
 

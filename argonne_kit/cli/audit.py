@@ -9,19 +9,23 @@ from argonne_kit.errors import ArgonneError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="check a release directory or Hub repo for broken invariants",
-                       description="Check a release (an exported directory, a run's final_model/, or a Hub repo "
-                                   "id through the local cache): config shapes vs weights, vocabulary vs "
-                                   "tokenizer, attention window vs training, eos/bos/pad across tokenizer, "
-                                   "config, generation config and chat template, tied embeddings stored once, "
-                                   "no legacy alias keys, dtype recorded, auto_map present and the model loading "
-                                   "and generating in a clean process without argonne_kit. One line per problem "
-                                   "and exit status 1, or exit status 0 when clean.")
+    p = sub.add_parser(
+        "audit",
+        help="check a release directory or Hub repo for broken invariants",
+        description="Check a release (an exported directory, a run's final_model/, or a Hub repo "
+        "id through the local cache): config shapes vs weights, vocabulary vs "
+        "tokenizer, attention window vs training, eos/bos/pad across tokenizer, "
+        "config, generation config and chat template, tied embeddings stored once, "
+        "no legacy alias keys, dtype recorded, auto_map present and the model loading "
+        "and generating in a clean process without argonne_kit. One line per problem "
+        "and exit status 1, or exit status 0 when clean.",
+    )
     p.add_argument("model", metavar="DIR_OR_HUB_ID", help="release directory, run directory or Hub repo id")
     p.add_argument("--fix", action="store_true", help="write a normalised copy to --out (then audit it)")
     p.add_argument("--out", help="where --fix writes the normalised copy")
-    p.add_argument("--no-load", action="store_true",
-                   help="skip loading the model in a clean process (the slowest check)")
+    p.add_argument(
+        "--no-load", action="store_true", help="skip loading the model in a clean process (the slowest check)"
+    )
     p.set_defaults(func=cmd_audit)
 
 
@@ -33,8 +37,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise ArgonneError("--fix and --out go together: --fix --out DIR writes the normalised copy to DIR")
     source = resolve_model_source(args.model)
     if source.model_dir is None or source.kind == "original":
-        raise ArgonneError(f"{args.model}: a {source.kind}, not a release directory; export it first "
-                           f"(argonne-kit export {args.model} --out DIR)")
+        raise ArgonneError(
+            f"{args.model}: a {source.kind}, not a release directory; export it first "
+            f"(argonne-kit export {args.model} --out DIR)"
+        )
     directory = source.path
     if args.fix:
         out = Path(args.out)

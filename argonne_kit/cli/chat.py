@@ -34,9 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_chat(args: argparse.Namespace) -> int:
     import torch
 
-    from argonne_kit.probe import chat_eos_token_id, generate_reply
-
     from argonne_kit.cli.generate import resolve_model_arg
+    from argonne_kit.probe import chat_eos_token_id, generate_reply
 
     source = resolve_model_arg(args)
     device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"

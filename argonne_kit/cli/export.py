@@ -12,18 +12,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from argonne_kit.cli.generate import MODEL_HELP, add_model_arguments
     from argonne_kit.train.export import DEFAULT_MAX_SHARD_SIZE, EXPORT_DTYPES
 
-    p = sub.add_parser("export", help="write a publishable Hugging Face directory from a run or checkpoint",
-                       description="Write a release directory from MODEL (" + MODEL_HELP + "): sharded "
-                                   "safetensors with index, config with the dtype recorded, generation config, "
-                                   "tokenizer and chat template, the resolved recipe and a model card README.md "
-                                   "with the architecture, the training (from the recipe and metrics.jsonl) and "
-                                   "the loss plot. A run's final_model/ is written by the same code.")
+    p = sub.add_parser(
+        "export",
+        help="write a publishable Hugging Face directory from a run or checkpoint",
+        description="Write a release directory from MODEL (" + MODEL_HELP + "): sharded "
+        "safetensors with index, config with the dtype recorded, generation config, "
+        "tokenizer and chat template, the resolved recipe and a model card README.md "
+        "with the architecture, the training (from the recipe and metrics.jsonl) and "
+        "the loss plot. A run's final_model/ is written by the same code.",
+    )
     add_model_arguments(p)
     p.add_argument("--out", required=True, help="directory to write (replaced atomically when it is an export)")
-    p.add_argument("--dtype", choices=sorted(EXPORT_DTYPES), default="bf16",
-                   help="dtype of the stored weights (default bf16, as the releases)")
-    p.add_argument("--max-shard-size", default=DEFAULT_MAX_SHARD_SIZE,
-                   help=f"largest safetensors shard, e.g. 5GB or 200KB (default {DEFAULT_MAX_SHARD_SIZE})")
+    p.add_argument(
+        "--dtype",
+        choices=sorted(EXPORT_DTYPES),
+        default="bf16",
+        help="dtype of the stored weights (default bf16, as the releases)",
+    )
+    p.add_argument(
+        "--max-shard-size",
+        default=DEFAULT_MAX_SHARD_SIZE,
+        help=f"largest safetensors shard, e.g. 5GB or 200KB (default {DEFAULT_MAX_SHARD_SIZE})",
+    )
     p.set_defaults(func=cmd_export)
 
 
@@ -39,8 +49,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ArgonneError(f"--max-shard-size {args.max_shard_size!r}: expected a size like 5GB or 200KB") from None
     out = Path(args.out)
     source = resolve_model_arg(args)
-    if out.exists() and (out.resolve() == source.path.resolve() or not (out / "config.json").is_file()
-                         and any(out.iterdir())):
+    earlier_export = (out / "config.json").is_file()
+    if out.exists() and (out.resolve() == source.path.resolve() or (not earlier_export and any(out.iterdir()))):
         raise ArgonneError(f"--out {out}: exists and is not an earlier export (or is the source); choose another")
     model, tokenizer = source.load_model(), source.load_tokenizer()
     recipe_path = source.resolved_recipe_path()
@@ -48,8 +58,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     eos = model.config.eos_token_id if source.model_dir is not None else None  # a release keeps its own eos
     if eos is None and recipe_path is not None:
         eos = release_eos_token_id(source.resolved_recipe(), tokenizer)
-    export_model(model, tokenizer, out, recipe_toml=recipe_toml, eos_token_id=eos, dtype=args.dtype,
-                 max_shard_size=shard, run_dir=source.run_dir)
+    export_model(
+        model,
+        tokenizer,
+        out,
+        recipe_toml=recipe_toml,
+        eos_token_id=eos,
+        dtype=args.dtype,
+        max_shard_size=shard,
+        run_dir=source.run_dir,
+    )
     files = sorted(p.name for p in out.iterdir())
     print(f"exported {source.describe()} → {out} ({args.dtype}): {', '.join(files)}")
     return 0

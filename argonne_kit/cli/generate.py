@@ -7,19 +7,27 @@ import argparse
 from argonne_kit.errors import ArgonneError
 
 #: Help shared by every command that takes a model (generate, chat, export, audit…).
-MODEL_HELP = ("a Hugging Face Hub repo id (org/name, through the local cache), an exported model directory, "
-              "a run directory (its final_model/, or --checkpoint), one of the kit's checkpoints, or an "
-              "original checkpoint_step_N.pt (with --config)")
+MODEL_HELP = (
+    "a Hugging Face Hub repo id (org/name, through the local cache), an exported model directory, "
+    "a run directory (its final_model/, or --checkpoint), one of the kit's checkpoints, or an "
+    "original checkpoint_step_N.pt (with --config)"
+)
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``MODEL`` plus ``--checkpoint`` and ``--config``: the arguments of :func:`resolve_model_arg`."""
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    p.add_argument("--checkpoint", metavar="latest|N",
-                   help="with a run directory: its newest verified checkpoint, or the one of global step N")
-    p.add_argument("--config", metavar="MODEL_DIR_OR_HUB_ID",
-                   help="with an original .pt: the model whose config.json and tokenizer to load it with "
-                        "(default: the .pt's own directory, when it holds a config.json)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="latest|N",
+        help="with a run directory: its newest verified checkpoint, or the one of global step N",
+    )
+    p.add_argument(
+        "--config",
+        metavar="MODEL_DIR_OR_HUB_ID",
+        help="with an original .pt: the model whose config.json and tokenizer to load it with "
+        "(default: the .pt's own directory, when it holds a config.json)",
+    )
 
 
 def resolve_model_arg(args: argparse.Namespace):
@@ -30,8 +38,11 @@ def resolve_model_arg(args: argparse.Namespace):
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="generate text from a model",
-                       description="Load MODEL and continue the prompt. MODEL is " + MODEL_HELP + ".")
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a model",
+        description="Load MODEL and continue the prompt. MODEL is " + MODEL_HELP + ".",
+    )
     add_model_arguments(p)
     p.add_argument("--prompt", required=True, help="text to continue")
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate (default 64)")
@@ -50,7 +61,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     source = resolve_model_arg(args)
     model = source.load_model()
     tokenizer = source.load_tokenizer()
-    cfg = SampleConfig(prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                       top_p=args.top_p)
+    cfg = SampleConfig(
+        prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p
+    )
     print(generate(model, tokenizer, cfg, seed=args.seed))
     return 0

@@ -88,14 +88,14 @@ def diff_any(a: str | Path, b: str | Path, *, include_meta: bool = False,
     side is a model without a recipe (the changes then read recipe → config, whichever side the
     recipe is on)."""
     side_a, side_b = load_side(a), load_side(b)
-    if isinstance(side_a, dict) and isinstance(side_b, dict):
-        raise RecipeError(f"{a} and {b} are both models without a recipe; one side must be a recipe, run, "
-                          f"checkpoint or export")
-    if isinstance(side_b, dict):
+    if isinstance(side_a, ResolvedRecipe) and isinstance(side_b, ResolvedRecipe):
+        return diff_resolved(side_a, side_b, include_meta=include_meta, include_derived=include_derived)
+    if isinstance(side_a, ResolvedRecipe) and isinstance(side_b, dict):
         return model_config_changes(side_a, side_b)
-    if isinstance(side_a, dict):
+    if isinstance(side_b, ResolvedRecipe) and isinstance(side_a, dict):
         return [Change(c.section, c.key, c.b, c.a) for c in model_config_changes(side_b, side_a)]
-    return diff_resolved(side_a, side_b, include_meta=include_meta, include_derived=include_derived)
+    raise RecipeError(f"{a} and {b} are both models without a recipe; one side must be a recipe, run, "
+                      f"checkpoint or export")
 
 
 def model_config_changes(resolved: ResolvedRecipe, config: dict[str, Any]) -> list[Change]:

@@ -40,7 +40,7 @@ INDEX_FILE = "model.safetensors.index.json"
 #: Seconds the clean-process load may take.
 LOAD_TIMEOUT_S = 300
 
-CLEAN_LOAD_SCRIPT = r'''
+CLEAN_LOAD_SCRIPT = r"""
 import importlib.abc, json, sys
 
 class NoKit(importlib.abc.MetaPathFinder):
@@ -63,7 +63,7 @@ with torch.no_grad():
 new = out[0, ids.shape[1]:]
 print(json.dumps({"finite": bool(torch.isfinite(logits).all()), "new_tokens": int(new.numel()),
                   "module": type(model).__module__, "text": tokenizer.decode(new)}))
-'''
+"""
 
 
 @attrs.frozen
@@ -107,8 +107,9 @@ class Release:
             raise CheckpointError(f"{directory}: cannot load its tokenizer: {exc}") from None
         recipe_file = directory / RESOLVED_RECIPE_FILE
         recipe = resolve_any(recipe_file) if recipe_file.is_file() else None
-        return cls(directory, config, _json(directory / "generation_config.json"), stored_tensors(directory),
-                   tokenizer, recipe)
+        return cls(
+            directory, config, _json(directory / "generation_config.json"), stored_tensors(directory), tokenizer, recipe
+        )
 
     def model_config(self):
         """The config as the kit's config class (legacy aliases resolved, defaults applied)."""
@@ -140,7 +141,11 @@ def stored_tensors(directory: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     from safetensors import safe_open
 
     index = _json(directory / INDEX_FILE)
-    files = sorted(set(index["weight_map"].values())) if index else [p.name for p in sorted(directory.glob("*.safetensors"))]
+    files = (
+        sorted(set(index["weight_map"].values()))
+        if index
+        else [p.name for p in sorted(directory.glob("*.safetensors"))]
+    )
     if not files:
         raise CheckpointError(f"{directory}: no .safetensors weights")
     tensors = {}
@@ -148,7 +153,8 @@ def stored_tensors(directory: Path) -> dict[str, tuple[tuple[int, ...], str]]:
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory / INDEX_FILE}: lists {name}, which is missing")
         with safe_open(str(directory / name), framework="pt") as handle:
-            for key in handle.keys():
+            names = handle.keys()
+            for key in names:
                 piece = handle.get_slice(key)
                 tensors[key] = (tuple(piece.get_shape()), piece.get_dtype())
     return tensors
@@ -159,8 +165,15 @@ def audit_release(directory: Path, *, load_check: bool = True) -> list[Problem]:
     also loads and runs it in a clean process (seconds; skipped when ``auto_map`` is absent)."""
     release = Release.read(Path(directory))
     problems: list[Problem] = []
-    for check in (check_shapes, check_vocab, check_window, check_special_ids, check_aliases, check_dtype,
-                  check_auto_map):
+    for check in (
+        check_shapes,
+        check_vocab,
+        check_window,
+        check_special_ids,
+        check_aliases,
+        check_dtype,
+        check_auto_map,
+    ):
         problems += check(release)
     if load_check and not any(p.check == "auto_map" for p in problems):
         problems += check_clean_load(release.directory)
@@ -194,14 +207,21 @@ def check_shapes(release: Release) -> list[Problem]:
     for key, shape in expected.items():
         if key == head and tied:
             if key in release.tensors:
-                problems.append(Problem("tied", f"{key} is stored although tie_word_embeddings = true "
-                                                f"(tied embeddings must be stored once)"))
+                problems.append(
+                    Problem(
+                        "tied",
+                        f"{key} is stored although tie_word_embeddings = true (tied embeddings must be stored once)",
+                    )
+                )
             continue
         if key not in release.tensors:
             problems.append(Problem("shapes", f"{key} is missing from the weights"))
         elif release.tensors[key][0] != shape:
-            problems.append(Problem("shapes", f"{key} is stored as {list(release.tensors[key][0])}, the config "
-                                              f"implies {list(shape)}"))
+            problems.append(
+                Problem(
+                    "shapes", f"{key} is stored as {list(release.tensors[key][0])}, the config implies {list(shape)}"
+                )
+            )
     for key in release.tensors:
         if key not in expected:
             problems.append(Problem("shapes", f"{key} is stored but the config builds no such tensor"))
@@ -211,8 +231,13 @@ def check_shapes(release: Release) -> list[Problem]:
 def check_vocab(release: Release) -> list[Problem]:
     vocab, tokens = release.config.get("vocab_size"), len(release.tokenizer)
     if vocab != tokens:
-        return [Problem("vocab", f"config.json vocab_size = {vocab} but the tokenizer has {tokens} tokens"
-                                 + (" (padded rows left in)" if isinstance(vocab, int) and vocab > tokens else ""))]
+        return [
+            Problem(
+                "vocab",
+                f"config.json vocab_size = {vocab} but the tokenizer has {tokens} tokens"
+                + (" (padded rows left in)" if isinstance(vocab, int) and vocab > tokens else ""),
+            )
+        ]
     return []
 
 
@@ -228,12 +253,22 @@ def check_window(release: Release) -> list[Problem]:
     if release.recipe is None:
         if ours is None:
             return []
-        return [Problem("window", f"config.json turns on a {ours}-token window on every other layer, and no "
-                                  f"resolved recipe confirms the model was trained with it")]
+        return [
+            Problem(
+                "window",
+                f"config.json turns on a {ours}-token window on every other layer, and no "
+                f"resolved recipe confirms the model was trained with it",
+            )
+        ]
     trained = _window(release.recipe.to_dict().get("model", {}))
     if ours != trained:
-        return [Problem("window", f"config.json attention window {ours or 'off'}, but the model was trained "
-                                  f"with {trained or 'no window'} (resolved recipe)")]
+        return [
+            Problem(
+                "window",
+                f"config.json attention window {ours or 'off'}, but the model was trained "
+                f"with {trained or 'no window'} (resolved recipe)",
+            )
+        ]
     return []
 
 
@@ -256,35 +291,52 @@ def check_special_ids(release: Release) -> list[Problem]:
         problems.append(Problem("special-ids", "config.json eos_token_id is null: generation never stops"))
     elif eos != want:
         chat = release.trains_chat_model()
-        what = ("the chat template's end-of-turn token" if chat else
-                "the tokenizer's eos or the chat template's end-of-turn token" if chat is None else "the tokenizer's eos")
+        what = (
+            "the chat template's end-of-turn token"
+            if chat
+            else "the tokenizer's eos or the chat template's end-of-turn token"
+            if chat is None
+            else "the tokenizer's eos"
+        )
         problems.append(Problem("special-ids", f"config.json eos_token_id = {eos}, expected {want} ({what})"))
     pad = config.get("pad_token_id")
     if pad is None:
         problems.append(Problem("special-ids", "config.json pad_token_id is null"))
     elif tokenizer.pad_token_id is not None and pad != tokenizer.pad_token_id:
-        problems.append(Problem("special-ids", f"config.json pad_token_id = {pad}, the tokenizer's is "
-                                               f"{tokenizer.pad_token_id}"))
+        problems.append(
+            Problem("special-ids", f"config.json pad_token_id = {pad}, the tokenizer's is {tokenizer.pad_token_id}")
+        )
     bos = config.get("bos_token_id")
     if bos != tokenizer.bos_token_id and not (bos is None or tokenizer.bos_token_id is None):
-        problems.append(Problem("special-ids", f"config.json bos_token_id = {bos}, the tokenizer's is "
-                                               f"{tokenizer.bos_token_id}"))
+        problems.append(
+            Problem("special-ids", f"config.json bos_token_id = {bos}, the tokenizer's is {tokenizer.bos_token_id}")
+        )
     if generation is None:
         problems.append(Problem("special-ids", "generation_config.json is missing"))
         return problems
     for key in ("eos_token_id", "pad_token_id", "bos_token_id"):
         if generation.get(key) != config.get(key):
-            problems.append(Problem("special-ids", f"generation_config.json {key} = {generation.get(key)} but "
-                                                   f"config.json says {config.get(key)}"))
+            problems.append(
+                Problem(
+                    "special-ids",
+                    f"generation_config.json {key} = {generation.get(key)} but config.json says {config.get(key)}",
+                )
+            )
     return problems
 
 
 def check_aliases(release: Release) -> list[Problem]:
     if release.config.get("model_type") != "argonne2":  # the 1.x field names are the aliases
         return []
-    return [Problem("aliases", f"config.json has the legacy alias {key!r} (= {release.config[key]}); a stale alias "
-                               f"overrides the real field in older loaders")
-            for key in ALIASES if key in release.config]
+    return [
+        Problem(
+            "aliases",
+            f"config.json has the legacy alias {key!r} (= {release.config[key]}); a stale alias "
+            f"overrides the real field in older loaders",
+        )
+        for key in ALIASES
+        if key in release.config
+    ]
 
 
 SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
@@ -319,8 +371,14 @@ def check_clean_load(directory: Path) -> list[Problem]:
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": scratch, "PYTHONPATH": ""}
         try:
-            done = subprocess.run([sys.executable, "-I", "-c", CLEAN_LOAD_SCRIPT, str(Path(directory).resolve())],
-                                  cwd=scratch, env=env, capture_output=True, text=True, timeout=LOAD_TIMEOUT_S)
+            done = subprocess.run(
+                [sys.executable, "-I", "-c", CLEAN_LOAD_SCRIPT, str(Path(directory).resolve())],
+                cwd=scratch,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=LOAD_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
             return [Problem("load", f"loading and generating took over {LOAD_TIMEOUT_S} s in a clean process")]
     if done.returncode != 0:
@@ -358,8 +416,14 @@ def fix_release(directory: Path, out: Path) -> list[Problem]:
     stored = {d for _s, d in release.tensors.values() if d in ("F32", "BF16")}
     dtype = "bf16" if stored == {"BF16"} else "fp32"
     recipe_file = release.directory / "resolved_recipe.toml"
-    export_model(model, release.tokenizer, Path(out), recipe_toml=recipe_file.read_text() if recipe_file.is_file()
-                 else None, eos_token_id=expected_eos(release), dtype=dtype)
+    export_model(
+        model,
+        release.tokenizer,
+        Path(out),
+        recipe_toml=recipe_file.read_text() if recipe_file.is_file() else None,
+        eos_token_id=expected_eos(release),
+        dtype=dtype,
+    )
     for name in ("README.md", "loss.png"):  # the card describes the run, which the copy does not know
         if (release.directory / name).is_file():
             shutil.copy(release.directory / name, Path(out) / name)

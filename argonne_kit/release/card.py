@@ -15,17 +15,19 @@ from typing import Any
 LOSS_PLOT = "loss.png"
 
 
-def write_model_card(directory: Path, model, recipe_toml: str | None, run_dir: Path | None,
-                     name: str) -> Path:
+def write_model_card(directory: Path, model, recipe_toml: str | None, run_dir: Path | None, name: str) -> Path:
     """Write ``directory/README.md`` (and ``loss.png`` when ``run_dir`` has metrics to plot)."""
     recipe = tomllib.loads(recipe_toml) if recipe_toml else {}
     records = _metrics(run_dir)
     plot = _plot(run_dir, directory) if records else None
-    parts = [_front_matter(recipe), f"# {name}\n",
-             f"A {_params(model)}-parameter decoder-only language model (`model_type = "
-             f"\"{model.config.model_type}\"`) trained with argonne-kit.\n",
-             "## Architecture\n",
-             _table(("Component", "Specification"), architecture_rows(model, recipe.get("meta", {}).get("tokenizer")))]
+    parts = [
+        _front_matter(recipe),
+        f"# {name}\n",
+        f"A {_params(model)}-parameter decoder-only language model (`model_type = "
+        f'"{model.config.model_type}"`) trained with argonne-kit.\n',
+        "## Architecture\n",
+        _table(("Component", "Specification"), architecture_rows(model, recipe.get("meta", {}).get("tokenizer"))),
+    ]
     training = training_rows(recipe, records)
     if training:
         parts += ["## Training\n", _table(("Item", "Value"), training)]
@@ -44,26 +46,39 @@ def architecture_rows(model, tokenizer_name: str | None = None) -> list[tuple[st
     rows = [("Parameters", f"{_count(model):,} ({_params(model)})")]
     if cfg.model_type == "argonne":
         return rows + [
-            ("Layers", f"{cfg.n_layer} transformer blocks"), ("Hidden size", f"{cfg.n_embd:,}"),
-            ("Attention heads", f"{cfg.n_head} (multi-head)"), ("Feed-forward", f"GELU MLP, {4 * cfg.n_embd:,}"),
-            ("Normalization", "LayerNorm (pre-norm)"), ("Position encoding", "learned absolute"),
-            ("Context length", f"{cfg.block_size:,} tokens"), ("Vocabulary size", f"{cfg.vocab_size:,}"),
-            ("Tied embeddings", "No")]
+            ("Layers", f"{cfg.n_layer} transformer blocks"),
+            ("Hidden size", f"{cfg.n_embd:,}"),
+            ("Attention heads", f"{cfg.n_head} (multi-head)"),
+            ("Feed-forward", f"GELU MLP, {4 * cfg.n_embd:,}"),
+            ("Normalization", "LayerNorm (pre-norm)"),
+            ("Position encoding", "learned absolute"),
+            ("Context length", f"{cfg.block_size:,} tokens"),
+            ("Vocabulary size", f"{cfg.vocab_size:,}"),
+            ("Tied embeddings", "No"),
+        ]
     windows = [w for w in cfg.layer_windows() if w]
-    pattern = (f"interleaved local/global causal (window {windows[0]}, every other layer)" if windows
-               else "full causal attention in every layer")
-    norms = ", ".join(n for n, on in (("QK-norm", cfg.qk_norm), ("V-norm", cfg.v_norm),
-                                      ("sandwich norms", cfg.sandwich_norm)) if on)
+    pattern = (
+        f"interleaved local/global causal (window {windows[0]}, every other layer)"
+        if windows
+        else "full causal attention in every layer"
+    )
+    norms = ", ".join(
+        n for n, on in (("QK-norm", cfg.qk_norm), ("V-norm", cfg.v_norm), ("sandwich norms", cfg.sandwich_norm)) if on
+    )
     return rows + [
-        ("Layers", f"{cfg.num_hidden_layers} transformer blocks"), ("Hidden size", f"{cfg.hidden_size:,}"),
+        ("Layers", f"{cfg.num_hidden_layers} transformer blocks"),
+        ("Hidden size", f"{cfg.hidden_size:,}"),
         ("Attention heads", f"{cfg.num_attention_heads} query / {cfg.num_key_value_heads} key-value (GQA)"),
-        ("Head dimension", str(cfg.head_dim)), ("Feed-forward", f"SwiGLU MLP, {cfg.intermediate_size:,} intermediate"),
-        ("Attention pattern", pattern), ("Normalization", "RMSNorm" + (f" with {norms}" if norms else "")),
+        ("Head dimension", str(cfg.head_dim)),
+        ("Feed-forward", f"SwiGLU MLP, {cfg.intermediate_size:,} intermediate"),
+        ("Attention pattern", pattern),
+        ("Normalization", "RMSNorm" + (f" with {norms}" if norms else "")),
         ("Position encoding", f"RoPE (θ = {cfg.rope_theta:,.0f})"),
         ("Logit stabilization", f"final logit softcap = {cfg.softcap}" if cfg.softcap else "none"),
         ("Context length", f"{cfg.max_position_embeddings:,} tokens"),
         ("Vocabulary size", f"{cfg.vocab_size:,}" + (f" ({tokenizer_name})" if tokenizer_name else "")),
-        ("Tied embeddings", "Yes (input ↔ output)" if cfg.tie_word_embeddings else "No")]
+        ("Tied embeddings", "Yes (input ↔ output)" if cfg.tie_word_embeddings else "No"),
+    ]
 
 
 def training_rows(recipe: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -73,8 +88,12 @@ def training_rows(recipe: dict[str, Any], records: list[dict[str, Any]]) -> list
     rows: list[tuple[str, str]] = []
     objective = recipe.get("objective", {}).get("kind", "clm")
     init = recipe.get("init", {})
-    stage = {"clm": "pretraining (causal LM)", "sft": "supervised fine-tuning", "dpo": "DPO",
-             "cot": "chain-of-thought SFT"}.get(objective, objective)
+    stage = {
+        "clm": "pretraining (causal LM)",
+        "sft": "supervised fine-tuning",
+        "dpo": "DPO",
+        "cot": "chain-of-thought SFT",
+    }.get(objective, objective)
     if init.get("from"):
         stage += f", initialised from `{init['from']}` (carry: {init.get('carry', 'weights')})"
     rows.append(("Stage", stage))
@@ -88,22 +107,41 @@ def training_rows(recipe: dict[str, Any], records: list[dict[str, Any]]) -> list
             rows.append(("Tokens processed", f"{steps[-1]['tokens']:,}"))
     per_step = derived.get("train", {}).get("tokens_per_step")
     if per_step:
-        rows.append(("Tokens per step", f"{per_step:,} ({train.get('micro_batch_size')} rows × "
-                                        f"{train.get('seq_len')} tokens × {derived['train'].get('dp_world_assumed', 1)}"
-                                        f" ranks × {derived['train'].get('grad_accum_steps', 1)} accumulation)"))
+        rows.append(
+            (
+                "Tokens per step",
+                f"{per_step:,} ({train.get('micro_batch_size')} rows × "
+                f"{train.get('seq_len')} tokens × {derived['train'].get('dp_world_assumed', 1)}"
+                f" ranks × {derived['train'].get('grad_accum_steps', 1)} accumulation)",
+            )
+        )
     rows.append(("Sequence length", f"{train.get('seq_len', '?'):,}" if train.get("seq_len") else "?"))
     rows.append(("LR schedule", _schedule(recipe)))
     optim = recipe.get("optim", {})
     if optim:
-        rows.append(("Optimizer", f"AdamW (β = {tuple(optim.get('betas', ()))}, weight decay {optim.get('weight_decay')}),"
-                                  f" grad clip {optim.get('grad_clip')}"))
-    rows.append(("Precision", str(train.get("precision", "?"))
-                 + (", torch.compile" if train.get("compile") else "")
-                 + (", activation checkpointing" if train.get("activation_checkpointing") else "")))
+        rows.append(
+            (
+                "Optimizer",
+                f"AdamW (β = {tuple(optim.get('betas', ()))}, weight decay {optim.get('weight_decay')}),"
+                f" grad clip {optim.get('grad_clip')}",
+            )
+        )
+    rows.append(
+        (
+            "Precision",
+            str(train.get("precision", "?"))
+            + (", torch.compile" if train.get("compile") else "")
+            + (", activation checkpointing" if train.get("activation_checkpointing") else ""),
+        )
+    )
     meta = recipe.get("meta", {})
     parallel = recipe.get("parallel", {}).get("kind", "single")
-    rows.append(("Hardware", f"{meta.get('world_size', 1)} process(es), {parallel} strategy, "
-                             f"device {train.get('device', 'auto')}"))
+    rows.append(
+        (
+            "Hardware",
+            f"{meta.get('world_size', 1)} process(es), {parallel} strategy, device {train.get('device', 'auto')}",
+        )
+    )
     if steps:
         rows.append(("Final train loss", f"{steps[-1]['loss']:.4f} (step {steps[-1]['step']:,})"))
     val = [r for r in records if "val_loss" in r]
@@ -150,18 +188,23 @@ def _front_matter(recipe: dict[str, Any]) -> str:
     objective = recipe.get("objective", {}).get("kind")
     if objective in ("sft", "dpo", "cot"):
         tags.append("chat")
-    return "---\nlibrary_name: transformers\npipeline_tag: text-generation\ntags:\n" + \
-        "".join(f"- {t}\n" for t in tags) + "---\n"
+    return (
+        "---\nlibrary_name: transformers\npipeline_tag: text-generation\ntags:\n"
+        + "".join(f"- {t}\n" for t in tags)
+        + "---\n"
+    )
 
 
 def _usage(name: str) -> str:
-    return ("The repository carries its own modeling code (`auto_map` in `config.json`):\n\n"
-            "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-            f"model = AutoModelForCausalLM.from_pretrained(\"{name}\", trust_remote_code=True)\n"
-            f"tokenizer = AutoTokenizer.from_pretrained(\"{name}\")\n"
-            "ids = tokenizer(\"Once upon a time\", return_tensors=\"pt\").input_ids\n"
-            "print(tokenizer.decode(model.generate(ids, max_new_tokens=32)[0]))\n```\n\n"
-            f"or with argonne-kit installed: `argonne-kit generate {name} --prompt \"Once upon a time\"`.\n")
+    return (
+        "The repository carries its own modeling code (`auto_map` in `config.json`):\n\n"
+        "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        f'model = AutoModelForCausalLM.from_pretrained("{name}", trust_remote_code=True)\n'
+        f'tokenizer = AutoTokenizer.from_pretrained("{name}")\n'
+        'ids = tokenizer("Once upon a time", return_tensors="pt").input_ids\n'
+        "print(tokenizer.decode(model.generate(ids, max_new_tokens=32)[0]))\n```\n\n"
+        f'or with argonne-kit installed: `argonne-kit generate {name} --prompt "Once upon a time"`.\n'
+    )
 
 
 def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> str:

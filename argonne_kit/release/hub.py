@@ -39,8 +39,15 @@ def commit_batches(files: list[tuple[str, int]], limit: int = COMMIT_BYTES) -> l
     return [b for b in batches if b]
 
 
-def push_release(directory: Path, repo_id: str, *, revision: str | None = None, private: bool = False,
-                 commit_message: str | None = None, limit: int | None = None) -> list[str]:
+def push_release(
+    directory: Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+    limit: int | None = None,
+) -> list[str]:
     """Create ``repo_id`` (kept when it exists), the branch ``revision`` when given, and upload
     every file of ``directory``; returns the URLs of the commits made."""
     from huggingface_hub import CommitOperationAdd, HfApi
@@ -54,9 +61,14 @@ def push_release(directory: Path, repo_id: str, *, revision: str | None = None, 
     message = commit_message or f"Upload {directory.name} with argonne-kit"
     urls = []
     for i, batch in enumerate(batches, 1):
-        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(directory / name))
-                      for name, _size in batch]
-        info = api.create_commit(repo_id, operations, commit_message=message if len(batches) == 1
-                                 else f"{message} ({i}/{len(batches)})", revision=revision)
+        operations = [
+            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(directory / name)) for name, _size in batch
+        ]
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message if len(batches) == 1 else f"{message} ({i}/{len(batches)})",
+            revision=revision,
+        )
         urls.append(info.commit_url)
     return urls

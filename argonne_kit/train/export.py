@@ -27,9 +27,17 @@ EXPORT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 DEFAULT_MAX_SHARD_SIZE = "5GB"
 
 
-def export_model(model: torch.nn.Module, tokenizer, out: Path, *, recipe_toml: str | None,
-                 eos_token_id: int | None = None, dtype: str = "fp32",
-                 max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE, run_dir: Path | None = None) -> Path:
+def export_model(
+    model: torch.nn.Module,
+    tokenizer,
+    out: Path,
+    *,
+    recipe_toml: str | None,
+    eos_token_id: int | None = None,
+    dtype: str = "fp32",
+    max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
+    run_dir: Path | None = None,
+) -> Path:
     """Write ``out`` from a plain (unwrapped, unsharded) model; main rank only.
 
     ``eos_token_id`` overrides the tokenizer's eos (chat models stop at the chat EOS, D-5).
@@ -49,16 +57,27 @@ def export_model(model: torch.nn.Module, tokenizer, out: Path, *, recipe_toml: s
     tokenizer.save_pretrained(str(tmp))
     if recipe_toml is not None:
         (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)
-    write_model_card(tmp, model, recipe_toml, run_dir, name=out.name if out.name != FINAL_MODEL_DIR
-                     else (run_dir.name if run_dir is not None else out.name))
+    write_model_card(
+        tmp,
+        model,
+        recipe_toml,
+        run_dir,
+        name=out.name if out.name != FINAL_MODEL_DIR else (run_dir.name if run_dir is not None else out.name),
+    )
     _replace_dir(tmp, out)
     return out
 
 
 def export_final_model(model, tokenizer, run_dir: Path, recipe_toml: str, eos_token_id: int | None = None) -> Path:
     """Write ``run_dir/final_model`` (fp32, default sharding) with :func:`export_model`."""
-    return export_model(model, tokenizer, Path(run_dir) / FINAL_MODEL_DIR, recipe_toml=recipe_toml,
-                        eos_token_id=eos_token_id, run_dir=Path(run_dir))
+    return export_model(
+        model,
+        tokenizer,
+        Path(run_dir) / FINAL_MODEL_DIR,
+        recipe_toml=recipe_toml,
+        eos_token_id=eos_token_id,
+        run_dir=Path(run_dir),
+    )
 
 
 def set_release_token_ids(model, tokenizer, eos_token_id: int | None = None) -> None:

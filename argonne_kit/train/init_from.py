@@ -26,7 +26,6 @@ import torch
 from argonne_kit.errors import CheckpointError, RecipeError
 
 
-
 @attrs.frozen
 class InitSource:
     """What ``init.from`` resolved to."""

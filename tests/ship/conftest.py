@@ -10,10 +10,21 @@ import pytest
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 #: Overrides that make the quickstart tiny: 2 optimizer steps of 2,048 tokens, 2 blocks of width 64.
-TINY = ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=4",
-        "model.num_key_value_heads=2", "model.intermediate_size=128", "train.max_tokens=4096",
-        "train.val_every=2", "train.val_batches=1", "train.log_every=1", "checkpoint.interval_steps=1",
-        "schedule.warmup_steps=1", "schedule.cooldown_frac=0.5", "sample.enabled=false"]
+TINY = [
+    "model.hidden_size=64",
+    "model.num_hidden_layers=2",
+    "model.num_attention_heads=4",
+    "model.num_key_value_heads=2",
+    "model.intermediate_size=128",
+    "train.max_tokens=4096",
+    "train.val_every=2",
+    "train.val_batches=1",
+    "train.log_every=1",
+    "checkpoint.interval_steps=1",
+    "schedule.warmup_steps=1",
+    "schedule.cooldown_frac=0.5",
+    "sample.enabled=false",
+]
 
 
 @pytest.fixture(scope="session")
@@ -50,14 +61,14 @@ def ships_auto_map(release: Path) -> bool:
 def hub(tmp_path, monkeypatch):
     """A local Hub (see hub_server.py) that huggingface_hub talks to, as with HF_ENDPOINT set; a
     fresh cache; a token in HF_TOKEN, the usual place."""
-    from huggingface_hub import constants
-
     from hub_server import HubServer
+    from huggingface_hub import constants
 
     with HubServer() as server:
         monkeypatch.setattr(constants, "ENDPOINT", server.endpoint)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            server.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
         monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

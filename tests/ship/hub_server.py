@@ -48,8 +48,9 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _send(self, status: int, payload=None, *, body: bytes | None = None, headers: dict | None = None,
-              head: bool = False):
+    def _send(
+        self, status: int, payload=None, *, body: bytes | None = None, headers: dict | None = None, head: bool = False
+    ):
         data = body if body is not None else json.dumps(payload if payload is not None else {}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json" if body is None else "application/octet-stream")
@@ -94,8 +95,11 @@ class Handler(BaseHTTPRequestHandler):
         if repo_id in self.hub.repos:
             return self._error(409, "You already created this model repo")
         empty = hashlib.sha1(repo_id.encode()).hexdigest()
-        self.hub.repos[repo_id] = {"private": body.get("visibility") == "private", "branches": {"main": empty},
-                                   "commits": {empty: {}}}
+        self.hub.repos[repo_id] = {
+            "private": body.get("visibility") == "private",
+            "branches": {"main": empty},
+            "commits": {empty: {}},
+        }
         return self._send(200, {"url": f"{endpoint}/{repo_id}", "name": repo_id})
 
     def validate_yaml(self, endpoint):
@@ -114,9 +118,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def preupload(self, endpoint, repo_id, revision):
         body = json.loads(self._body())
-        return self._send(200, {"files": [{"path": f["path"], "shouldIgnore": False,
-                                           "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular"}
-                                          for f in body["files"]]})
+        return self._send(
+            200,
+            {
+                "files": [
+                    {
+                        "path": f["path"],
+                        "shouldIgnore": False,
+                        "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                    }
+                    for f in body["files"]
+                ]
+            },
+        )
 
     def lfs_batch(self, endpoint, repo_id):
         body = json.loads(self._body())
@@ -154,21 +168,39 @@ class Handler(BaseHTTPRequestHandler):
                 files[value["path"]] = self.hub.lfs[value["oid"]]
             elif item["key"] == "deletedFile":
                 files.pop(value["path"], None)
-        sha = hashlib.sha1(json.dumps(sorted((k, git_blob_sha(v)) for k, v in files.items())).encode()
-                           + summary.encode() + str(len(repo["commits"])).encode()).hexdigest()
+        sha = hashlib.sha1(
+            json.dumps(sorted((k, git_blob_sha(v)) for k, v in files.items())).encode()
+            + summary.encode()
+            + str(len(repo["commits"])).encode()
+        ).hexdigest()
         repo["commits"][sha] = files
         repo["branches"][revision] = sha
         self.hub.commit_messages.append(summary)
-        return self._send(200, {"commitUrl": f"{endpoint}/{repo_id}/commit/{sha}", "commitOid": sha,
-                                "commitMessage": summary, "success": True, "pullRequestUrl": None})
+        return self._send(
+            200,
+            {
+                "commitUrl": f"{endpoint}/{repo_id}/commit/{sha}",
+                "commitOid": sha,
+                "commitMessage": summary,
+                "success": True,
+                "pullRequestUrl": None,
+            },
+        )
 
     def info(self, endpoint, repo_id, revision=None):
         if repo_id not in self.hub.repos:
             return self._error(404, "Repository not found")
         sha, files = self.hub.files(repo_id, revision or "main")
-        return self._send(200, {"id": repo_id, "modelId": repo_id, "sha": sha,
-                                "private": self.hub.repos[repo_id]["private"],
-                                "siblings": [{"rfilename": name} for name in sorted(files)]})
+        return self._send(
+            200,
+            {
+                "id": repo_id,
+                "modelId": repo_id,
+                "sha": sha,
+                "private": self.hub.repos[repo_id]["private"],
+                "siblings": [{"rfilename": name} for name in sorted(files)],
+            },
+        )
 
     def tree(self, endpoint, repo_id, revision, _subpath=None):
         if repo_id not in self.hub.repos:
@@ -198,17 +230,21 @@ class Handler(BaseHTTPRequestHandler):
 
 REPO = r"([\w.-]+/[\w.-]+)"
 ROUTES = {
-    "POST": [(r"/api/repos/create", Handler.create_repo),
-             (r"/api/validate-yaml", Handler.validate_yaml),
-             (rf"/api/models/{REPO}/branch/([^/]+)", Handler.create_branch),
-             (rf"/api/models/{REPO}/preupload/([^/]+)", Handler.preupload),
-             (rf"/{REPO}\.git/info/lfs/objects/batch", Handler.lfs_batch),
-             (rf"/api/models/{REPO}/commit/([^/]+)", Handler.commit)],
+    "POST": [
+        (r"/api/repos/create", Handler.create_repo),
+        (r"/api/validate-yaml", Handler.validate_yaml),
+        (rf"/api/models/{REPO}/branch/([^/]+)", Handler.create_branch),
+        (rf"/api/models/{REPO}/preupload/([^/]+)", Handler.preupload),
+        (rf"/{REPO}\.git/info/lfs/objects/batch", Handler.lfs_batch),
+        (rf"/api/models/{REPO}/commit/([^/]+)", Handler.commit),
+    ],
     "PUT": [(r"/_lfs/([0-9a-f]{64})", Handler.lfs_put)],
-    "GET": [(rf"/api/models/{REPO}/revision/([^/]+)", Handler.info),
-            (rf"/api/models/{REPO}", Handler.info),
-            (rf"/api/models/{REPO}/tree/([^/]+)(/.*)?", Handler.tree),
-            (rf"/{REPO}/resolve/([^/]+)/(.+)", Handler.resolve)],
+    "GET": [
+        (rf"/api/models/{REPO}/revision/([^/]+)", Handler.info),
+        (rf"/api/models/{REPO}", Handler.info),
+        (rf"/api/models/{REPO}/tree/([^/]+)(/.*)?", Handler.tree),
+        (rf"/{REPO}/resolve/([^/]+)/(.+)", Handler.resolve),
+    ],
     "HEAD": [(rf"/{REPO}/resolve/([^/]+)/(.+)", Handler.resolve_head)],
 }
 

@@ -24,8 +24,10 @@ def weights(directory: Path) -> dict[str, torch.Tensor]:
 def test_export_writes_sharded_bf16_release_with_card(tiny_run, tiny_export):
     out, final = tiny_export, tiny_run / "final_model"
     index = json.loads((out / "model.safetensors.index.json").read_text())
-    assert sorted(set(index["weight_map"].values())) == ["model-00001-of-00002.safetensors",
-                                                        "model-00002-of-00002.safetensors"]
+    assert sorted(set(index["weight_map"].values())) == [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ]
     assert {dtype for _shape, dtype in stored_tensors(out).values()} == {"BF16"}
     ours, theirs = weights(out), weights(final)
     assert ours.keys() == theirs.keys() and "lm_head.weight" not in ours  # tied head stored once
@@ -45,21 +47,35 @@ def test_export_writes_sharded_bf16_release_with_card(tiny_run, tiny_export):
 
     card = (out / "README.md").read_text()
     train = [r for r in read_metrics(tiny_run) if "loss" in r]
-    for row in ("| Layers | 2 transformer blocks |", "| Hidden size | 64 |",
-                "| Attention heads | 4 query / 2 key-value (GQA) |", "| Vocabulary size | "
-                f"{len(tokenizer):,} (embedded:quickstart) |", "| Optimizer steps | 2 |", "| Tokens processed | 4,096 |",
-                "| Tokens per step | 2,048 (8 rows × 128 tokens × 1 ranks × 2 accumulation) |",
-                f"| Final train loss | {train[-1]['loss']:.4f} (step 2) |", "| Precision | fp32 |",
-                "| Stage | pretraining (causal LM) |", "![training loss and learning rate](loss.png)"):
+    for row in (
+        "| Layers | 2 transformer blocks |",
+        "| Hidden size | 64 |",
+        "| Attention heads | 4 query / 2 key-value (GQA) |",
+        f"| Vocabulary size | {len(tokenizer):,} (embedded:quickstart) |",
+        "| Optimizer steps | 2 |",
+        "| Tokens processed | 4,096 |",
+        "| Tokens per step | 2,048 (8 rows × 128 tokens × 1 ranks × 2 accumulation) |",
+        f"| Final train loss | {train[-1]['loss']:.4f} (step 2) |",
+        "| Precision | fp32 |",
+        "| Stage | pretraining (causal LM) |",
+        "![training loss and learning rate](loss.png)",
+    ):
         assert row in card, row
-    assert "wsd, peak 0.003" in card and "from_pretrained(\"tiny-release\"" in card
+    assert "wsd, peak 0.003" in card and 'from_pretrained("tiny-release"' in card
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_final_model_is_written_by_the_export_code(tiny_run):
     final = tiny_run / "final_model"
-    assert {p.name for p in final.iterdir()} >= {"README.md", "loss.png", "config.json", "generation_config.json",
-                                                 "model.safetensors", "tokenizer.json", "resolved_recipe.toml"}
+    assert {p.name for p in final.iterdir()} >= {
+        "README.md",
+        "loss.png",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "resolved_recipe.toml",
+    }
     card = (final / "README.md").read_text()
     assert card.startswith("---\n") and "# tiny\n" in card and "| Optimizer steps | 2 |" in card
     assert json.loads((final / "config.json").read_text())["dtype"] == "float32"

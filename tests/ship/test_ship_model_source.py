@@ -46,8 +46,11 @@ def original_pt(tiny_run: Path, tmp_path: Path) -> Path:
     state = {}
     for file in final.glob("*.safetensors"):
         state.update(load_file(str(file)))
-    blob = {"model_state_dict": {f"module._orig_mod.{k}": v for k, v in state.items()}, "global_step": 2,
-            "tokens_processed": 4096}
+    blob = {
+        "model_state_dict": {f"module._orig_mod.{k}": v for k, v in state.items()},
+        "global_step": 2,
+        "tokens_processed": 4096,
+    }
     folder = tmp_path / "original"
     folder.mkdir()
     torch.save(blob, folder / "checkpoint_step_2.pt")
@@ -113,9 +116,9 @@ def test_errors_name_the_forms_tried(tiny_run, tmp_path, offline_cache):
         resolve_model_source(str(tiny_run / "final_model"), "latest")
     incomplete = tmp_path / "incomplete"
     shutil.copytree(tiny_run / "checkpoints", incomplete / "checkpoints")
-    with pytest.raises(CheckpointError, match="pass --checkpoint latest or --checkpoint N \\(newest: step 2\\)"):
+    with pytest.raises(CheckpointError, match=r"pass --checkpoint latest or --checkpoint N \(newest: step 2\)"):
         resolve_model_source(str(incomplete))
-    with pytest.raises(RecipeError, match="init.from: 'nowhere' not found"):
+    with pytest.raises(RecipeError, match=r"init\.from: 'nowhere' not found"):
         from argonne_kit.train.init_from import locate_init_source
 
         locate_init_source("nowhere", tmp_path)
@@ -129,10 +132,16 @@ def test_diff_recipe_against_a_release_without_recipe(tiny_run, tmp_path, capsys
     shutil.copy(tiny_run / "final_model" / "config.json", release / "config.json")
     assert main(["diff", str(QUICKSTART), str(release), "--json"]) == 1
     changes = {c["key"]: (c["a"], c["b"]) for c in json.loads(capsys.readouterr().out)["changes"]}
-    assert changes == {"hidden_size": (192, 64), "num_hidden_layers": (4, 2), "num_attention_heads": (6, 4),
-                       "intermediate_size": (512, 128)}
+    assert changes == {
+        "hidden_size": (192, 64),
+        "num_hidden_layers": (4, 2),
+        "num_attention_heads": (6, 4),
+        "intermediate_size": (512, 128),
+    }
     tiny = tmp_path / "tiny.toml"
-    tiny.write_text(f'extends = "{QUICKSTART.as_posix()}"\n[model]\nhidden_size = 64\nnum_hidden_layers = 2\n'
-                    "num_attention_heads = 4\nintermediate_size = 128\n")
+    tiny.write_text(
+        f'extends = "{QUICKSTART.as_posix()}"\n[model]\nhidden_size = 64\nnum_hidden_layers = 2\n'
+        "num_attention_heads = 4\nintermediate_size = 128\n"
+    )
     assert main(["diff", str(tiny), str(release)]) == 0
     assert "no differences" in capsys.readouterr().out

@@ -61,8 +61,9 @@ def test_push_uploads_every_file_through_lfs_and_commits(tiny_export, hub, monke
     assert len(commits) >= 2 and commits[0] == f"Upload {tiny_export.name} with argonne-kit (1/{len(commits)})"
     methods = [(m, p) for m, p, _auth in hub.state.log]
     assert ("POST", "/argonne/tiny.git/info/lfs/objects/batch") in methods  # safetensors went through LFS
-    assert sum(m == "PUT" for m, _p in methods) == sum(n.endswith((".safetensors", ".png"))
-                                                       for n, _s in release_files(tiny_export))
+    assert sum(m == "PUT" for m, _p in methods) == sum(
+        n.endswith((".safetensors", ".png")) for n, _s in release_files(tiny_export)
+    )
     assert all(auth == "Bearer hf_test_token" for m, p, auth in hub.state.log if p.startswith("/api/repos"))
     assert capsys.readouterr().out.count("committed http://127.0.0.1") == len(commits)
     assert main(["push", str(tiny_export), "bad-repo-id", "--force"]) == 2
