@@ -58,6 +58,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     eos = model.config.eos_token_id if source.model_dir is not None else None  # a release keeps its own eos
     if eos is None and recipe_path is not None:
         eos = release_eos_token_id(source.resolved_recipe(), tokenizer)
+    step = None
+    if source.kind == "checkpoint":  # the card describes the training up to this checkpoint only
+        from argonne_kit.train.checkpoint import read_manifest
+
+        step = read_manifest(source.path)["step"]
     export_model(
         model,
         tokenizer,
@@ -67,6 +72,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         max_shard_size=shard,
         run_dir=source.run_dir,
+        up_to_step=step,
     )
     files = sorted(p.name for p in out.iterdir())
     print(f"exported {source.describe()} → {out} ({args.dtype}): {', '.join(files)}")

@@ -30,9 +30,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False) -> Path:
+def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False, up_to_step: int | None = None) -> Path:
     """Training (and validation) loss over steps with the learning rate below, from
-    ``run_dir/metrics.jsonl``, as a PNG at ``output``."""
+    ``run_dir/metrics.jsonl`` (up to ``up_to_step`` when given), as a PNG at ``output``."""
     from argonne_kit.train.metrics import METRICS_FILE, read_metrics
 
     run_dir = Path(run_dir)
@@ -44,7 +44,7 @@ def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False) -> Path
         import matplotlib.pyplot as plt
     except ImportError:
         raise ArgonneError("plot needs matplotlib: pip install matplotlib (or the project's [dev] extra)") from None
-    records = read_metrics(run_dir)
+    records = [r for r in read_metrics(run_dir) if up_to_step is None or r.get("step", 0) <= up_to_step]
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_loss" in r]
     if not train:

@@ -27,7 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("directory", metavar="DIR", help="release directory (argonne-kit export) or a run directory")
     p.add_argument("repo_id", metavar="REPO_ID", help="org/name on the Hub")
     p.add_argument("--revision", help="branch to upload to (created from main when missing)")
-    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument(
+        "--private",
+        action="store_true",
+        help="create the repository private (an existing repository keeps its visibility)",
+    )
     p.add_argument("--commit-message", help="commit message (default: 'Upload DIR with argonne-kit')")
     p.add_argument("--dry-run", action="store_true", help="audit and list every file and size; upload nothing")
     p.add_argument("--force", action="store_true", help="upload even when the audit finds problems")
@@ -68,9 +72,17 @@ def cmd_push(args: argparse.Namespace) -> int:
             + " (dry run: nothing uploaded)"
         )
         return 0
-    urls = push_release(
-        Path(directory), args.repo_id, revision=args.revision, private=args.private, commit_message=args.commit_message
-    )
+    try:
+        urls = push_release(
+            Path(directory),
+            args.repo_id,
+            revision=args.revision,
+            private=args.private,
+            commit_message=args.commit_message,
+        )
+    except Exception as exc:  # Hub refusals and network failures come in many types; the message names it
+        reason = " ".join(str(exc).split())
+        raise ArgonneError(f"push {args.repo_id}: {type(exc).__name__}: {reason}") from None
     for url in urls:
         print(f"committed {url}")
     return 0

@@ -15,11 +15,14 @@ from typing import Any
 LOSS_PLOT = "loss.png"
 
 
-def write_model_card(directory: Path, model, recipe_toml: str | None, run_dir: Path | None, name: str) -> Path:
-    """Write ``directory/README.md`` (and ``loss.png`` when ``run_dir`` has metrics to plot)."""
+def write_model_card(
+    directory: Path, model, recipe_toml: str | None, run_dir: Path | None, name: str, up_to_step: int | None = None
+) -> Path:
+    """Write ``directory/README.md`` (and ``loss.png`` when ``run_dir`` has metrics to plot);
+    ``up_to_step`` limits the training described to that global step (an earlier checkpoint)."""
     recipe = tomllib.loads(recipe_toml) if recipe_toml else {}
-    records = _metrics(run_dir)
-    plot = _plot(run_dir, directory) if records else None
+    records = _metrics(run_dir, up_to_step)
+    plot = _plot(run_dir, directory, up_to_step) if records else None
     parts = [
         _front_matter(recipe),
         f"# {name}\n",
@@ -165,20 +168,20 @@ def _schedule(recipe: dict[str, Any]) -> str:
     return text
 
 
-def _metrics(run_dir: Path | None) -> list[dict[str, Any]]:
+def _metrics(run_dir: Path | None, up_to_step: int | None) -> list[dict[str, Any]]:
     from argonne_kit.train.metrics import METRICS_FILE, read_metrics
 
     if run_dir is None or not (Path(run_dir) / METRICS_FILE).is_file():
         return []
-    return read_metrics(Path(run_dir))
+    return [r for r in read_metrics(Path(run_dir)) if up_to_step is None or r.get("step", 0) <= up_to_step]
 
 
-def _plot(run_dir: Path, directory: Path) -> Path | None:
+def _plot(run_dir: Path, directory: Path, up_to_step: int | None) -> Path | None:
     from argonne_kit.cli.plot import write_loss_plot
     from argonne_kit.errors import ArgonneError
 
     try:
-        return write_loss_plot(run_dir, Path(directory) / LOSS_PLOT)
+        return write_loss_plot(run_dir, Path(directory) / LOSS_PLOT, up_to_step=up_to_step)
     except ArgonneError:  # no matplotlib, or no training records: the card goes without the plot
         return None
 

@@ -37,12 +37,14 @@ def export_model(
     dtype: str = "fp32",
     max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
     run_dir: Path | None = None,
+    up_to_step: int | None = None,
 ) -> Path:
     """Write ``out`` from a plain (unwrapped, unsharded) model; main rank only.
 
     ``eos_token_id`` overrides the tokenizer's eos (chat models stop at the chat EOS, D-5).
     ``dtype`` (``fp32``/``bf16``) casts the model in place before saving. ``run_dir`` is the run
-    whose ``metrics.jsonl`` the model card describes (None: the card has no training table)."""
+    whose ``metrics.jsonl`` gives the card its steps, tokens, losses and plot (None: the card
+    describes the recipe only); ``up_to_step`` stops there (an export of an earlier checkpoint)."""
     from argonne_kit.release.card import write_model_card
 
     if dtype not in EXPORT_DTYPES:
@@ -63,6 +65,7 @@ def export_model(
         recipe_toml,
         run_dir,
         name=out.name if out.name != FINAL_MODEL_DIR else (run_dir.name if run_dir is not None else out.name),
+        up_to_step=up_to_step,
     )
     _replace_dir(tmp, out)
     return out

@@ -29,6 +29,7 @@ class Hub:
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, authorization)
         self.commit_messages: list[str] = []
         self.cards: list[str] = []  # README.md contents sent to /api/validate-yaml
+        self.read_only = False  # refuse repo creation (403), as for a token without write access
         self.lock = threading.Lock()
 
     def files(self, repo_id: str, revision: str) -> tuple[str, dict[str, bytes]]:
@@ -91,6 +92,8 @@ class Handler(BaseHTTPRequestHandler):
     # -- endpoints ---------------------------------------------------------------------------
     def create_repo(self, endpoint):
         body = json.loads(self._body())
+        if self.hub.read_only:
+            return self._error(403, "You don't have the rights to create a model under this namespace")
         repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
         if repo_id in self.hub.repos:
             return self._error(409, "You already created this model repo")

@@ -103,3 +103,17 @@ def test_a_chat_stage_releases_with_the_chat_eos(tiny_export):
     chat_eos = release_eos_token_id(resolve_any(recipes / "quickstart_sft.toml"), tokenizer)
     assert chat_eos == chat_eos_token_id(tokenizer) != tokenizer.eos_token_id
     assert release_eos_token_id(resolve_any(recipes / "quickstart.toml"), tokenizer) is None
+
+
+def test_export_of_an_earlier_checkpoint_describes_training_up_to_it(tiny_run, tmp_path):
+    out = tmp_path / "step1"
+    assert main(["export", str(tiny_run), "--checkpoint", "1", "--out", str(out), "--dtype", "fp32"]) == 0
+    card = (out / "README.md").read_text()
+    first = next(r for r in read_metrics(tiny_run) if "loss" in r)
+    assert "| Optimizer steps | 1 |" in card and f"| Final train loss | {first['loss']:.4f} (step 1) |" in card
+    assert "Final validation loss" not in card  # validation ran at step 2 only
+    from argonne_kit.model_source import resolve_model_source
+
+    step1 = resolve_model_source(str(tiny_run), "1").load_model()
+    exported = weights(out)
+    assert all(torch.equal(exported[k], v) for k, v in step1.state_dict().items() if k in exported)

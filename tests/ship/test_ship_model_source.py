@@ -84,6 +84,11 @@ def test_every_form_resolves_and_generates_the_same_text(tiny_run, tmp_path, off
     assert texts["run"].startswith("Once upon") and len(texts["run"]) > len("Once upon\n")
     assert set(texts.values()) == {texts["run"]}, texts  # the same weights, whatever the form
 
+    from argonne_kit.train.init_from import locate_init_source
+
+    init = locate_init_source("argonne/tiny", tmp_path)  # [init] from a Hub id, through the same resolver
+    assert (init.kind, init.path) == ("hf", resolve_model_source("argonne/tiny").path)
+
     step1 = resolve_model_source(str(tiny_run), "1")
     assert step1.path.name == "step_00000001" and step1.run_dir == tiny_run
     # step 1's weights are not step 2's: the checkpoint really is what gets loaded

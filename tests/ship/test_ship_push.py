@@ -67,3 +67,11 @@ def test_push_uploads_every_file_through_lfs_and_commits(tiny_export, hub, monke
     assert all(auth == "Bearer hf_test_token" for m, p, auth in hub.state.log if p.startswith("/api/repos"))
     assert capsys.readouterr().out.count("committed http://127.0.0.1") == len(commits)
     assert main(["push", str(tiny_export), "bad-repo-id", "--force"]) == 2
+
+
+def test_a_hub_refusal_is_one_error_line(tiny_export, hub, capsys):
+    hub.state.read_only = True
+    assert main(["push", str(tiny_export), "argonne/tiny", "--force"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("argonne-kit: error: push argonne/tiny: ")
+    assert "403" in err[0] and hub.state.repos == {}
