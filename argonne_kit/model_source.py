@@ -143,11 +143,19 @@ class ModelSource:
         return resolved
 
     def _recipe_tokenizer(self, resolved: ResolvedRecipe):
+        """The tokenizer the recipe names (relative to the run directory, then the current one),
+        refused when it is not the one the run recorded (its sha256 in ``[meta]``)."""
         from argonne_kit.data.tokenizer import load_tokenizer
 
         path = resolved.recipe.tokenizer.path
         base = self.run_dir if self.run_dir is not None else self.path
-        tokenizer, _sha = load_tokenizer(path, base)
+        tokenizer, sha = load_tokenizer(path, base)
+        recorded = resolved.meta.get("tokenizer_sha256")
+        if recorded and sha != recorded:
+            raise CheckpointError(
+                f"{self.path}: the tokenizer {path or 'embedded'} found now (sha256 {sha[:12]}…) is not the one "
+                f"the run recorded ({recorded[:12]}…)"
+            )
         return tokenizer
 
     def _load_checkpoint(self) -> torch.nn.Module:

@@ -107,6 +107,17 @@ def test_run_preferring_checkpoints_and_original_without_config(tiny_run, tmp_pa
     assert resolve_model_source(str(pt)).companion == pt.parent
 
 
+def test_a_checkpoint_refuses_a_tokenizer_other_than_the_recorded_one(tiny_run, tmp_path):
+    copy = tmp_path / "step_00000002"
+    shutil.copytree(tiny_run / "checkpoints" / "step_00000002", copy)
+    recipe = copy / "resolved_recipe.toml"
+    text = recipe.read_text()
+    recorded = text.split('tokenizer_sha256 = "')[1][:64]
+    recipe.write_text(text.replace(recorded, "0" * 64))
+    with pytest.raises(CheckpointError, match="is not the one the run recorded"):
+        resolve_model_source(str(copy)).load_tokenizer()
+
+
 def test_errors_name_the_forms_tried(tiny_run, tmp_path, offline_cache):
     with pytest.raises(CheckpointError) as err:
         resolve_model_source("argonne/not-cached")
