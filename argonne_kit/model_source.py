@@ -242,11 +242,17 @@ def resolve_model_source(
     )
     local = next((c for c in candidates if c.exists()), None)
     if local is not None:
-        return _classify_local(spec, local, checkpoint, companion, run_prefers)
+        source = _classify_local(spec, local, checkpoint, companion, run_prefers)
+        if companion is not None and source.kind != "original":
+            raise CheckpointError(
+                f"--config {companion}: only an original .pt takes a config; {spec} is a {source.kind}"
+            )
+        return source
     where = ", ".join(str(c.parent.resolve()) for c in candidates)
     tried.append(f"local path (not in {where})")
-    if checkpoint is not None:
-        raise CheckpointError(f"{spec!r} not found: --checkpoint needs a run directory; tried {'; '.join(tried)}")
+    if checkpoint is not None or companion is not None:
+        flag = "--checkpoint" if checkpoint is not None else "--config"
+        raise CheckpointError(f"{spec!r} not found: {flag} needs a local path; tried {'; '.join(tried)}")
     if HUB_REPO_ID.match(spec):
         directory, why = _hub_snapshot(spec)
         if directory is not None:

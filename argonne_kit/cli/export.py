@@ -9,7 +9,7 @@ from argonne_kit.errors import ArgonneError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from argonne_kit.cli.generate import MODEL_HELP, add_model_arguments
+    from argonne_kit.cli._model import MODEL_HELP, add_model_arguments
     from argonne_kit.train.export import DEFAULT_MAX_SHARD_SIZE, EXPORT_DTYPES
 
     p = sub.add_parser(
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from transformers.utils.hub import convert_file_size_to_int
 
-    from argonne_kit.cli.generate import resolve_model_arg
+    from argonne_kit.cli._model import resolve_model_arg
     from argonne_kit.train.export import export_model, release_eos_token_id
 
     try:

@@ -128,6 +128,8 @@ def test_errors_name_the_forms_tried(tiny_run, tmp_path, offline_cache):
         resolve_model_source(str(tmp_path))
     with pytest.raises(CheckpointError, match="no checkpoint of step 7; the run has steps 1, 2"):
         resolve_model_source(str(tiny_run), "7")
+    with pytest.raises(CheckpointError, match=r"only an original \.pt takes a config; .* is a run"):
+        resolve_model_source(str(tiny_run), companion=str(tiny_run / "final_model"))
     with pytest.raises(CheckpointError, match="needs a run directory"):
         resolve_model_source(str(tiny_run / "final_model"), "latest")
     incomplete = tmp_path / "incomplete"
