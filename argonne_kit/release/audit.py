@@ -180,7 +180,8 @@ def audit_release(directory: Path, *, load_check: bool = True) -> list[Problem]:
     return problems
 
 
-def _meta_model(release: Release):
+def meta_model(release: Release):
+    """The model the release's config builds, on the meta device (shapes only, no memory)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -197,7 +198,7 @@ def output_embedding_key(model) -> str | None:
 def check_shapes(release: Release) -> list[Problem]:
     """Stored tensors against the shapes the config implies; ``tied`` problems for the head."""
     try:
-        model = _meta_model(release)
+        model = meta_model(release)
     except (ValueError, TypeError) as exc:
         return [Problem("shapes", f"config.json does not build a model: {exc}")]
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -13,7 +13,7 @@ from conftest import ships_auto_map
 from safetensors.torch import load_file, save_file
 
 from argonne_kit.cli import main
-from argonne_kit.release.audit import audit_release, check_clean_load
+from argonne_kit.release.audit import Release, audit_release, check_clean_load, meta_model, output_embedding_key
 
 INDEX = "model.safetensors.index.json"
 
@@ -58,9 +58,10 @@ def pad_vocab(release: Path) -> None:
 
 def store_head_twice(release: Path) -> None:
     key = embed_key(release)
+    head = output_embedding_key(meta_model(Release.read(release)))
 
     def add(t):
-        t[key.replace("embed_tokens", "lm_head")] = t[key].clone()
+        t[head] = t[key].clone()
 
     edit_tensors(release, key, add)
 
@@ -108,7 +109,7 @@ DEFECTS = {
             ("special-ids", "generation_config.json pad_token_id = 0 but config.json says None"),
         },
     ),
-    "tied head stored twice": (store_head_twice, {("tied", "lm_head.weight is stored although tie_word_embeddings")}),
+    "tied head stored twice": (store_head_twice, {("tied", "is stored although tie_word_embeddings = true")}),
     "legacy aliases": (
         lambda r: edit_json(r / "config.json", n_embd=64, block_size=4096),
         {("aliases", "legacy alias 'n_embd'"), ("aliases", "legacy alias 'block_size' (= 4096)")},
