@@ -7,82 +7,66 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-from argonne_kit.errors import CheckpointError
 
 HELP_TEXT = "commands: /reset clears the conversation, /exit (or Ctrl-D) quits"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("chat", help="chat with a model using its chat template",
-                       description="Chat with a model directory (a Hugging Face directory with config.json, "
-                                   "weights and a tokenizer, e.g. RUN_DIR/final_model, or a run directory). "
-                                   "Interactive by default; --prompt answers one message and exits. "
-                                   "Replies stop at the chat EOS of the tokenizer's template.")
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="model directory, or a run directory with final_model/")
+    from argonne_kit.cli._model import MODEL_HELP, add_model_arguments
+
+    p = sub.add_parser(
+        "chat",
+        help="chat with a model using its chat template",
+        description="Chat with MODEL, which is " + MODEL_HELP + ". Interactive by default; "
+        "--prompt answers one message and exits. Replies stop at the chat EOS of "
+        "the tokenizer's template.",
+    )
+    add_model_arguments(p)
     p.add_argument("--prompt", help="answer this one message non-interactively and exit")
     p.add_argument("--system", help="system message put before the conversation")
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per reply at most (default 256)")
-    p.add_argument("--temperature", type=float, default=0.0,
-                   help="sampling temperature; 0 = greedy (default 0)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default 0)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold when sampling (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where to run; auto = CUDA when available (default auto)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to run; auto = CUDA when available (default auto)",
+    )
     p.set_defaults(func=cmd_chat)
-
-
-def locate_model_dir(value: str) -> Path:
-    """The model directory itself, or ``final_model/`` inside a run directory."""
-    from argonne_kit.train.export import FINAL_MODEL_DIR
-
-    path = Path(value)
-    for candidate in (path, path / FINAL_MODEL_DIR):
-        if (candidate / "config.json").is_file():
-            return candidate
-    raise CheckpointError(f"chat: {value} is not a model directory (no config.json) nor a run directory "
-                          f"with final_model/")
-
-
-def load_chat_model(model_dir: Path, device: str):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from argonne_kit.model import register_auto_classes
-
-    register_auto_classes()  # model_type argonne2/argonne → the kit's classes
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"chat: cannot load {model_dir}: {exc}") from None
-    return model.to(device).eval(), tokenizer
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     import torch
 
+    from argonne_kit.cli._model import resolve_model_arg
     from argonne_kit.probe import chat_eos_token_id, generate_reply
 
-    model_dir = locate_model_dir(args.model_dir)
-    model, tokenizer = load_chat_model(model_dir, args.device)
+    source = resolve_model_arg(args)
+    device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    model, tokenizer = source.load_model(device=device), source.load_tokenizer()
     eos = chat_eos_token_id(tokenizer)
     torch.manual_seed(args.seed)
     system = [{"role": "system", "content": args.system}] if args.system else []
 
     def reply(messages):
-        return generate_reply(model, tokenizer, messages, max_new_tokens=args.max_new_tokens, eos_token_id=eos,
-                              temperature=args.temperature, top_p=args.top_p)["answer"]
+        return generate_reply(
+            model,
+            tokenizer,
+            messages,
+            max_new_tokens=args.max_new_tokens,
+            eos_token_id=eos,
+            temperature=args.temperature,
+            top_p=args.top_p,
+        )["answer"]
 
     if args.prompt is not None:
         print(reply([*system, {"role": "user", "content": args.prompt}]))
         return 0
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"chatting with {model_dir} ({HELP_TEXT})")
+        print(f"chatting with {source.describe()} ({HELP_TEXT})")
     history = list(system)
     while True:
         try:

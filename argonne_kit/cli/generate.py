@@ -1,18 +1,20 @@
-"""``generate``: continue a prompt with an exported model (or a run directory's final_model)."""
+"""``generate``: continue a prompt with a model from anywhere (see :mod:`argonne_kit.model_source`)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from argonne_kit.cli._model import MODEL_HELP, add_model_arguments, resolve_model_arg
 from argonne_kit.errors import ArgonneError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="generate text from an exported model",
-                       description="Load MODEL_DIR (a final_model/ export, a run directory holding one, or "
-                                   "any Hugging Face causal-LM directory) and continue the prompt.")
-    p.add_argument("model_dir", help="exported model directory or run directory")
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a model",
+        description="Load MODEL and continue the prompt. MODEL is " + MODEL_HELP + ".",
+    )
+    add_model_arguments(p)
     p.add_argument("--prompt", required=True, help="text to continue")
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate (default 64)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature; 0 = greedy (default 0.8)")
@@ -22,26 +24,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from argonne_kit.model import register_auto_classes
     from argonne_kit.recipe.sections import SampleConfig
-    from argonne_kit.train.export import FINAL_MODEL_DIR
     from argonne_kit.train.sampling import generate
 
-    register_auto_classes()
-    path = Path(args.model_dir)
-    if (path / FINAL_MODEL_DIR / "config.json").is_file():
-        path = path / FINAL_MODEL_DIR
-    if not (path / "config.json").is_file():
-        raise ArgonneError(f"{args.model_dir}: no config.json (expected an exported model or a run directory "
-                           f"with {FINAL_MODEL_DIR}/)")
     if args.max_new_tokens <= 0:
         raise ArgonneError("--max-new-tokens must be > 0")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    cfg = SampleConfig(prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                       top_p=args.top_p)
+    source = resolve_model_arg(args)
+    model = source.load_model()
+    tokenizer = source.load_tokenizer()
+    cfg = SampleConfig(
+        prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p
+    )
     print(generate(model, tokenizer, cfg, seed=args.seed))
     return 0

@@ -20,10 +20,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from argonne_kit.train.metrics import METRICS_FILE, read_metrics
+    from argonne_kit.train.metrics import METRICS_FILE
 
     source = Path(args.run_dir)
     run_dir = source.parent if source.name == METRICS_FILE else source
+    output = Path(args.output) if args.output else run_dir / "loss.png"
+    write_loss_plot(run_dir, output, log_y=args.log_y)
+    print(f"wrote {output}")
+    return 0
+
+
+def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False, up_to_step: int | None = None) -> Path:
+    """Training (and validation) loss over steps with the learning rate below, from
+    ``run_dir/metrics.jsonl`` (up to ``up_to_step`` when given), as a PNG at ``output``."""
+    from argonne_kit.train.metrics import METRICS_FILE, read_metrics
+
+    run_dir = Path(run_dir)
     if not (run_dir / METRICS_FILE).is_file():
         raise ArgonneError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
     try:
@@ -32,17 +44,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ArgonneError("plot needs matplotlib: pip install matplotlib (or the project's [dev] extra)") from None
-    records = read_metrics(run_dir)
+    records = [r for r in read_metrics(run_dir) if up_to_step is None or r.get("step", 0) <= up_to_step]
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_loss" in r]
     if not train:
         raise ArgonneError(f"{run_dir / METRICS_FILE}: no training records yet")
-    output = Path(args.output) if args.output else run_dir / "loss.png"
     fig, (loss_ax, lr_ax) = plt.subplots(2, 1, sharex=True, figsize=(8, 6), height_ratios=[3, 1])
     loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", linewidth=1)
     if val:
         loss_ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="val loss")
-    if args.log_y:
+    if log_y:
         loss_ax.set_yscale("log")
     loss_ax.set_ylabel("loss")
     loss_ax.legend()
@@ -55,5 +66,4 @@ def cmd_plot(args: argparse.Namespace) -> int:
     fig.tight_layout()
     fig.savefig(output, dpi=120)
     plt.close(fig)
-    print(f"wrote {output}")
-    return 0
+    return Path(output)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from argonne_kit.errors import RecipeError
-from argonne_kit.recipe.diff import diff_resolved, format_changes, resolve_any
+from argonne_kit.recipe.diff import diff_any, format_changes, resolve_any
 from argonne_kit.recipe.pipeline import load_pipeline, stage_overrides
 
 OVERRIDE_HELP = "dotted overrides, e.g. optim.lr=1e-4 train.micro_batch_size=4 (typed by the schema)"
@@ -39,9 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     diff = sub.add_parser("diff", help="what differs between two resolved recipes",
                           description="Compare two resolved recipes key by key, grouped by section. A and B "
                                       "may each be a recipe file, a run directory, a checkpoint or an "
-                                      "exported model directory. Exit status 0 when equal, 1 when they differ.")
+                                      "exported model directory; one of them may be a released model without "
+                                      "a recipe (a Hub repo id or a directory with config.json), whose config "
+                                      "is then compared with the other side's [model] section. Exit status 0 "
+                                      "when equal, 1 when they differ.")
     diff.add_argument("a", help="recipe .toml, run directory, checkpoint or exported model")
-    diff.add_argument("b", help="the same kinds of input as A")
+    diff.add_argument("b", help="the same kinds of input as A, or a Hub repo id / model directory")
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.add_argument("--meta", action="store_true", help="also compare provenance ([meta]: versions, git revision)")
     diff.add_argument("--derived", action="store_true",
@@ -69,8 +72,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for path in (args.a, args.b):
         if load_pipeline(path) is not None:
             raise RecipeError(f"{path}: a pipeline file; diff one of its stage recipes (or run directories)")
-    a, b = resolve_any(args.a), resolve_any(args.b)
-    changes = diff_resolved(a, b, include_meta=args.meta, include_derived=args.derived)
+    changes = diff_any(args.a, args.b, include_meta=args.meta, include_derived=args.derived)
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "equal": not changes,
                           "changes": [{"section": c.section, "key": c.key, "a": c.a, "b": c.b} for c in changes]},

@@ -40,6 +40,9 @@ class Objective(ABC):
     #: True when the objective needs a frozen reference model (DPO). The trainer then builds
     #: one (see the objective's config) and passes it to :meth:`attach_reference`.
     needs_reference_model: bool = False
+    #: True when the objective trains a chat model: its export then stops at the chat template's
+    #: end-of-turn token instead of the tokenizer's document separator (D-5).
+    chat_model: bool = False
 
     @abstractmethod
     def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

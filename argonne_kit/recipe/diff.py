@@ -4,6 +4,10 @@ Either side may be a recipe file, a resolved recipe written by a run, a run dire
 checkpoint (directory or ``.pt`` file) or an exported model directory: all of them embed their
 resolved recipe (D-1). Both sides are resolved with every default explicit, so a value given
 directly and the same value inherited are no difference.
+
+A side may also be a released model that embeds no recipe — a Hub repo id or a Hugging Face
+directory with only ``config.json`` (:func:`diff_any`). Then the other side's ``[model]``
+section is compared with that config: does this recipe build that release?
 """
 
 from __future__ import annotations
@@ -53,6 +57,75 @@ def resolve_any(path: str | Path, overrides: list[str] | None = None) -> Resolve
     raw = load_recipe(recipe_path, overrides)
     meta = raw.data.get("meta", {})
     return resolve_raw(raw, meta=meta if isinstance(meta, dict) else {})
+
+
+def load_side(spec: str | Path) -> ResolvedRecipe | dict[str, Any]:
+    """The resolved recipe ``spec`` stands for, or — for a model that embeds none (a Hub repo id,
+    a plain Hugging Face directory) — its ``config.json`` as a dict."""
+    try:
+        return resolve_any(spec)
+    except RecipeError as exc:
+        recipe_error = exc
+    from argonne_kit.errors import CheckpointError
+    from argonne_kit.model_source import resolve_model_source
+
+    try:
+        source = resolve_model_source(spec)
+    except CheckpointError as exc:
+        raise RecipeError(f"{recipe_error}; as a model: {exc}") from None
+    recipe = source.resolved_recipe_path()
+    if recipe is not None:
+        return resolve_any(recipe)
+    config = source.config_dict()
+    if config is None:
+        raise recipe_error
+    return config
+
+
+def diff_any(a: str | Path, b: str | Path, *, include_meta: bool = False,
+             include_derived: bool = False) -> list[Change]:
+    """:func:`diff_resolved` of two recipe-bearing sides, or :func:`model_config_changes` when one
+    side is a model without a recipe (the changes then read recipe → config, whichever side the
+    recipe is on)."""
+    side_a, side_b = load_side(a), load_side(b)
+    if isinstance(side_a, ResolvedRecipe) and isinstance(side_b, ResolvedRecipe):
+        return diff_resolved(side_a, side_b, include_meta=include_meta, include_derived=include_derived)
+    if isinstance(side_a, ResolvedRecipe) and isinstance(side_b, dict):
+        return model_config_changes(side_a, side_b)
+    if isinstance(side_b, ResolvedRecipe) and isinstance(side_a, dict):
+        return [Change(c.section, c.key, c.b, c.a) for c in model_config_changes(side_b, side_a)]
+    raise RecipeError(f"{a} and {b} are both models without a recipe; one side must be a recipe, run, "
+                      f"checkpoint or export")
+
+
+def model_config_changes(resolved: ResolvedRecipe, config: dict[str, Any]) -> list[Change]:
+    """Every ``[model]`` field of ``resolved`` whose value differs from the same field of a
+    release's ``config.json`` (``a`` = recipe, ``b`` = config). Fields the config does not have
+    are not compared; a field the recipe leaves to derivation (None) is compared through its
+    derived value when the resolve step computed one; the local window counts only where it is
+    switched on."""
+    section = resolved.to_dict().get("model", {})
+    derived = resolved.derived.get("model", {}) if isinstance(resolved.derived, dict) else {}
+    changes = []
+    if "kind" in section and config.get("model_type") != section["kind"]:
+        changes.append(Change("model", "kind", section["kind"], config.get("model_type")))
+    for key, value in section.items():
+        if key == "kind" or key not in config:
+            continue
+        if value is None:
+            value = derived.get(key)
+            if value is None:
+                continue
+        theirs = config[key]
+        if key == "local_attention_window":
+            if not (section.get("interleaved_local_attention") or config.get("interleaved_local_attention")):
+                continue
+            value, theirs = value or None, theirs or None
+        if isinstance(value, list) and isinstance(theirs, list):
+            value, theirs = list(value), list(theirs)
+        if not _same(value, theirs):
+            changes.append(Change("model", key, value, theirs))
+    return changes
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

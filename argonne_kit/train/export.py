@@ -1,8 +1,14 @@
-"""Export of ``final_model/``: ``save_pretrained`` weights and config, the tokenizer and the
-resolved recipe — only after the budget completed and the final checkpoint verified (D-25).
+"""Writing a release directory: the one code path behind a run's ``final_model/`` and
+``argonne-kit export``.
 
-The directory is written under a temporary name and renamed, so a ``final_model/`` that exists
-is always complete.
+A release directory holds the weights as safetensors (sharded above ``max_shard_size``, with
+``model.safetensors.index.json``), ``config.json`` with the dtype recorded (plus the standalone
+modeling files and ``auto_map`` that the model's ``save_pretrained`` writes),
+``generation_config.json``, the tokenizer with its chat template, ``resolved_recipe.toml`` and a
+model card ``README.md`` (with ``loss.png`` when the run's metrics can be plotted).
+
+The run exports only after the budget completed and the final checkpoint verified (D-25). The
+directory is written under a temporary name and renamed, so one that exists is always complete.
 """
 
 from __future__ import annotations
@@ -11,40 +17,111 @@ import os
 import shutil
 from pathlib import Path
 
-from torch import nn
+import torch
 
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE
 
 FINAL_MODEL_DIR = "final_model"
+#: ``--dtype`` names → the dtype the weights are stored in.
+EXPORT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DEFAULT_MAX_SHARD_SIZE = "5GB"
+
+
+def export_model(
+    model: torch.nn.Module,
+    tokenizer,
+    out: Path,
+    *,
+    recipe_toml: str | None,
+    eos_token_id: int | None = None,
+    dtype: str = "fp32",
+    max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
+    run_dir: Path | None = None,
+    up_to_step: int | None = None,
+) -> Path:
+    """Write ``out`` from a plain (unwrapped, unsharded) model; main rank only.
+
+    ``eos_token_id`` overrides the tokenizer's eos (chat models stop at the chat EOS, D-5).
+    ``dtype`` (``fp32``/``bf16``) casts the model in place before saving. ``run_dir`` is the run
+    whose ``metrics.jsonl`` gives the card its steps, tokens, losses and plot (None: the card
+    describes the recipe only); ``up_to_step`` stops there (an export of an earlier checkpoint)."""
+    from argonne_kit.release.card import write_model_card
+
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(EXPORT_DTYPES)}")
+    out = Path(out)
+    tmp = out.parent / f".tmp-{out.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = trim_padded_vocab(model, len(tokenizer))
+    set_release_token_ids(model, tokenizer, eos_token_id)
+    model.to(EXPORT_DTYPES[dtype])
+    model.save_pretrained(str(tmp), safe_serialization=True, max_shard_size=max_shard_size)
+    tokenizer.save_pretrained(str(tmp))
+    if recipe_toml is not None:
+        (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)
+    write_model_card(
+        tmp,
+        model,
+        recipe_toml,
+        run_dir,
+        name=out.name if out.name != FINAL_MODEL_DIR else (run_dir.name if run_dir is not None else out.name),
+        up_to_step=up_to_step,
+    )
+    _replace_dir(tmp, out)
+    return out
 
 
 def export_final_model(model, tokenizer, run_dir: Path, recipe_toml: str, eos_token_id: int | None = None) -> Path:
-    """Write ``run_dir/final_model`` from a plain (unwrapped, unsharded) model; main rank only.
-    ``eos_token_id`` overrides the tokenizer's eos (chat stages stop at the chat EOS)."""
-    model = trim_padded_vocab(model, len(tokenizer))
-    final = Path(run_dir) / FINAL_MODEL_DIR
-    tmp = Path(run_dir) / f".tmp-{FINAL_MODEL_DIR}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    eos = eos_token_id if eos_token_id is not None else getattr(tokenizer, "eos_token_id", None)
-    if eos is not None:  # an export without eos never stops generating (D-5)
-        model.config.eos_token_id = eos
-        model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-        if getattr(model, "generation_config", None) is not None:
-            model.generation_config.eos_token_id = eos
-            model.generation_config.pad_token_id = model.config.pad_token_id
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)
-    old = Path(run_dir) / f".tmp-old-{FINAL_MODEL_DIR}"
+    """Write ``run_dir/final_model`` (fp32, default sharding) with :func:`export_model`."""
+    return export_model(
+        model,
+        tokenizer,
+        Path(run_dir) / FINAL_MODEL_DIR,
+        recipe_toml=recipe_toml,
+        eos_token_id=eos_token_id,
+        run_dir=Path(run_dir),
+    )
+
+
+def set_release_token_ids(model, tokenizer, eos_token_id: int | None = None) -> None:
+    """eos/pad/bos in ``config`` and ``generation_config`` from the tokenizer (``eos_token_id``
+    wins over its eos); pad falls back to eos. An export without eos never stops (D-5)."""
+    eos = eos_token_id if eos_token_id is not None else tokenizer.eos_token_id
+    if eos is None:
+        return
+    config = model.config
+    config.eos_token_id = eos
+    config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    config.bos_token_id = tokenizer.bos_token_id
+    generation = getattr(model, "generation_config", None)
+    if generation is not None:
+        generation.eos_token_id = eos
+        generation.pad_token_id = config.pad_token_id
+        generation.bos_token_id = config.bos_token_id
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    old = final.parent / f".tmp-old-{final.name}"
+    shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
-def trim_padded_vocab(model: nn.Module, vocab_size: int) -> nn.Module:
+def release_eos_token_id(resolved, tokenizer) -> int | None:
+    """The eos a release of ``resolved``'s stage stops at: the chat EOS when its objective trains
+    a chat model, else None (the tokenizer's own eos)."""
+    from argonne_kit.probe import chat_eos_token_id
+    from argonne_kit.registry import get_registry
+
+    section = resolved.recipe.objective
+    objective = get_registry().get("objective", section.kind).factory(section.config)
+    return chat_eos_token_id(tokenizer) if objective.chat_model else None
+
+
+def trim_padded_vocab(model: torch.nn.Module, vocab_size: int) -> torch.nn.Module:
     """The model with its embedding (and head) cut back to ``vocab_size`` rows (the tokenizer's
     length), as the original's export did: rows beyond it — the padding of
     ``model.pad_vocab_to_multiple_of`` that makes the head FP8-eligible — are ids the tokenizer
@@ -75,7 +152,7 @@ def trim_padded_vocab(model: nn.Module, vocab_size: int) -> nn.Module:
     return clean.eval()
 
 
-def _vocab_keys(model: nn.Module) -> set[str]:
+def _vocab_keys(model: torch.nn.Module) -> set[str]:
     """State-dict names of the embedding and the LM head."""
     names = {f"{name}.weight" for name, module in model.named_modules()
              if module is model.get_input_embeddings() or module is model.get_output_embeddings()}

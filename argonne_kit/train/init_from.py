@@ -5,7 +5,8 @@
 - a run directory (its newest verified checkpoint; else its ``final_model/``),
 - one of our checkpoints (``…/checkpoints/step_<N>``),
 - an original ``checkpoint_step_<N>.pt`` training checkpoint (spec §3.2 keys), or
-- a Hugging Face model directory (``config.json`` + safetensors).
+- a Hugging Face model directory (``config.json`` + safetensors), or a Hub repo id
+  (see :mod:`argonne_kit.model_source`, which locates it).
 
 ``init.carry`` says what carries over: ``weights`` (a new phase: fresh optimizer and schedule,
 data from the start), ``weights+optimizer`` (AdamW moments too), or ``all`` (also the schedule
@@ -23,9 +24,6 @@ import attrs
 import torch
 
 from argonne_kit.errors import CheckpointError, RecipeError
-from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, is_checkpoint, list_checkpoints, verify_checkpoint
-from argonne_kit.train.export import FINAL_MODEL_DIR
-
 
 
 @attrs.frozen
@@ -38,31 +36,17 @@ class InitSource:
 
 
 def locate_init_source(value: str, base_dir: Path) -> InitSource:
-    """Classify ``init.from`` (relative paths: recipe directory first, then the current one)."""
-    candidates = [Path(value)] if Path(value).is_absolute() else [Path(base_dir) / value, Path(value)]
-    path = next((c for c in candidates if c.exists()), None)
-    if path is None:
-        raise RecipeError(f"init.from: {value!r} not found (looked in {Path(base_dir).resolve()} and "
-                          f"{Path.cwd()})")
-    if path.is_file():
-        if path.suffix in (".pt", ".pth", ".bin"):
-            return InitSource("original", path)
-        raise RecipeError(f"init.from: {path} is a file but not a .pt training checkpoint")
-    if is_checkpoint(path):
-        return InitSource("checkpoint", path)
-    if (path / CHECKPOINTS_DIR).is_dir():
-        for _step, ckpt in reversed(list_checkpoints(path / CHECKPOINTS_DIR)):
-            try:
-                verify_checkpoint(ckpt)
-                return InitSource("checkpoint", ckpt)
-            except CheckpointError:
-                continue
-    if (path / FINAL_MODEL_DIR / "config.json").is_file():
-        return InitSource("hf", path / FINAL_MODEL_DIR)
-    if (path / "config.json").is_file():
-        return InitSource("hf", path)
-    raise RecipeError(f"init.from: {path} is neither a run directory with checkpoints, one of our "
-                      f"checkpoints, an original checkpoint_step_<N>.pt nor a Hugging Face model directory")
+    """Classify ``init.from`` with the model-source resolver (relative paths: recipe directory
+    first, then the current one); a run directory means its newest verified checkpoint."""
+    from argonne_kit.model_source import resolve_model_source
+
+    try:
+        source = resolve_model_source(value, base_dirs=[base_dir], run_prefers="checkpoint")
+    except CheckpointError as exc:
+        raise RecipeError(f"init.from: {exc}") from None
+    if source.kind in ("checkpoint", "original"):
+        return InitSource(source.kind, source.path)
+    return InitSource("hf", source.path)
 
 
 def check_carry(source: InitSource, carry: str) -> None:

@@ -150,6 +150,6 @@ def test_chat_cli_refuses_a_directory_without_a_model(tmp_path, capsys):
     assert main(["chat", str(tmp_path)]) == 2
     assert "not a model directory" in capsys.readouterr().err
     with pytest.raises(CheckpointError):
-        from argonne_kit.cli.chat import locate_model_dir
+        from argonne_kit.model_source import resolve_model_source
 
-        locate_model_dir(str(tmp_path / "nothing"))
+        resolve_model_source(str(tmp_path / "nothing"))
