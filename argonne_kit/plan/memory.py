@@ -63,11 +63,13 @@ def block_activation_bytes(shape: ModelShape, precision: str) -> float:
     """Bytes per token one block saves for backward (see the module docstring)."""
     d, kv, f, h, n_kv = shape.hidden_size, shape.kv_width, shape.intermediate_size, shape.num_heads, shape.num_kv_heads
     qk, vn, sw = int(shape.qk_norm), int(shape.v_norm), int(shape.sandwich_norm)
+    # clamped SwiGLU (one autograd node) keeps gate and up; plain autograd also keeps silu(gate)
+    mlp = 3 if shape.swiglu_clamp else 4
     if precision == "fp32":
-        per = ((32 + 8 * qk + 16 * sw) * d + (8 + 8 * qk + 8 * vn) * kv + 12 * f + (4 + 4 * qk) * h
+        per = ((32 + 8 * qk + 16 * sw) * d + (8 + 8 * qk + 8 * vn) * kv + 4 * mlp * f + (4 + 4 * qk) * h
                + (4 * qk + 4 * vn) * n_kv + 8 + 8 * sw)
     else:
-        per = ((30 + 6 * qk + 12 * sw) * d + (4 + 6 * qk + 6 * vn) * kv + 6 * f + (4 + 4 * qk) * h
+        per = ((30 + 6 * qk + 12 * sw) * d + (4 + 6 * qk + 6 * vn) * kv + 2 * mlp * f + (4 + 4 * qk) * h
                + (4 * qk + 4 * vn) * n_kv + 8 + 8 * sw)
     if shape.swiglu_clamp:
         per += 2 * f  # two one-byte in-range masks
