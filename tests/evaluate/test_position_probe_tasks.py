@@ -69,6 +69,7 @@ metric_list:
 """
 
 
+@pytest.mark.slow  # importing lm-eval (datasets, accelerate, …) takes most of its time
 def test_lm_eval_local_task_on_our_model(tiny_run, tmp_path, monkeypatch):
     pytest.importorskip("lm_eval")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
