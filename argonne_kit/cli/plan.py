@@ -80,8 +80,8 @@ def format_plan(plan, source: str) -> str:
     from argonne_kit.plan.memory import GIB
 
     p = plan.params
-    lines = [f"plan of {source} on {plan.gpus} × {plan.gpu.name} ({plan.setup.strategy}, "
-             f"{plan.setup.precision})", "", "parameters"]
+    title = f"plan of {source} on {plan.gpus} × {plan.gpu.name} ({plan.setup.strategy}, {plan.setup.precision})"
+    lines = [title, "", "parameters"]
     lines.append(f"  total              {p.total:>18,}")
     lines.append(f"  non-embedding      {p.non_embedding:>18,}")
     lines.append(f"  embedding          {p.embedding:>18,}  ({p.vocab_rows:,} rows × {plan.shape.hidden_size:,})")
@@ -90,8 +90,8 @@ def format_plan(plan, source: str) -> str:
     if p.vocab_rows != p.vocab_unpadded:
         lines.append(f"  vocabulary padded from {p.vocab_unpadded:,} to {p.vocab_rows:,} rows; "
                      f"{p.total_unpadded:,} parameters once trimmed (export)")
-    lines += ["", f"FLOPs (6·N with N = {p.matmul:,} matmul weights incl. the LM head, plus attention "
-                  f"12·layers·d·keys; windows count their window)"]
+    lines += ["", (f"FLOPs (6·N with N = {p.matmul:,} matmul weights incl. the LM head, plus attention "
+                   "12·layers·d·keys; windows count their window)")]
     lines.append(f"  per token          {plan.flops_per_token / 1e9:>14.2f} GFLOP  "
                  f"(attention {plan.attention_flops_per_token / 1e9:.2f} at {plan.setup.seq_len:,} tokens)")
     lines.append(f"  per step           {plan.flops_per_step / 1e15:>14.3f} PFLOP  "

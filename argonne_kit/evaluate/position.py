@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -23,7 +24,7 @@ class PositionBuckets:
     0-based index of the last context token: the prediction made at t has seen t + 1 tokens."""
 
     def __init__(self, edges: list[int]):
-        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
             raise ValueError(f"bucket edges must increase: {edges}")
         self.edges = edges
         self.sums = torch.zeros(len(edges) - 1, dtype=torch.float64)

@@ -76,6 +76,22 @@ def block_activation_bytes(shape: ModelShape, precision: str) -> float:
     return float(per)
 
 
+#: Chunk size of the "chunked" alternative the plan shows next to the recipe's own setting.
+CHUNK_EXAMPLE = 4096
+
+
+def logits_bytes(tokens: int, vocab: int, width: int, low: bool, chunk: int) -> tuple[float, float]:
+    """(saved for backward, extra during the loss backward) of the LM head and cross-entropy.
+    Full: the logits (2-byte under autocast, plus its 2-byte head-weight copy) and the fp32
+    log-probabilities are saved, and the loss backward holds two fp32 ``[tokens, V]``
+    gradients. Chunked: nothing of size V is saved; one chunk is recomputed in backward (logits,
+    log-probabilities and their gradients)."""
+    if chunk:
+        return 0.0, min(chunk, tokens) * vocab * 16.0
+    saved = tokens * vocab * ((2 + 4) if low else 8) + (2.0 * vocab * width if low else 0.0)
+    return saved, tokens * vocab * 8.0
+
+
 def block_linear_params(shape: ModelShape) -> int:
     """Weights of one block's projections (q, k, v, o, gate, up, down)."""
     d, kv, f = shape.hidden_size, shape.kv_width, shape.intermediate_size
@@ -99,7 +115,6 @@ def plan_memory(shape: ModelShape, params: int, setup: StepSetup) -> MemoryPlan:
     if shape.family != "argonne2":
         raise ValueError("the memory model covers the argonne2 family (2.0 and later)")
     low = setup.precision != "fp32"
-    act_dtype = 2 if low else 4
     tokens = setup.micro_batch_size * setup.seq_len
     d, v, layers = shape.hidden_size, shape.vocab_size, shape.num_layers
     tp = max(1, setup.tp_degree)
@@ -126,14 +141,7 @@ def plan_memory(shape: ModelShape, params: int, setup: StepSetup) -> MemoryPlan:
     # autocast keeps a 2-byte copy of every weight a matmul used until its backward
     weight_copies = [0.0 if c or not low else 2.0 * block_params / tp for c in checkpointed]
     final_norm = (8.0 * d + 4) * tokens + 8.0 * tokens  # norm input/output/rstd and the ids
-    if setup.loss_chunk_size:
-        logits_saved = 0.0
-        rows = min(setup.loss_chunk_size, tokens)
-        logits_backward = rows * v * (4.0 * 4)  # one chunk recomputed: logits, log-probs and their grads
-    else:
-        logits_saved = tokens * v * ((2 + 4) if low else 8) + (2.0 * v * d if low else 0.0)
-        logits_backward = tokens * v * 8.0
-
+    logits_saved, logits_backward = logits_bytes(tokens, v, d, low, setup.loss_chunk_size)
     always = weights + optimizer + buckets + gathered
     forward_end = sum(saved_blocks) + sum(weight_copies) + final_norm + logits_saved
     phases = {"forward end": forward_end, "loss backward": forward_end + logits_backward}
@@ -165,8 +173,8 @@ def plan_memory(shape: ModelShape, params: int, setup: StepSetup) -> MemoryPlan:
         "activations, checkpointing every block": block_input * layers + per_block + final_norm,
         "autocast weight copies": sum(weight_copies),
         "logits / loss": logits_saved + logits_backward,
-        "logits / loss, full": tokens * v * ((2 + 4) if low else 8) + tokens * v * 8.0,
-        "logits / loss, chunked (4096 rows)": min(4096, tokens) * v * 16.0,
+        "logits / loss, full": sum(logits_bytes(tokens, v, d, low, 0)),
+        f"logits / loss, chunked ({CHUNK_EXAMPLE} rows)": sum(logits_bytes(tokens, v, d, low, CHUNK_EXAMPLE)),
     }
     if buckets:
         components["DDP gradient buckets"] = buckets

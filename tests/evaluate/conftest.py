@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,3 @@ def tiny_run(tmp_path_factory) -> Path:
     assert main(["run", str(RECIPES / "quickstart.toml"), *TINY, f"run.dir={run_dir}"]) == 0
     return run_dir
 
-
-def val_loss(run_dir: Path) -> float:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [r["val_loss"] for r in records if "val_loss" in r][-1]

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import val_loss
+from eval_fixtures import val_loss
 
 from argonne_kit.cli import main
 from argonne_kit.evaluate.windows import batched, windows
@@ -37,10 +37,10 @@ def test_packed_windows_share_one_token_and_keep_the_tail():
 def test_jsonl_and_shards_score_the_same_tokens(tiny_run, tmp_path):
     """The validation text as JSONL (tokenized with the model's tokenizer, EOS after each
     document) scores exactly like the preprocessed validation shards."""
+    import pyarrow.parquet as pq
+
     from argonne_kit.data.embedded import ensure_quickstart_assets, ensure_quickstart_shards
     from argonne_kit.data.preprocess import list_parquet_files
-
-    import pyarrow.parquet as pq
 
     assets = ensure_quickstart_assets()
     texts = [t for f in list_parquet_files(assets.validation_parquet_dir) for t in pq.read_table(f)["text"].to_pylist()]

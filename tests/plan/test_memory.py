@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from argonne_plugins.objectives.clm import CausalLMObjective, CLMConfig
+from argonne_plugins.parallel.transforms import apply_activation_checkpointing
 
 from argonne_kit.model import build_model
 from argonne_kit.model.sections import Argonne2ModelConfig
@@ -13,8 +15,6 @@ from argonne_kit.plan.params import count_parameters, model_shape
 from argonne_kit.recipe.sections import OptimConfig
 from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.trainer import autocast_context
-from argonne_plugins.objectives.clm import CausalLMObjective, CLMConfig
-from argonne_plugins.parallel.transforms import apply_activation_checkpointing
 
 
 def _model(d, layers, heads, kv, ffn, vocab, seq, **flags):
