@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-column", default="text", help="text field of parquet/JSONL rows (default text)")
     p.add_argument("--buckets", help="position bucket edges, e.g. 0,1024,2048,4096 (default: 0, 1k, 2k, 4k, …)")
     p.add_argument("--plot", help="PNG of the NLL by position (default: nll_by_position.png beside --out, or here)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (default fp32)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="autocast dtype (default: the run's train.precision, else fp32)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run the model (default cpu)")
     p.add_argument("--probe-prompts", help="prompt file (lines or .jsonl), default: the six built-in prompts")
     p.add_argument("--probe-max-new-tokens", type=int, default=160, help="tokens per probe answer (default 160)")
     p.add_argument("--probe-dir", help="directory for probe.jsonl (default: beside --out, or here)")
@@ -50,7 +51,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ArgonneError(f"--{flag.replace('_', '-')}: expected a positive number, got {value}")
     if not (args.ppl or args.nll_by_position or args.probe or args.tasks):
         args.ppl = True
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ArgonneError("--device cuda: no CUDA device is available")
     loaded = _load_model(args.model, args.device)
+    if args.precision is None:
+        args.precision = loaded.resolved.recipe.train.precision if loaded.resolved is not None else "fp32"
     results: dict = {"model": loaded.path}
     out_dir = Path(args.out).parent if args.out else Path(".")
     if args.ppl or args.nll_by_position:

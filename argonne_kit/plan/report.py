@@ -157,6 +157,9 @@ def make_plan(resolved, *, gpu: GPU, gpus: int, mfu: float, tokens_per_s: float 
         plan.lr_marks = lr_landmarks(schedule, total_steps, recipe.optim.lr)
     if memory is not None:
         _memory_warnings(plan, resolved)
+        if train.compile:
+            warnings.append("memory: planned for eager execution; with train.compile inductor fuses elementwise "
+                            "work (softcap, cross-entropy) and usually needs less")
     return plan
 
 
