@@ -34,6 +34,8 @@ def _load_model(spec: str, device: str = "cpu") -> LoadedModel:
     path = Path(spec)
     if (path / FINAL_MODEL_DIR / "config.json").is_file():
         path = path / FINAL_MODEL_DIR
+    if not path.exists() and spec.startswith(("/", "./", "../", "~")):
+        raise ArgonneError(f"{spec}: not found")
     if path.exists() and not (path / "config.json").is_file():
         raise ArgonneError(f"{spec}: no config.json (expected an exported model, a run directory with "
                            f"{FINAL_MODEL_DIR}/ or a Hub id)")

@@ -35,8 +35,8 @@ def test_packed_windows_share_one_token_and_keep_the_tail():
 
 
 def test_jsonl_and_shards_score_the_same_tokens(tiny_run, tmp_path):
-    """The validation text as JSONL (tokenized with the model's tokenizer, EOS after each
-    document) scores exactly like the preprocessed validation shards."""
+    """The validation text as JSONL or parquet (tokenized with the model's tokenizer, EOS after
+    each document) scores exactly like the preprocessed validation shards."""
     import pyarrow.parquet as pq
 
     from argonne_kit.data.embedded import ensure_quickstart_assets, ensure_quickstart_shards
@@ -47,13 +47,16 @@ def test_jsonl_and_shards_score_the_same_tokens(tiny_run, tmp_path):
     jsonl = tmp_path / "val.jsonl"
     jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:40]))
     shards = ensure_quickstart_shards("validation")
+    parquet = tmp_path / "val.parquet"
+    pq.write_table(pq.read_table(list_parquet_files(assets.validation_parquet_dir)[0]).slice(0, 40), parquet)
     results = {}
-    for name, data in (("jsonl", jsonl), ("shards", shards)):
+    for name, data in (("jsonl", jsonl), ("shards", shards), ("parquet", parquet)):
         out = tmp_path / f"{name}.json"
         assert main(["eval", str(tiny_run), "--data", str(data), "--max-batches", "2", "--out", str(out)]) == 0
         results[name] = json.loads(out.read_text())
     assert results["jsonl"]["tokens"] == results["shards"]["tokens"] == 2 * 8 * 128
     assert results["jsonl"]["nll"] == pytest.approx(results["shards"]["nll"], abs=1e-9)
+    assert results["parquet"]["nll"] == pytest.approx(results["shards"]["nll"], abs=1e-9)
 
 
 def test_bad_input_is_one_line_exit_2(tiny_run, tmp_path, capsys):
