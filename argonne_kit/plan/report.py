@@ -121,6 +121,9 @@ def make_plan(resolved, *, gpu: GPU, gpus: int, mfu: float, tokens_per_s: float 
 
     recipe = resolved.recipe
     train = recipe.train
+    if recipe.parallel.kind == "single" and gpus > 1:
+        raise RecipeError(f"{resolved.source}: parallel.kind = \"single\" runs one process; plan it on one GPU "
+                          f"or choose ddp/fsdp/tp for {gpus}")
     section_vocab = attrs.asdict(recipe.model.config).get("vocab_size")
     if section_vocab is None and vocab_size is None:
         raise RecipeError(f"{resolved.source}: model.vocab_size comes from the tokenizer; give its length")

@@ -39,3 +39,8 @@ def test_plan_bad_flag_is_one_line_exit_2(capsys):
     assert main(["plan", str(RECIPES / "quickstart.toml"), "--mfu", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("argonne-kit: error: --mfu") and err.count("\n") == 1
+
+
+def test_plan_refuses_several_gpus_for_a_single_process_recipe(capsys):
+    assert main(["plan", str(RECIPES / "quickstart.toml"), "--gpus", "2"]) == 2
+    assert 'parallel.kind = "single" runs one process' in capsys.readouterr().err
