@@ -7,17 +7,18 @@ import json
 import math
 from pathlib import Path
 
+from argonne_kit.cli._model import add_model_arguments, resolve_model_arg
 from argonne_kit.errors import ArgonneError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="perplexity, NLL by position, probe and lm-eval tasks of a model",
-                       description="Evaluate MODEL (a run directory, an exported model or a Hub id). Without "
+                       description="Evaluate MODEL (a Hub id, an exported model, a run, a checkpoint or an original .pt). Without "
                                    "--data, perplexity uses the run's own validation batches ([val_data], "
                                    "train.val_batches), so it equals the trainer's val_loss. With --data (token "
                                    "shards, parquet or JSONL text) documents are packed with EOS separators as "
                                    "in training and scored one epoch in order. Without a task flag: --ppl.")
-    p.add_argument("model", help="run directory, exported model directory or Hub id")
+    add_model_arguments(p)
     p.add_argument("--data", help="token shard directory/.bin, parquet file/directory or .jsonl ({\"text\": …} rows)")
     p.add_argument("--ppl", action="store_true", help="perplexity (mean NLL per predicted token)")
     p.add_argument("--nll-by-position", action="store_true", help="mean NLL per position bucket, as a table and a PNG")
@@ -43,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from argonne_kit.evaluate.model import _load_model
+    from argonne_kit.evaluate.model import load_model_for_eval
 
     for flag in ("seq_len", "batch_size", "max_batches", "limit", "probe_max_new_tokens"):
         value = getattr(args, flag)
@@ -56,7 +57,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise ArgonneError("--device cuda: no CUDA device is available")
-    loaded = _load_model(args.model, args.device)
+    loaded = load_model_for_eval(resolve_model_arg(args), args.device)
     if args.precision is None:
         args.precision = loaded.resolved.recipe.train.precision if loaded.resolved is not None else "fp32"
     results: dict = {"model": loaded.path}

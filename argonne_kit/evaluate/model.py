@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import attrs
 import torch
 
-from argonne_kit.errors import ArgonneError
+from argonne_kit.model_source import ModelSource
 
 
 @attrs.define
@@ -20,31 +18,9 @@ class LoadedModel:
     path: str
 
 
-def _load_model(spec: str, device: str = "cpu") -> LoadedModel:
-    """MODEL as ``generate`` finds it: a run directory's ``final_model/``, an exported or any
-    Hugging Face causal-LM directory, or a Hub id. The one place that turns a MODEL argument into
-    a model, so a broader resolver (checkpoints, original ``.pt`` files) can replace it."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from argonne_kit.model import register_auto_classes
-    from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, resolve_any
-    from argonne_kit.train.export import FINAL_MODEL_DIR
-
-    register_auto_classes()
-    path = Path(spec)
-    if (path / FINAL_MODEL_DIR / "config.json").is_file():
-        path = path / FINAL_MODEL_DIR
-    if not path.exists() and spec.startswith(("/", "./", "../", "~")):
-        raise ArgonneError(f"{spec}: not found")
-    if path.exists() and not (path / "config.json").is_file():
-        raise ArgonneError(f"{spec}: no config.json (expected an exported model, a run directory with "
-                           f"{FINAL_MODEL_DIR}/ or a Hub id)")
-    source = str(path) if path.exists() else spec
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as exc:
-        raise ArgonneError(f"{spec}: cannot load the model: {exc}") from None
-    resolved = resolve_any(path) if (path / RESOLVED_RECIPE_FILE).is_file() else None
-    model.to(device).eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, resolved=resolved, path=source)
+def load_model_for_eval(source: ModelSource, device: str = "cpu") -> LoadedModel:
+    """The model, tokenizer and recipe of a MODEL located by the kit's one resolver
+    (:mod:`argonne_kit.model_source`: Hub id, export, run, checkpoint or original ``.pt``)."""
+    model = source.load_model(dtype=torch.float32, device=device)
+    return LoadedModel(model=model.eval(), tokenizer=source.load_tokenizer(), resolved=source.resolved_recipe(),
+                       path=str(source.path))

@@ -72,5 +72,9 @@ def test_every_release_recipe_plans(recipe):
     resolved = resolve_recipe(RECIPES / recipe)
     plan = make_plan(resolved, gpu=GPUS["h100"], gpus=resolved.recipe.run.nproc or 1, mfu=0.4,
                      vocab_size=151_669, data_tokens=10**9)
-    assert plan.params.total > 10**8 and plan.memory.peak > plan.memory.components["weights (fp32)"]
+    assert plan.params.total > 10**8
+    if plan.shape.family != "argonne2":  # the memory model covers the argonne2 family only
+        assert plan.memory is None and any("not planned for 1.x" in w for w in plan.warnings)
+        return
+    assert plan.memory.peak > plan.memory.components["weights (fp32)"]
     assert plan.fits() in ("fits", "tight", "does not fit")
