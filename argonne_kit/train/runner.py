@@ -20,7 +20,6 @@ resumable); 1 when the final checkpoint was refused (no export).
 from __future__ import annotations
 
 import fcntl
-import inspect
 import os
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from argonne_kit.contracts.data import DataContext
 from argonne_kit.contracts.parallel import WrapOptions
 from argonne_kit.errors import CheckpointError, RecipeError
+from argonne_kit.probe import chat_eos_token_id
 from argonne_kit.recipe.api import ResolvedRecipe
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_changes, resolve_any
 from argonne_kit.recipe.resolvers import batch_math
@@ -42,7 +42,6 @@ from argonne_kit.train.metrics import MetricsLog, Progress, format_duration, tru
 from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.provenance import run_meta
 from argonne_kit.train.reference import free_memory, precompute_reference
-from argonne_kit.probe import chat_eos_token_id
 from argonne_kit.train.sampling import has_sharded_parameters, main_rank_model, sample_text
 from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.train.state import Counters, seed_everything
@@ -58,19 +57,11 @@ def run_recipe(resolved: ResolvedRecipe) -> int:
     registry = get_registry()
     parallel = resolved.recipe.parallel
     strategy = registry.get("parallel", parallel.kind).factory(parallel.config)
-    _setup(strategy, resolved.recipe.train.device)
+    strategy.setup(resolved.recipe.train.device)
     try:
         return Run(resolved, strategy, registry).execute()
     finally:
         strategy.teardown()
-
-
-def _setup(strategy, device: str) -> None:
-    """``setup()``; built-in strategies also take the recipe's ``train.device``."""
-    if "device" in inspect.signature(strategy.setup).parameters:
-        strategy.setup(device=device)
-    else:
-        strategy.setup()
 
 
 class RunLock:
@@ -155,7 +146,7 @@ class Run:
         total_steps = phase_steps(train, data.size(), batch["tokens_per_step"],
                                   train.micro_batch_size * strategy.dp_world * batch["grad_accum_steps"])
         schedule = self._component("schedule", recipe.schedule)
-        check_schedule_decays(recipe.schedule, schedule, total_steps)
+        check_schedule_decays(recipe.schedule.kind, schedule, total_steps)
         self.log(f"phase: {total_steps:,} optimizer steps; LR " + ", ".join(
             f"{name} (step {step}) {lr:.3e}" for name, step, lr in
             lr_landmarks(schedule, total_steps, recipe.optim.lr)))
@@ -296,8 +287,7 @@ class Run:
         """The frozen reference of a preference objective: the model named by the objective
         (``reference_source``), by default the one the policy starts from — never a copy of the
         current policy, which has moved after a resume."""
-        source_of = getattr(objective, "reference_source", None)
-        path = source_of(self.recipe.init.from_) if source_of is not None else self.recipe.init.from_
+        path = objective.reference_source(self.recipe.init.from_)
         if path is None:
             raise RecipeError("objective: needs a reference model; set [init] from")
         source = init if init is not None and path == self.recipe.init.from_ \
@@ -439,7 +429,7 @@ class Run:
         if strategy.is_main:
             # a chat stage's model must stop at the chat EOS (<|im_end|>), not the document
             # separator its tokenizer calls eos (D-5)
-            eos = chat_eos_token_id(self.tokenizer) if getattr(self.objective, "chat_model", False) else None
+            eos = chat_eos_token_id(self.tokenizer) if self.objective.chat_model else None
             path = export_final_model(plain, self.tokenizer, self.run_dir, self.recipe_toml, eos_token_id=eos)
             self.log(f"export: {path}")
         strategy.barrier()

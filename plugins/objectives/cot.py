@@ -23,13 +23,14 @@ from collections.abc import Mapping
 import attrs
 import torch
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.errors import DataError, RecipeError
 
 from .sft import SFTObjective, _non_negative
 
 
 @attrs.define(kw_only=True)
-class CoTConfig:
+class CoTConfig(ComponentConfig):
     """SFT over reasoning traces with an optional weight on the thinking span."""
 
     loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)

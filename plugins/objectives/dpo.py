@@ -51,6 +51,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.errors import DataError, PluginError, RecipeError
 
@@ -72,7 +73,7 @@ def _probability(_inst, attribute, value):
 
 
 @attrs.define(kw_only=True)
-class DPOConfig:
+class DPOConfig(ComponentConfig):
     """Preference optimisation of a policy against a frozen reference."""
 
     beta: float = attrs.field(default=0.1, validator=_positive)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 
 IGNORE_INDEX = -100
@@ -39,7 +40,7 @@ def _non_negative(_inst, attribute, value):
 
 
 @attrs.define(kw_only=True)
-class SFTConfig:
+class SFTConfig(ComponentConfig):
     """Masked next-token loss over the supervised tokens of chat examples."""
 
     loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)

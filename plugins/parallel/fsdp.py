@@ -16,6 +16,7 @@ import torch
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
+from argonne_kit.contracts.config import ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
 
 from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
@@ -25,7 +26,7 @@ REDUCE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @attrs.define(kw_only=True)
-class FSDPConfig:
+class FSDPConfig(ParallelConfig):
     """Parameters, gradients and optimizer state sharded over all ranks (FSDP2)."""
 
     backend: Backend = "auto"

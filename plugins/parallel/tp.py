@@ -30,6 +30,7 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
+from argonne_kit.contracts.config import ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
 from argonne_kit.errors import PluginError, RecipeError
 
@@ -44,7 +45,7 @@ HEAD_NORMS = ("attn.q_norm", "attn.k_norm", "attn.v_norm_layer")
 
 
 @attrs.define(kw_only=True)
-class TPConfig:
+class TPConfig(ParallelConfig):
     """Tensor parallel over ``degree`` ranks; with more ranks, FSDP over the data-parallel
     dimension of a ``dp × tp`` mesh (the sharding settings apply to that dimension)."""
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 import attrs
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.schedule import LRSchedule
 from argonne_kit.errors import RecipeError
 from argonne_kit.registry import hookimpl
@@ -31,7 +32,7 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 
 
 @attrs.define(kw_only=True)
-class ConstantConfig:
+class ConstantConfig(ComponentConfig):
     """Constant LR after an optional linear warmup."""
 
     warmup_steps: int = attrs.field(default=0, validator=_non_negative)
@@ -50,7 +51,7 @@ class ConstantSchedule(LRSchedule):
 
 
 @attrs.define(kw_only=True)
-class WSDConfig:
+class WSDConfig(ComponentConfig):
     """Warmup, stable at peak, then a cooldown to ``min_lr_ratio`` at the end of the phase."""
 
     warmup_steps: int = attrs.field(default=0, validator=_non_negative)
@@ -105,13 +106,16 @@ class WSDSchedule(LRSchedule):
     def decays(self, total_steps: int) -> bool:
         return self.cooldown_steps(total_steps) > 0 and self.cooldown_start(total_steps) < total_steps
 
+    def requires_decay(self) -> bool:
+        return self.cfg.min_lr_ratio < 1 and not self.cfg.allow_no_decay
+
     def landmarks(self, total_steps: int) -> dict[str, int]:
         return {"first": 0, "warmup_end": self.cfg.warmup_steps,
                 "cooldown_start": self.cooldown_start(total_steps), "last": max(total_steps - 1, 0)}
 
 
 @attrs.define(kw_only=True)
-class CosineConfig:
+class CosineConfig(ComponentConfig):
     """Warmup then a half-cosine from peak to ``min_lr_ratio`` at the end of the phase."""
 
     warmup_steps: int = attrs.field(default=0, validator=_non_negative)
@@ -135,6 +139,9 @@ class CosineSchedule(LRSchedule):
 
     def decays(self, total_steps: int) -> bool:
         return total_steps - 1 > self.cfg.warmup_steps
+
+    def requires_decay(self) -> bool:
+        return self.cfg.min_lr_ratio < 1
 
     def landmarks(self, total_steps: int) -> dict[str, int]:
         return {"first": 0, "warmup_end": self.cfg.warmup_steps, "last": max(total_steps - 1, 0)}

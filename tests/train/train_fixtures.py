@@ -17,6 +17,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataSize, DataSource
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.registry import get_registry, hookimpl
@@ -25,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 
 @attrs.define(kw_only=True)
-class SyntheticConfig:
+class SyntheticConfig(ComponentConfig):
     """A learnable synthetic token stream."""
 
     vocab: int = 200
@@ -75,7 +76,7 @@ class SyntheticTokens(DataSource):
 
 
 @attrs.define(kw_only=True)
-class ProbeConfig:
+class ProbeConfig(ComponentConfig):
     """CLM with test probes."""
 
     nan_at_call: int = 0
