@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataSize, DataSource
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
+from argonne_kit.data.order import ordered_map
 from argonne_kit.registry import get_registry, hookimpl
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +36,9 @@ class SyntheticConfig(ComponentConfig):
     """Length of the repeated phrase."""
     tokens: int = 20000
     """Tokens per epoch."""
+    num_workers: int = 0
+    """Batches built by this many DataLoader worker processes (the kit's ``ordered_map``, as the
+    real sources do); 0 = in the training process."""
 
 
 class SyntheticTokens(DataSource):
@@ -51,16 +55,19 @@ class SyntheticTokens(DataSource):
     def _windows_per_epoch(self) -> int:
         return (self.cfg.tokens - 1) // self.ctx.seq_len
 
-    def __iter__(self):
+    def batch_at(self, position: int) -> dict[str, torch.Tensor]:
         B, T = self.ctx.micro_batch_size, self.ctx.seq_len
-        while True:
-            rows = []
-            for b in range(B):
-                index = (self.position * self.ctx.dp_world + self.ctx.dp_rank) * B + b
-                index %= self._windows_per_epoch()
-                rows.append(self.stream[index * T: index * T + T + 1])
+        rows = []
+        for b in range(B):
+            index = (position * self.ctx.dp_world + self.ctx.dp_rank) * B + b
+            index %= self._windows_per_epoch()
+            rows.append(self.stream[index * T: index * T + T + 1])
+        return {"input_ids": torch.stack(rows)}
+
+    def __iter__(self):
+        for batch in ordered_map(self.batch_at, self.position, self.cfg.num_workers):
             self.position += 1
-            yield {"input_ids": torch.stack(rows)}
+            yield batch
 
     def state_dict(self):
         return {"position": self.position}

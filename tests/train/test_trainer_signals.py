@@ -1,0 +1,63 @@
+"""Signals as schedulers and users send them: SIGTERM to the whole process group (``kill --
+-PGID``) while DataLoader workers run saves and exits 0; SIGINT saves and exits 130. The workers
+ignore both, so no worker traceback and no lost save."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, list_checkpoints, verify_checkpoint
+from train_fixtures import write_recipe
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = """
+import sys
+sys.path.insert(0, {here!r})
+from train_fixtures import register_synthetic_data
+register_synthetic_data()
+from argonne_kit.cli import main
+sys.exit(main(["run", {recipe!r}]))
+"""
+
+
+def logged_steps(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    return sum('"loss"' in line for line in path.read_text().splitlines())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_signal_to_the_process_group_with_workers_saves_and_exits(tmp_path, sig, status):
+    recipe = write_recipe(tmp_path, '[data]\nkind = "synthetic_tokens"\nnum_workers = 2\n'
+                                    "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 100000\n"
+                                    'precision = "fp32"\ndevice = "cpu"\nlog_every = 1\n'
+                                    "[checkpoint]\ninterval_steps = 100000\n")
+    script = tmp_path / "launch.py"
+    script.write_text(LAUNCHER.format(here=str(HERE), recipe=str(recipe)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
+    run_dir = tmp_path / "run"
+    deadline = time.monotonic() + 120
+    while logged_steps(run_dir) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read()
+    os.killpg(proc.pid, sig)  # what a scheduler does: every process of the group
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == status, out[-3000:]
+    assert f"received {signal.Signals(sig).name}" in out and "Traceback" not in out
+    (step, path), = list_checkpoints(run_dir / CHECKPOINTS_DIR)
+    assert step >= 3 and verify_checkpoint(path, expect_step=step)["step"] == step
+    last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert last[-1]["step"] == step  # saved at the step it stopped on: an exact resume point
+    with pytest.raises(ProcessLookupError):  # no worker outlived the run
+        os.killpg(proc.pid, 0)
