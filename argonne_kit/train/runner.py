@@ -33,7 +33,7 @@ import torch
 
 from argonne_kit.contracts.data import DataContext, DataSource
 from argonne_kit.contracts.objective import Objective
-from argonne_kit.contracts.parallel import WrapOptions
+from argonne_kit.contracts.parallel import PRECISION_DTYPES, WrapOptions
 from argonne_kit.contracts.schedule import LRSchedule
 from argonne_kit.contracts.trainer import TrainerCallback
 from argonne_kit.errors import CheckpointError, RecipeError
@@ -63,7 +63,7 @@ from argonne_kit.train.sampling import has_sharded_parameters, main_rank_model, 
 from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.train.state import Counters, seed_everything
 from argonne_kit.train.stop import StopConditions
-from argonne_kit.train.trainer import PRECISION_DTYPES, LoopSettings, Outcome, Trainer, cpu_bf16_warning
+from argonne_kit.train.trainer import LoopSettings, Outcome, Trainer, cpu_bf16_warning
 
 EXIT_OK, EXIT_FAILED = 0, 1
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): saved and resumable, like a shell's 128 + signal 2

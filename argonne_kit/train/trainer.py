@@ -26,7 +26,7 @@ import torch
 
 from argonne_kit.contracts.data import DataSource
 from argonne_kit.contracts.objective import Objective
-from argonne_kit.contracts.parallel import ParallelStrategy
+from argonne_kit.contracts.parallel import PRECISION_DTYPES, ParallelStrategy
 from argonne_kit.contracts.schedule import LRSchedule
 from argonne_kit.contracts.trainer import TrainerCallback
 from argonne_kit.train.optimizer import set_lr
@@ -63,10 +63,6 @@ class LoopSettings:
     """``fp32``, or ``bf16``/``fp16`` autocast (fp16 adds a grad scaler)."""
     recipe_toml: str = ""
     """The resolved recipe written into every checkpoint."""
-
-
-#: ``train.precision`` → the compute dtype (the one map; master weights stay fp32 whatever it is).
-PRECISION_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def autocast_context(precision: str, device: torch.device):

@@ -32,7 +32,7 @@ from torch.distributed.tensor.parallel import (
 
 from argonne_kit.contracts.config import ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
-from argonne_kit.errors import PluginError, RecipeError
+from argonne_kit.errors import RecipeError
 
 from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 from .fsdp import fsdp_no_sync, shard_model
@@ -90,7 +90,7 @@ class TPConfig(ParallelConfig):
 def require_divisible(what: str, value: int, degree: int) -> None:
     """Refuse a tensor-parallel degree that does not divide a sharded dimension."""
     if value % degree:
-        raise PluginError(f"parallel.degree: tensor-parallel degree {degree} does not divide {what} ({value})")
+        raise RecipeError(f"parallel.degree: tensor-parallel degree {degree} does not divide {what} ({value})")
 
 
 def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
@@ -100,7 +100,7 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
     heads = getattr(config, "num_attention_heads", None)
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     if heads is None:
-        raise PluginError("parallel tp: the model has no config.num_attention_heads")
+        raise RecipeError("parallel.kind: tp needs a model with config.num_attention_heads")
     require_divisible("num_attention_heads", heads, degree)
     require_divisible("num_key_value_heads", kv_heads, degree)
     block = find_blocks(model)[0]
@@ -111,7 +111,7 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
         norm = _maybe_submodule(block, name)
         weight = getattr(norm, "weight", None)
         if weight is not None and weight.numel() != head_dim:
-            raise PluginError(f"parallel tp: {name} has {weight.numel()} weights, not one per head "
+            raise RecipeError(f"parallel.kind: tp cannot shard this model: {name} has {weight.numel()} weights, not one per head "
                               f"dimension ({head_dim}); a norm over the full width cannot be "
                               "applied to TP-local heads")
 
@@ -159,7 +159,7 @@ class TPStrategy(DistributedStrategy):
     def setup_mesh(self) -> None:
         degree = self.config.degree or self.world_size
         if self.world_size % degree:
-            raise PluginError(f"parallel.degree: {degree} does not divide the {self.world_size} "
+            raise RecipeError(f"parallel.degree: {degree} does not divide the {self.world_size} "
                               "processes; launch a multiple of the degree")
         self.tp_degree = degree
         self.mesh = init_device_mesh(self.device.type, (self.world_size // degree, degree),
