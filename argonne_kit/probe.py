@@ -18,7 +18,8 @@ Calling it from the trainer (main rank only, on a plain unsharded model — e.g.
     probe.run(model, tokenizer, run_dir, step=step, label="during")           # every eval.probe_every steps
     probe.run(model, tokenizer, run_dir, step=final_step, label="after")      # after the final save
 
-The trainer (``argonne_kit/train/runner.py``) does exactly this when ``eval.probe = true``.
+A run does exactly this when ``eval.probe = true`` (the ``ChatProbeDuringTraining`` trainer callback,
+then the export on completion).
 
 Each call appends one JSON line per prompt to ``RUN_DIR/probe.jsonl``. Greedy decoding draws no
 random numbers, so a probe never changes the training trajectory.

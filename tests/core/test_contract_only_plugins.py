@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,8 +23,9 @@ PLUGIN = Path(__file__).resolve().parent / "contract_plugin"
 @pytest.fixture(scope="module")
 def contract_site(tmp_path_factory):
     site = tmp_path_factory.mktemp("contract_site")
+    source = shutil.copytree(PLUGIN, tmp_path_factory.mktemp("contract_src") / "plugin")  # builds leave files
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(site), str(PLUGIN)], check=True, capture_output=True, timeout=300)
+                    "--target", str(site), str(source)], check=True, capture_output=True, timeout=300)
     return site
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 #: Names the core gives plugin objects (components, their configs, the plugin modules).
 PLUGIN_OBJECTS = re.compile(r"\b(strategy|objective|schedule|plugin|backend|component|data|val_data|parallel|"
-                            r"attention)\b|\.config\b(?<!model\.config)")
+                            r"attention|callback)\b|\.config\b(?<!model\.config)")
 
 
 def _probes(path: Path, root: Path = ROOT) -> list[str]:

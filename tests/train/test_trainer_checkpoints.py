@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import signal
 
 import torch
 
@@ -89,6 +90,19 @@ def test_sigusr1_saves_and_exits_zero_without_export(tmp_path, capsys):
     run = tmp_path / "run"
     assert [s for s, _ in list_checkpoints(run / CHECKPOINTS_DIR)] == [3]
     assert not (run / "final_model").exists()
+
+
+def test_sigint_saves_and_exits_130_without_export(tmp_path, capsys):
+    """Ctrl-C: the step it arrived in is saved (resumable) and the status is 130, as a shell
+    reports an interrupted command; SIGINT's default handler is back afterwards."""
+    recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nsignal_at_call = 3\nsignal = "SIGINT"\n'
+                                    "[checkpoint]\ninterval_steps = 100\n")
+    assert run_cli(recipe) == 130
+    assert "received SIGINT" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert [s for s, _ in list_checkpoints(run / CHECKPOINTS_DIR)] == [3]
+    assert not (run / "final_model").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_divergence_stops_after_consecutive_failed_steps_and_names_the_last_good_checkpoint(tmp_path, capsys):

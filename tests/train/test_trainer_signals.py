@@ -1,6 +1,7 @@
-"""Signals as schedulers and users send them: SIGTERM to the whole process group (``kill --
--PGID``) while DataLoader workers run saves and exits 0; SIGINT saves and exits 130. The workers
-ignore both, so no worker traceback and no lost save."""
+"""Signals as schedulers and users send them to the whole process group (``kill -- -PGID``)
+while DataLoader workers run: SIGTERM saves and exits 0, SIGINT (a terminal's Ctrl-C reaches
+the whole foreground group) saves and exits 130. The workers ignore both, so no worker traceback
+and no lost save."""
 
 from __future__ import annotations
 

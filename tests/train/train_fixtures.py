@@ -89,7 +89,9 @@ class ProbeConfig(ComponentConfig):
     nan_at_call: int = 0
     """On this call (1-based; 0 = never) write a NaN into one weight of the model."""
     signal_at_call: int = 0
-    """On this call (1-based; 0 = never) send SIGUSR1 to this process."""
+    """On this call (1-based; 0 = never) send ``signal`` to this process."""
+    signal: str = "SIGUSR1"
+    """The signal ``signal_at_call`` sends."""
 
 
 class ProbeObjective(Objective):
@@ -111,7 +113,7 @@ class ProbeObjective(Objective):
             with torch.no_grad():
                 next(model.parameters()).view(-1)[0] = float("nan")
         if self.calls == self.cfg.signal_at_call:
-            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), signal.Signals[self.cfg.signal])
         logits = model(input_ids=batch["input_ids"][:, :-1]).logits
         y = self.targets(batch)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1),
