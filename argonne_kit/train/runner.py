@@ -43,8 +43,8 @@ from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_
 from argonne_kit.recipe.resolvers import batch_math
 from argonne_kit.registry import get_registry
 from argonne_kit.train.callbacks import (
-    CheckpointTriggers,
     ChatProbeDuringTraining,
+    CheckpointTriggers,
     DivergenceStop,
     ExportOnCompletion,
     MetricsAndProgress,

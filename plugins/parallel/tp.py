@@ -111,8 +111,8 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
         norm = _maybe_submodule(block, name)
         weight = getattr(norm, "weight", None)
         if weight is not None and weight.numel() != head_dim:
-            raise RecipeError(f"parallel.kind: tp cannot shard this model: {name} has {weight.numel()} weights, not one per head "
-                              f"dimension ({head_dim}); a norm over the full width cannot be "
+            raise RecipeError(f"parallel.kind: tp cannot shard this model: {name} has {weight.numel()} weights, "
+                              f"not one per head dimension ({head_dim}); a norm over the full width cannot be "
                               "applied to TP-local heads")
 
 

@@ -7,13 +7,13 @@ import math
 import types
 
 import torch
+from train_fixtures import ProbeConfig, ProbeObjective, SyntheticConfig, SyntheticTokens
 
 from argonne_kit.contracts.trainer import TrainerCallback
 from argonne_kit.registry import get_registry
 from argonne_kit.train.callbacks import DivergenceStop
 from argonne_kit.train.checkpoint import CheckpointManager, list_checkpoints
 from argonne_kit.train.trainer import LoopSettings, Outcome, Trainer
-from train_fixtures import ProbeConfig, ProbeObjective, SyntheticConfig, SyntheticTokens
 
 
 class TinyLM(torch.nn.Module):
@@ -82,7 +82,8 @@ class Recorder(TrainerCallback):
 
 def test_hooks_run_in_the_documented_order(tmp_path):
     model, optimizer, objective, data, strategy = parts()
-    schedule = get_registry().get("schedule", "constant").factory(get_registry().get("schedule", "constant").config_cls())
+    constant = get_registry().get("schedule", "constant")
+    schedule = constant.factory(constant.config_cls())
     recorder = Recorder()
     trainer = Trainer(model=model, optimizer=optimizer, objective=objective, data=data, strategy=strategy,
                       settings=LoopSettings(total_steps=2, tokens_per_step=64, peak_lr=0.25), schedule=schedule,

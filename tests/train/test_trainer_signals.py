@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from train_fixtures import write_recipe
 
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, list_checkpoints, verify_checkpoint
 from argonne_kit.train.stop import SIGNALS, ignore_stop_signals
-from train_fixtures import write_recipe
 
 HERE = Path(__file__).resolve().parent
 LAUNCHER = """
