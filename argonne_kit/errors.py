@@ -1,4 +1,23 @@
-"""Errors that argonne_kit reports to a user without a traceback."""
+"""Errors that argonne_kit reports to a user without a traceback.
+
+The class says what the user has to fix, by one rule applied everywhere (core and plugins):
+
+- :class:`RecipeError` — a recipe value (or command-line override or argument): out of range, two
+  values that contradict each other, or a value this machine, model or world size cannot honour
+  (a tensor-parallel degree that does not divide the heads is a recipe error wherever it is found:
+  at resolve time or when the model is sharded). The message starts with the dotted path.
+- :class:`PluginError` — the plugin machinery: a plugin that cannot be loaded or registered, a
+  component name nobody registered, a component used against its contract.
+- :class:`DataError` — input data: a file, row, shard, manifest, prompt file or tokenizer that is
+  missing, unreadable or malformed. The message names the file and, where it applies, the row.
+- :class:`CheckpointError` — a checkpoint, run directory or saved model that cannot be written,
+  verified or loaded.
+- :class:`~argonne_kit.contracts.attention.AttentionUnsupported` — an attention backend that cannot
+  run the requested spec on this runtime.
+
+Attrs validators on config fields raise ``ValueError``; the recipe loader turns it into a
+:class:`RecipeError` naming the file and the dotted path. Anything else that escapes is a bug.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +37,8 @@ class RecipeError(ArgonneError):
 
 
 class PluginError(ArgonneError):
-    """A plugin that cannot be loaded or registered, or a component name nobody registered."""
+    """A plugin that cannot be loaded or registered, a component name nobody registered, or a
+    component used against its contract."""
 
 
 class DataError(ArgonneError):

@@ -26,6 +26,8 @@ def argonne_kit_register_components(register):
     - ``name``: the value a recipe writes as ``kind = "<name>"`` in that section.
     - ``factory``: a callable that builds the component from its config (see the contract of
       each kind in ``argonne_kit.contracts`` and ``docs/plugins.md``).
-    - ``config_cls``: an ``attrs`` class with a docstring for every field; the recipe section
-      (minus ``kind``) is structured into it, unknown keys and wrong types being errors.
+    - ``config_cls``: an ``attrs`` class with a docstring for every field, subclassing
+      :class:`argonne_kit.contracts.config.ComponentConfig` (``ParallelConfig`` for ``parallel``);
+      the recipe section (minus ``kind``) is structured into it, unknown keys and wrong types
+      being errors.
     """

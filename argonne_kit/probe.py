@@ -18,7 +18,8 @@ Calling it from the trainer (main rank only, on a plain unsharded model — e.g.
     probe.run(model, tokenizer, run_dir, step=step, label="during")           # every eval.probe_every steps
     probe.run(model, tokenizer, run_dir, step=final_step, label="after")      # after the final save
 
-The trainer (``argonne_kit/train/runner.py``) does exactly this when ``eval.probe = true``.
+A run does exactly this when ``eval.probe = true`` (the ``ChatProbeDuringTraining`` trainer callback,
+then the export on completion).
 
 Each call appends one JSON line per prompt to ``RUN_DIR/probe.jsonl``. Greedy decoding draws no
 random numbers, so a probe never changes the training trajectory.
@@ -49,9 +50,7 @@ DEFAULT_PROMPTS = (
 )
 
 
-def _positive(_inst, attribute, value):
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+_POSITIVE = attrs.validators.optional(attrs.validators.gt(0))
 
 
 @attrs.define(kw_only=True)
@@ -65,9 +64,9 @@ class EvalConfig:
     """Prompts, one per line (blank lines and lines starting with # are skipped), or a .jsonl of
     ``{"prompt": …}`` / ``{"messages": […]}`` rows; relative to the recipe's directory. None = the
     six built-in prompts."""
-    probe_every: int | None = attrs.field(default=None, validator=_positive)
+    probe_every: int | None = attrs.field(default=None, validator=_POSITIVE)
     """Also probe every this many optimizer steps; None = only before and after training."""
-    probe_max_new_tokens: int = attrs.field(default=160, validator=_positive)
+    probe_max_new_tokens: int = attrs.field(default=160, validator=_POSITIVE)
     """Tokens generated per answer at most (the original used 160)."""
     probe_system: str | None = None
     """An optional system message put before every prompt."""
@@ -148,25 +147,16 @@ def chat_eos_token_id(tokenizer) -> int:
     raise DataError("the chat template renders an empty assistant turn; cannot find the chat EOS")
 
 
-@torch.no_grad()
 def generate_reply(model: torch.nn.Module, tokenizer, messages: Sequence[dict[str, str]], *,
                    max_new_tokens: int, eos_token_id: int, temperature: float = 0.0,
                    top_p: float = 1.0) -> dict[str, Any]:
     """One assistant turn: ``{"answer", "new_tokens", "stopped"}`` (``stopped`` = ended at the chat
     EOS rather than the token limit). Greedy when ``temperature <= 0``."""
-    device = next(model.parameters()).device
-    ids = torch.tensor([render_prompt(tokenizer, messages)], device=device)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_token_id
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 \
-        else {"do_sample": False}
-    was_training = model.training
-    model.eval()
-    try:
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             eos_token_id=eos_token_id, pad_token_id=pad, **sampling)
-    finally:
-        model.train(was_training)
-    new = out[0, ids.shape[1]:].tolist()
+    from argonne_kit.train.sampling import continue_ids
+
+    new = continue_ids(model, render_prompt(tokenizer, messages), max_new_tokens=max_new_tokens,
+                       eos_token_id=eos_token_id, pad_token_id=tokenizer.pad_token_id, temperature=temperature,
+                       top_p=top_p)
     stopped = eos_token_id in new
     if stopped:
         new = new[:new.index(eos_token_id)]

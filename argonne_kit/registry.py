@@ -20,6 +20,7 @@ import attrs
 import pluggy
 
 from argonne_kit import hookspecs
+from argonne_kit.contracts.config import ComponentConfig, ParallelConfig
 from argonne_kit.errors import PluginError
 
 PROJECT = hookspecs.PROJECT
@@ -123,9 +124,9 @@ class Registry:
         def register(kind: str, name_: str, factory: Callable[..., Any], config_cls: type) -> None:
             collected.append(self._add(kind, name_, factory, config_cls, name, distribution))
 
-        hook = getattr(plugin, "argonne_kit_register_components", None)
-        if hook is not None:
-            hook(register=register)
+        for impl in self.plugin_manager.hook.argonne_kit_register_components.get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(register=register)
         self._plugins[name] = PluginInfo(name, distribution, tuple(collected))
 
     def _add(self, kind, name, factory, config_cls, plugin, distribution) -> Component:
@@ -138,6 +139,12 @@ class Registry:
             raise PluginError(
                 f"plugin {plugin!r} from {distribution}: config class of {kind} {name!r} "
                 f"must be an attrs class, got {config_cls!r}"
+            )
+        base = ParallelConfig if kind == "parallel" else ComponentConfig
+        if not issubclass(config_cls, base):
+            raise PluginError(
+                f"plugin {plugin!r} from {distribution}: config class of {kind} {name!r} must subclass "
+                f"argonne_kit.contracts.config.{base.__name__}, got {config_cls!r}"
             )
         existing = self._components.get((kind, name))
         if existing is not None:

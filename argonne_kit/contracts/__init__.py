@@ -1,5 +1,28 @@
-"""The four plugin contracts (attention, objective, parallel, data) plus LR schedules.
+"""The plugin contracts (attention, objective, parallel, data, schedule) and the config base.
 
 Each kind has one small abstract interface here. Plugins implement them; the core and the
-trainer only ever talk to these interfaces, obtained through :mod:`argonne_kit.registry`.
+trainer only ever talk to these interfaces, obtained through :mod:`argonne_kit.registry`, and call
+nothing on a plugin object that these modules do not declare.
 """
+
+#: The kit's public API for plugins: the only ``argonne_kit`` modules a plugin imports (the
+#: contracts plus documented helpers, listed in docs/plugins.md); everything else is internal.
+PUBLIC_API = (
+    "argonne_kit.contracts.attention",
+    "argonne_kit.contracts.config",
+    "argonne_kit.contracts.data",
+    "argonne_kit.contracts.objective",
+    "argonne_kit.contracts.parallel",
+    "argonne_kit.contracts.schedule",
+    "argonne_kit.contracts.trainer",
+    "argonne_kit.errors",
+    "argonne_kit.registry",
+    "argonne_kit.recipe.convert",
+    "argonne_kit.attention",
+    "argonne_kit.model.loss",
+    "argonne_kit.data.order",
+    "argonne_kit.data.manifest",
+    "argonne_kit.data.preprocess",
+    "argonne_kit.data.tokenizer",
+    "argonne_kit.data.embedded",
+)

@@ -38,10 +38,10 @@ class Objective(ABC):
     #: Batch keys this objective reads (checked against the data source's output).
     required_fields: tuple[str, ...] = ("input_ids",)
     #: True when the objective needs a frozen reference model (DPO). The trainer then builds
-    #: one (see the objective's config) and passes it to :meth:`attach_reference`.
+    #: one (from :meth:`reference_source`) and passes it to :meth:`attach_reference`.
     needs_reference_model: bool = False
-    #: True when the objective trains a chat model: its export then stops at the chat template's
-    #: end-of-turn token instead of the tokenizer's document separator (D-5).
+    #: True when the objective trains a chat model: the exported config's EOS is then the chat
+    #: template's end-of-turn token, not the document EOS, or ``generate()`` never stops (D-5).
     chat_model: bool = False
 
     @abstractmethod
@@ -52,6 +52,13 @@ class Objective(ABC):
     @abstractmethod
     def __call__(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
         """Run the model on the micro-batch and return the loss sum and metric sums."""
+
+    def reference_source(self, init_from: str | None) -> str | None:
+        """Where the frozen reference model is loaded from (only asked when
+        ``needs_reference_model``): a checkpoint, run directory, original ``.pt`` or HF model
+        directory. ``init_from`` is the recipe's ``[init] from`` (None when unset); None = no
+        reference available (the run refuses). Default: the model the policy starts from."""
+        return init_from
 
     def attach_reference(self, reference: torch.nn.Module) -> None:
         """Receive the frozen reference model (only called when ``needs_reference_model``)."""

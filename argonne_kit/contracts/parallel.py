@@ -21,6 +21,9 @@ from typing import Any
 import attrs
 import torch
 
+#: Precision names (``train.precision``, a strategy's reduce dtype) → torch dtypes: the one map.
+PRECISION_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @attrs.frozen
 class WrapOptions:

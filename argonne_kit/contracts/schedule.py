@@ -17,8 +17,13 @@ class LRSchedule(ABC):
         """LR multiplier in [0, 1] for the update made at ``step`` (0-based)."""
 
     def decays(self, total_steps: int) -> bool:
-        """True when the multiplier drops below 1 after warmup within ``total_steps`` (used by
-        the resolve step to refuse a decaying schedule that never decays, D-2/D-3)."""
+        """True when the multiplier drops below 1 after warmup within ``total_steps``."""
+        return False
+
+    def requires_decay(self) -> bool:
+        """True when this schedule is configured to end below its peak LR. The core refuses a
+        phase in which such a schedule never :meth:`decays` (D-2/D-3: a cooldown that never
+        starts leaves the LR at its peak). Default: False (nothing to check)."""
         return False
 
     def landmarks(self, total_steps: int) -> dict[str, int]:

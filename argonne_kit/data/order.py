@@ -102,6 +102,9 @@ def ordered_map(fn: Callable[[int], Any], start: int, num_workers: int = 0,
                 yield fn(index)
                 index += step
 
+    from argonne_kit.train.stop import ignore_stop_signals
+
+    # workers leave SIGTERM/SIGINT to the main process, which saves and then ends them
     loader = tud.DataLoader(_Strided(), batch_size=None, num_workers=num_workers, collate_fn=_identity,
-                            prefetch_factor=prefetch_factor, in_order=True)
+                            prefetch_factor=prefetch_factor, in_order=True, worker_init_fn=ignore_stop_signals)
     yield from loader

@@ -145,10 +145,9 @@ def resolve_raw(raw: RawRecipe, meta: dict[str, Any] | None = None) -> ResolvedR
         fn(resolved)
     for name in PLUGIN_SECTIONS:
         section = getattr(recipe, name)
-        hook = getattr(section.config, "resolve", None) if section is not None else None
-        if hook is not None:
+        if section is not None:
             try:
-                hook(resolved)
+                section.config.resolve(resolved)
             except RecipeError as exc:
                 raise RecipeError(f"{raw.origin_of(name)}: {exc}") from None
     return resolved

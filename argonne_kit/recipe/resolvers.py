@@ -48,12 +48,9 @@ def resolve_model(resolved: ResolvedRecipe) -> None:
 def resolve_batch(resolved: ResolvedRecipe) -> None:
     """Gradient accumulation from the token batch (for the data-parallel ranks among
     ``run.nproc`` processes, or 1). A parallel config whose ranks are not all data-parallel (tensor
-    parallel) says how many are with ``data_parallel_world(nproc)``."""
+    parallel) says how many are with ``data_parallel_world(nproc)`` (the parallel config contract)."""
     train = resolved.recipe.train
-    dp_world = resolved.recipe.run.nproc or 1
-    data_parallel_world = getattr(resolved.recipe.parallel.config, "data_parallel_world", None)
-    if data_parallel_world is not None:
-        dp_world = data_parallel_world(dp_world)
+    dp_world = resolved.recipe.parallel.config.data_parallel_world(resolved.recipe.run.nproc or 1)
     out = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, dp_world)
     out["dp_world_assumed"] = dp_world
     resolved.derived["train"] = out
@@ -97,7 +94,7 @@ def resolve_schedule(resolved: ResolvedRecipe) -> None:
     section = recipe.schedule
     component = get_registry().get("schedule", section.kind)
     schedule = component.factory(section.config)
-    check_schedule_decays(section, schedule, total)
+    check_schedule_decays(section.kind, schedule, total)
     marks = lr_landmarks(schedule, total, recipe.optim.lr)
     resolved.derived["train"]["total_steps"] = total
     resolved.derived["schedule"] = {f"lr_{name}": lr for name, _step, lr in marks} | \

@@ -97,6 +97,11 @@ class TrainConfig:
     """Validate on ``[val_data]`` every this many steps (and at the end); None = only at the end."""
     val_batches: int = attrs.field(default=20, validator=_positive)
     """Micro-batches per validation."""
+    max_failed_steps: int = attrs.field(default=3, validator=_positive)
+    """Stop the run (exit status 1, nothing saved, the last good checkpoint named) after this
+    many consecutive failed steps: a non-finite loss or gradient norm, or a gradient norm of 0
+    with a loss above a uniform guess (ln vocabulary size). A diverged run never recovers, and
+    every later step is wasted compute."""
 
 
 @attrs.define(kw_only=True)

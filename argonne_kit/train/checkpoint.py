@@ -145,9 +145,7 @@ class CheckpointManager:
             _write_json_durably(tmp / MANIFEST_FILE, manifest)
             try:
                 verify_checkpoint(tmp, expect_step=step)
-                own_check = getattr(strategy, "verify", None)  # the strategy's format check, if any
-                if own_check is not None:
-                    own_check(str(tmp))
+                strategy.verify(str(tmp))  # the strategy's own format check (contract default: none)
             except CheckpointError as exc:
                 error = str(exc)
         error = strategy.broadcast_object(error)

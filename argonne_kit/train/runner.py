@@ -10,17 +10,20 @@ Order of work (every rank runs it; only the main rank writes files outside check
    schedule refused (D-2/D-3);
 4. model (seeded; init weights from ``[init]`` when chaining), wrapped by the strategy;
    optimizer; objective (registry);
-5. resume (``run.resume``) or init carry-over; the loop; final save; export + sample only when
-   the budget completed and the final save verified (D-25).
+5. the trainer with its callbacks (:mod:`argonne_kit.train.callbacks`: stop and checkpoint
+   triggers, metrics and progress, divergence stop, validation, samples, the chat probe, the
+   export); resume (``run.resume``) or init carry-over; the loop; final save; export + sample only
+   when the budget completed and the final save verified (D-25).
 
-Exit status: 0 when completed or stopped early on purpose (wall time, deadline, signal: saved,
-resumable); 1 when the final checkpoint was refused (no export).
+Exit status: 0 when completed or stopped early on purpose (wall time, deadline, SIGTERM/SIGUSR1:
+saved, resumable); 130 when stopped by SIGINT (saved, resumable); 1 when the final checkpoint
+was refused or the run diverged (no export).
 """
 
 from __future__ import annotations
 
 import fcntl
-import inspect
+import math
 import os
 import time
 from pathlib import Path
@@ -28,22 +31,35 @@ from typing import Any
 
 import torch
 
-from argonne_kit.contracts.data import DataContext
-from argonne_kit.contracts.parallel import WrapOptions
+from argonne_kit.contracts.data import DataContext, DataSource
+from argonne_kit.contracts.objective import Objective
+from argonne_kit.contracts.parallel import PRECISION_DTYPES, WrapOptions
+from argonne_kit.contracts.schedule import LRSchedule
+from argonne_kit.contracts.trainer import TrainerCallback
 from argonne_kit.errors import CheckpointError, RecipeError
+from argonne_kit.probe import chat_eos_token_id
 from argonne_kit.recipe.api import ResolvedRecipe
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_changes, resolve_any
 from argonne_kit.recipe.resolvers import batch_math
 from argonne_kit.registry import get_registry
+from argonne_kit.train.callbacks import (
+    ChatProbeDuringTraining,
+    CheckpointTriggers,
+    DivergenceStop,
+    ExportOnCompletion,
+    MetricsAndProgress,
+    SampleAtCheckpoints,
+    StopOnSignalsAndTime,
+    Validation,
+)
 from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint, load_trainer_state
 from argonne_kit.train.export import export_final_model
 from argonne_kit.train.fp8 import convert_to_fp8
 from argonne_kit.train.init_from import InitSource, check_carry, load_weights, locate_init_source, read_original
-from argonne_kit.train.metrics import MetricsLog, Progress, format_duration, truncate_after
+from argonne_kit.train.metrics import format_duration, truncate_after
 from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.provenance import run_meta
 from argonne_kit.train.reference import free_memory, precompute_reference
-from argonne_kit.probe import chat_eos_token_id
 from argonne_kit.train.sampling import has_sharded_parameters, main_rank_model, sample_text
 from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.train.state import Counters, seed_everything
@@ -51,6 +67,7 @@ from argonne_kit.train.stop import StopConditions
 from argonne_kit.train.trainer import LoopSettings, Outcome, Trainer, cpu_bf16_warning
 
 EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): saved and resumable, like a shell's 128 + signal 2
 LOCK_FILE = ".lock"
 
 
@@ -59,19 +76,11 @@ def run_recipe(resolved: ResolvedRecipe) -> int:
     registry = get_registry()
     parallel = resolved.recipe.parallel
     strategy = registry.get("parallel", parallel.kind).factory(parallel.config)
-    _setup(strategy, resolved.recipe.train.device)
+    strategy.setup(resolved.recipe.train.device)
     try:
         return Run(resolved, strategy, registry).execute()
     finally:
         strategy.teardown()
-
-
-def _setup(strategy, device: str) -> None:
-    """``setup()``; built-in strategies also take the recipe's ``train.device``."""
-    if "device" in inspect.signature(strategy.setup).parameters:
-        strategy.setup(device=device)
-    else:
-        strategy.setup()
 
 
 class RunLock:
@@ -127,27 +136,9 @@ class Run:
             lock.release()
 
     def _execute(self) -> int:
-        recipe, strategy = self.recipe, self.strategy
-        from argonne_kit.data.tokenizer import load_tokenizer
-
-        self.tokenizer, tokenizer_sha = load_tokenizer(recipe.tokenizer.path, self.resolved.base_dir)
-        init = self._init_source()
-        if init is not None:
-            self._inherit_position_settings(init)
-        self.resolved.meta.update(run_meta(self.registry, tokenizer_name=self.tokenizer.name_or_path,
-                                           tokenizer_sha256=tokenizer_sha, world_size=strategy.world_size))
-        self.recipe_toml = self.resolved.to_toml()
-        self._write_resolved_recipe()
-
-        train = recipe.train
-        if recipe.run.nproc is not None and recipe.run.nproc != strategy.world_size:
-            raise RecipeError(f"run.nproc: the recipe expects {recipe.run.nproc} processes, "
-                              f"this run has {strategy.world_size}")
-        batch = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, strategy.dp_world)
-        self.log(f"batch: requested {train.total_batch_tokens or batch['tokens_per_step']:,} tokens/step, "
-                 f"actual {batch['tokens_per_step']:,} = {train.micro_batch_size} rows × {train.seq_len} tokens × "
-                 f"{strategy.dp_world} ranks × {batch['grad_accum_steps']} accumulation steps")
-
+        recipe, strategy, train = self.recipe, self.strategy, self.recipe.train
+        init = self._prepare()
+        batch = self._batch_math()
         warning = cpu_bf16_warning(train.precision, strategy.device)
         if warning:
             self.log(f"warning: {warning}")
@@ -155,25 +146,13 @@ class Run:
         val_data = self._data_source(recipe.val_data, "val_data") if recipe.val_data is not None else None
         total_steps = phase_steps(train, data.size(), batch["tokens_per_step"],
                                   train.micro_batch_size * strategy.dp_world * batch["grad_accum_steps"])
-        schedule = self._component("schedule", recipe.schedule)
-        check_schedule_decays(recipe.schedule, schedule, total_steps)
-        self.log(f"phase: {total_steps:,} optimizer steps; LR " + ", ".join(
-            f"{name} (step {step}) {lr:.3e}" for name, step, lr in
-            lr_landmarks(schedule, total_steps, recipe.optim.lr)))
+        schedule = self._schedule(total_steps)
 
         seed_everything(train.seed)
         model, init_counters = self._build_model(init)
         objective = self._component("objective", recipe.objective)
         reference = self._reference_model(objective, init) if objective.needs_reference_model else None
-        convert_to_fp8(model, train.fp8, strategy.device, lm_head=train.fp8_lm_head, log=self.log)
-        wrapped = strategy.wrap(model, WrapOptions(
-            activation_checkpointing=train.activation_checkpointing, checkpoint_every=train.checkpoint_every,
-            compile=train.compile, compile_mode=train.compile_mode,
-            # sharded strategies with mixed_precision = true keep parameters in this dtype for compute
-            param_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)))
-        if strategy.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        wrapped = self._wrap(model)
         to_precompute = None  # a reference that scores the data once before the loop, then is freed
         if reference is not None:
             reference = self._place_reference(reference, wrapped)
@@ -191,49 +170,100 @@ class Run:
                                         keep_every_steps=recipe.checkpoint.keep_every_steps, log=self.log)
         checkpoints.collect_stale()
         strategy.barrier()
-        counters = Counters(**init_counters)
-        stop = StopConditions(recipe.run, self.start_time)
-        progress = Progress(recipe.logging.progress, total_steps, 0, enabled=strategy.is_main)
         settings = LoopSettings(
             total_steps=total_steps, grad_accum_steps=batch["grad_accum_steps"],
             tokens_per_step=batch["tokens_per_step"], peak_lr=recipe.optim.lr, grad_clip=recipe.optim.grad_clip,
-            precision=train.precision, log_every=train.log_every, val_every=train.val_every,
-            val_batches=train.val_batches, interval_steps=recipe.checkpoint.interval_steps,
-            interval_s=recipe.checkpoint.interval_s,
-            probe_every=recipe.eval.probe_every if recipe.eval.probe else None, recipe_toml=self.recipe_toml)
-        self.model, self.wrapped, self.objective = model, wrapped, objective
-        trainer = Trainer(settings=settings, strategy=strategy, model=wrapped, optimizer=optimizer,
-                          objective=objective, schedule=schedule, data=data, val_data=val_data,
-                          checkpoints=checkpoints, counters=counters, stop=stop, metrics=None,
-                          progress=progress, log=self.log, on_checkpoint=self._sample_at,
-                          on_probe=self._probe if recipe.eval.probe else None)
+            precision=train.precision, recipe_toml=self.recipe_toml)
+        stop = StopConditions(recipe.run, self.start_time)
+        trainer = Trainer(model=wrapped, optimizer=optimizer, objective=objective, data=data, strategy=strategy,
+                          settings=settings, schedule=schedule, checkpoints=checkpoints,
+                          counters=Counters(**init_counters),
+                          callbacks=self._callbacks(stop, wrapped, objective, val_data), log=self.log)
         self._resume_or_carry(trainer, checkpoints, init, wrapped, optimizer)
-        # opened after a resume truncated the records of the steps it will re-train
-        metrics = MetricsLog(self.run_dir, tensorboard=recipe.logging.tensorboard, log=self.log) \
-            if strategy.is_main else None
-        trainer.metrics = metrics
         if to_precompute is not None:  # from the (resumed) position: exactly the batches still to come
-            plan = [(data, (total_steps - counters.phase_step) * batch["grad_accum_steps"])]
+            plan = [(data, (total_steps - trainer.counters.phase_step) * batch["grad_accum_steps"])]
             if val_data is not None:
                 plan.append((val_data, train.val_batches))
             precompute_reference(objective, to_precompute, strategy, plan, train.precision, self.log)
             del to_precompute
             free_memory(strategy.device)
-        progress.start_step = counters.phase_step
-        if progress.bar is not None:
-            progress.bar.n = counters.phase_step
+        outcome = trainer.train()
+        strategy.barrier()
+        return self._exit_status(outcome, trainer, stop)
 
-        if recipe.eval.probe and counters.phase_step == 0:
-            self._probe(counters.global_step, "before")
-        stop.install()
-        try:
-            outcome = trainer.train()
-        finally:
-            stop.uninstall()
-            progress.close()
-            if metrics is not None:
-                metrics.close()
-        return self._finish(outcome, counters)
+    # -- building ----------------------------------------------------------------------------
+    def _prepare(self) -> InitSource | None:
+        """Tokenizer, init source (its position settings inherited), provenance, and the
+        resolved recipe written to the run directory."""
+        from argonne_kit.data.tokenizer import load_tokenizer
+
+        self.tokenizer, tokenizer_sha = load_tokenizer(self.recipe.tokenizer.path, self.resolved.base_dir)
+        init = self._init_source()
+        if init is not None:
+            self._inherit_position_settings(init)
+        self.resolved.meta.update(run_meta(self.registry, tokenizer_name=self.tokenizer.name_or_path,
+                                           tokenizer_sha256=tokenizer_sha, world_size=self.strategy.world_size))
+        self.recipe_toml = self.resolved.to_toml()
+        self._write_resolved_recipe()
+        return init
+
+    def _batch_math(self) -> dict[str, int]:
+        train, strategy = self.recipe.train, self.strategy
+        if self.recipe.run.nproc is not None and self.recipe.run.nproc != strategy.world_size:
+            raise RecipeError(f"run.nproc: the recipe expects {self.recipe.run.nproc} processes, "
+                              f"this run has {strategy.world_size}")
+        batch = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, strategy.dp_world)
+        self.log(f"batch: requested {train.total_batch_tokens or batch['tokens_per_step']:,} tokens/step, "
+                 f"actual {batch['tokens_per_step']:,} = {train.micro_batch_size} rows × {train.seq_len} tokens × "
+                 f"{strategy.dp_world} ranks × {batch['grad_accum_steps']} accumulation steps")
+        return batch
+
+    def _schedule(self, total_steps: int) -> LRSchedule:
+        """The LR schedule, refused when it should decay and never does (D-2/D-3); its
+        landmarks printed."""
+        recipe = self.recipe
+        schedule = self._component("schedule", recipe.schedule)
+        check_schedule_decays(recipe.schedule.kind, schedule, total_steps)
+        self.log(f"phase: {total_steps:,} optimizer steps; LR " + ", ".join(
+            f"{name} (step {step}) {lr:.3e}" for name, step, lr in
+            lr_landmarks(schedule, total_steps, recipe.optim.lr)))
+        return schedule
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        train = self.recipe.train
+        convert_to_fp8(model, train.fp8, self.strategy.device, lm_head=train.fp8_lm_head, log=self.log)
+        wrapped = self.strategy.wrap(model, WrapOptions(
+            activation_checkpointing=train.activation_checkpointing, checkpoint_every=train.checkpoint_every,
+            compile=train.compile, compile_mode=train.compile_mode,
+            # sharded strategies with mixed_precision = true keep parameters in this dtype for compute
+            param_dtype=None if train.precision == "fp32" else PRECISION_DTYPES[train.precision]))
+        if self.strategy.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        return wrapped
+
+    def _callbacks(self, stop: StopConditions, wrapped: torch.nn.Module, objective: Objective,
+                   val_data: DataSource | None) -> list[TrainerCallback]:
+        """Everything the loop does besides steps and saves, in hook order."""
+        recipe, strategy = self.recipe, self.strategy
+        metrics = MetricsAndProgress(self.run_dir, tensorboard=recipe.logging.tensorboard,
+                                     progress=recipe.logging.progress, log_every=recipe.train.log_every,
+                                     is_main=strategy.is_main, log=self.log)
+        callbacks: list[TrainerCallback] = [
+            StopOnSignalsAndTime(stop),
+            CheckpointTriggers(recipe.checkpoint.interval_steps, recipe.checkpoint.interval_s),
+            metrics,
+            DivergenceStop(recipe.train.max_failed_steps, math.log(len(self.tokenizer)), self.log),
+        ]
+        if val_data is not None:
+            callbacks.append(Validation(val_data, batches=recipe.train.val_batches, every=recipe.train.val_every,
+                                        report=metrics))
+        callbacks.append(SampleAtCheckpoints(lambda step: self._sample_at(wrapped, step)))
+        if recipe.eval.probe:
+            callbacks.append(ChatProbeDuringTraining(lambda step, label: self._probe(wrapped, step, label),
+                                                     recipe.eval.probe_every))
+        callbacks.append(ExportOnCompletion(lambda trainer: self._export(trainer, wrapped, objective)))
+        return callbacks
 
     # -- pieces ------------------------------------------------------------------------------
     def _component(self, kind: str, section):
@@ -298,8 +328,7 @@ class Run:
         """The frozen reference of a preference objective: the model named by the objective
         (``reference_source``), by default the one the policy starts from — never a copy of the
         current policy, which has moved after a resume."""
-        source_of = getattr(objective, "reference_source", None)
-        path = source_of(self.recipe.init.from_) if source_of is not None else self.recipe.init.from_
+        path = objective.reference_source(self.recipe.init.from_)
         if path is None:
             raise RecipeError("objective: needs a reference model; set [init] from")
         source = init if init is not None and path == self.recipe.init.from_ \
@@ -391,7 +420,7 @@ class Run:
         if plan_fn is None or not self.strategy.is_main:
             return
         precision = self.recipe.train.precision
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        dtype = PRECISION_DTYPES[precision]
         try:
             plan = plan_fn(device_type=self.strategy.device.type, dtype=dtype, training=True)
         except Exception as exc:  # noqa: BLE001 — the run itself will raise the real refusal
@@ -404,19 +433,19 @@ class Run:
                          for (name, window), idx in groups.items())
         self.log(f"attention ({precision}, {self.strategy.device.type}): {text}")
 
-    def _sample_at(self, step: int) -> None:
-        text = sample_text(self.strategy, self.wrapped, self.tokenizer, self.recipe.sample,
+    def _sample_at(self, wrapped: torch.nn.Module, step: int) -> None:
+        text = sample_text(self.strategy, wrapped, self.tokenizer, self.recipe.sample,
                            seed=self.recipe.train.seed + step, build_copy=self._new_model, log=self.log)
         if text is not None:
             self.log(f"sample at step {step}: {text!r}")
 
-    def _probe(self, step: int, label: str) -> None:
+    def _probe(self, wrapped: torch.nn.Module, step: int, label: str) -> None:
         """The chat quality probe (``[eval]``): every rank calls (a sharded model is gathered),
         the main rank answers; telemetry that can never fail the run (D-21)."""
         from argonne_kit.probe import ChatProbe
 
         try:
-            plain = main_rank_model(self.strategy, self.wrapped, self._new_model)
+            plain = main_rank_model(self.strategy, wrapped, self._new_model)
             if plain is not None:
                 probe = ChatProbe.from_config(self.recipe.eval, base_dir=self.resolved.base_dir)
                 rows = probe.run(plain, self.tokenizer, self.run_dir, step=step, label=label)
@@ -425,33 +454,45 @@ class Run:
         except Exception as exc:  # noqa: BLE001 — telemetry must never end a run (D-21)
             self.log(f"probe: failed ({type(exc).__name__}: {exc}); training continues")
 
-    def _finish(self, outcome: Outcome, counters: Counters) -> int:
-        strategy = self.strategy
+    def _export(self, trainer: Trainer, wrapped: torch.nn.Module, objective: Objective) -> None:
+        """The budget completed and its final checkpoint verified: a last sample, ``final_model/``
+        (main rank), the probe after training and the summary (D-25)."""
+        strategy, counters = self.strategy, trainer.counters
         strategy.barrier()
-        if outcome is Outcome.FAILED:
-            self.log("run: the final checkpoint was refused; no export (D-9). Exit status 1.")
-            return EXIT_FAILED
-        if outcome is Outcome.STOPPED:
-            self.log(f"run: stopped early at step {counters.global_step}; resume with the same command "
-                     f"(no final_model/ export until the budget completes, D-25)")
-            return EXIT_OK
-        sample = sample_text(strategy, self.wrapped, self.tokenizer, self.recipe.sample,
+        sample = sample_text(strategy, wrapped, self.tokenizer, self.recipe.sample,
                              seed=self.recipe.train.seed, build_copy=self._new_model, log=self.log)
-        plain = main_rank_model(strategy, self.wrapped, self._new_model)  # collective when sharded
+        plain = main_rank_model(strategy, wrapped, self._new_model)  # collective when sharded
         if strategy.is_main:
             # a chat stage's model must stop at the chat EOS (<|im_end|>), not the document
             # separator its tokenizer calls eos (D-5)
-            eos = chat_eos_token_id(self.tokenizer) if getattr(self.objective, "chat_model", False) else None
+            eos = chat_eos_token_id(self.tokenizer) if objective.chat_model else None
             path = export_final_model(plain, self.tokenizer, self.run_dir, self.recipe_toml, eos_token_id=eos)
             self.log(f"export: {path}")
         strategy.barrier()
         if sample is not None:
             self.log(f"sample: {sample}")
         if self.recipe.eval.probe:
-            self._probe(counters.global_step, "after")
+            self._probe(wrapped, counters.global_step, "after")
         self.log(f"SUMMARY: steps {counters.phase_step:,} (cumulative {counters.global_step:,}), tokens "
                  f"{counters.global_tokens:,}, training time {format_duration(counters.train_time_s)}, "
                  f"run dir {self.run_dir}")
+
+    def _exit_status(self, outcome: Outcome, trainer: Trainer, stop: StopConditions) -> int:
+        step = trainer.counters.global_step
+        if outcome is Outcome.FAILED:
+            self.log("run: the final checkpoint was refused; no export (D-9). Exit status 1.")
+            return EXIT_FAILED
+        if outcome is Outcome.DIVERGED:
+            last_good = trainer.checkpoints.latest() if trainer.checkpoints is not None else None
+            self.log(f"run: diverged: stopped at step {step} after {self.recipe.train.max_failed_steps} "
+                     f"consecutive failed steps (train.max_failed_steps); nothing saved. Last good checkpoint: "
+                     + (f"{last_good} (resume from it with a lower optim.lr)" if last_good else "none")
+                     + ". Exit status 1.")
+            return EXIT_FAILED
+        if outcome is Outcome.STOPPED:
+            self.log(f"run: stopped early at step {step}; resume with the same command "
+                     f"(no final_model/ export until the budget completes, D-25)")
+            return EXIT_INTERRUPTED if stop.signal_name == "SIGINT" else EXIT_OK
         return EXIT_OK
 
 

@@ -36,24 +36,38 @@ def main_rank_model(strategy, model: torch.nn.Module, build_copy: Callable[[], t
     return copy
 
 
-def generate(model: torch.nn.Module, tokenizer, cfg: SampleConfig, *, seed: int) -> str:
-    """Prompt → continuation with the recipe's sampling settings (eos stops it)."""
+def continue_ids(model: torch.nn.Module, prompt_ids: list[int], *, max_new_tokens: int, eos_token_id: int | None,
+                 pad_token_id: int | None, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None) -> list[int]:
+    """The one text-generation path (samples, the chat probe, ``generate``, ``chat``): the new
+    token ids after ``prompt_ids``, up to and including ``eos_token_id`` when reached. Greedy when
+    ``temperature <= 0``. In eval mode and without gradients; the training mode is restored, and
+    with a ``seed`` the RNG streams are forked, so generating never changes a training run."""
     device = next(model.parameters()).device
-    ids = tokenizer(cfg.prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
+    ids = torch.tensor([prompt_ids], device=device)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 \
+        else {"do_sample": False}
+    pad = pad_token_id if pad_token_id is not None else eos_token_id
     was_training = model.training
     model.eval()
     devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(seed)
-            greedy = cfg.temperature <= 0
-            kwargs = {} if greedy else {"temperature": cfg.temperature, "top_p": cfg.top_p}
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=cfg.max_new_tokens,
-                                 do_sample=not greedy, eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **kwargs)
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.no_grad():
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                 eos_token_id=eos_token_id, pad_token_id=pad, **sampling)
     finally:
         model.train(was_training)
-    return cfg.prompt + tokenizer.decode(out[0, ids.size(1):], skip_special_tokens=True)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def generate(model: torch.nn.Module, tokenizer, cfg: SampleConfig, *, seed: int) -> str:
+    """Prompt → continuation with the recipe's sampling settings (eos stops it)."""
+    ids = tokenizer(cfg.prompt, add_special_tokens=False)["input_ids"]
+    new = continue_ids(model, ids, max_new_tokens=cfg.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
+    return cfg.prompt + tokenizer.decode(new, skip_special_tokens=True)
 
 
 def sample_text(strategy, model, tokenizer, cfg: SampleConfig, *, seed: int,

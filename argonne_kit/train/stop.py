@@ -1,8 +1,15 @@
-"""When to stop early: wall time, an absolute deadline, SIGTERM or SIGUSR1 (SLURM's warning).
+"""When to stop early: wall time, an absolute deadline, SIGTERM, SIGUSR1 (SLURM's warning) or
+SIGINT (Ctrl-C).
 
-Every one of them means "save, then exit 0 without exporting" (D-25): the budget is not done, a
-resubmitted slice resumes from the checkpoint. The decision is made per optimizer step and
-reduced over ranks by the trainer, so every rank stops at the same step.
+Every one of them means "save, then exit without exporting" (D-25): the budget is not done, a
+resubmitted slice resumes from the checkpoint. The exit status is 0, except 130 after SIGINT (what
+a shell reports for an interrupted command). The decision is made per optimizer step and reduced
+over ranks by the trainer, so every rank stops at the same step. A second SIGINT is not caught:
+it interrupts at once, without saving.
+
+Schedulers signal the whole process group (``kill -- -PGID``); data-loader workers ignore these
+signals (:func:`ignore_stop_signals`, their ``worker_init_fn``) so that only the main process
+reacts, saves and exits.
 """
 
 from __future__ import annotations
@@ -12,7 +19,14 @@ import time
 
 from argonne_kit.recipe.sections import RunConfig
 
-SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s)
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def ignore_stop_signals(_worker_id: int = 0) -> None:
+    """In a data-loader worker: leave the stop signals to the main process (which saves, then
+    ends the workers itself)."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 class StopConditions:
@@ -38,6 +52,8 @@ class StopConditions:
 
     def _on_signal(self, signum, _frame) -> None:
         self.signal_name = signal.Signals(signum).name
+        if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def reason(self, now: float | None = None) -> str | None:
         now = time.time() if now is None else now

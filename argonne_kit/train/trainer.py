@@ -5,37 +5,44 @@ the mean over every supervised unit of the global batch (D-13 contract of the ob
 micro-batches' unit counts are summed and all-reduced *before* the forward passes, and each
 micro-batch's loss sum is divided by that global count. Metrics are reduced with one collective
 and copied to the host once per step (D-18); counters are global (D-24).
+
+The trainer needs a model, an optimizer, an objective, a data source and a strategy; everything
+optional (metrics, progress, validation, checkpoint and stop triggers, samples, probes,
+divergence detection) is a :class:`~argonne_kit.contracts.trainer.TrainerCallback`
+(:mod:`argonne_kit.train.callbacks`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import math
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 
 from argonne_kit.contracts.data import DataSource
 from argonne_kit.contracts.objective import Objective
-from argonne_kit.contracts.parallel import ParallelStrategy
+from argonne_kit.contracts.parallel import PRECISION_DTYPES, ParallelStrategy
 from argonne_kit.contracts.schedule import LRSchedule
-from argonne_kit.train.checkpoint import CheckpointManager
-from argonne_kit.train.metrics import MetricsLog, Progress
+from argonne_kit.contracts.trainer import TrainerCallback
 from argonne_kit.train.optimizer import set_lr
 from argonne_kit.train.state import Counters, capture_rng, restore_rng
-from argonne_kit.train.stop import StopConditions
+
+if TYPE_CHECKING:
+    from argonne_kit.train.checkpoint import CheckpointManager
 
 
 class Outcome(enum.Enum):
     """How the loop ended."""
 
-    COMPLETED = "completed"  # the budget is done and the final checkpoint verified
+    COMPLETED = "completed"  # the budget is done (and the final checkpoint verified, when saving)
     STOPPED = "stopped"      # wall time / deadline / signal: saved, exit 0, no export (D-25)
     FAILED = "failed"        # the final save was refused: exit non-zero, no export (D-9)
+    DIVERGED = "diverged"    # halted after repeated failed steps: nothing saved, exit non-zero
 
 
 @attrs.define(kw_only=True)
@@ -44,20 +51,17 @@ class LoopSettings:
 
     total_steps: int
     """Optimizer steps of this phase."""
-    grad_accum_steps: int
     tokens_per_step: int
-    """Tokens of one optimizer step over all ranks."""
-    peak_lr: float
-    grad_clip: float | None
-    precision: str
-    log_every: int
-    val_every: int | None
-    val_batches: int
-    interval_steps: int | None
-    interval_s: float | None
-    probe_every: int | None = None
-    """Run ``on_probe`` every this many phase steps (the chat quality probe); None = never."""
-    recipe_toml: str
+    """Tokens of one optimizer step over all ranks (counted, never measured: D-24)."""
+    grad_accum_steps: int = 1
+    """Micro-batches per optimizer step on each rank."""
+    peak_lr: float | None = None
+    """LR the schedule multiplies; None = leave the optimizer's LR as it is (no schedule)."""
+    grad_clip: float | None = None
+    """Clip the global gradient norm to this (None or 0 = measure only)."""
+    precision: str = "fp32"
+    """``fp32``, or ``bf16``/``fp16`` autocast (fp16 adds a grad scaler)."""
+    recipe_toml: str = ""
     """The resolved recipe written into every checkpoint."""
 
 
@@ -65,8 +69,7 @@ def autocast_context(precision: str, device: torch.device):
     """bf16/fp16 autocast around forward (fp32 master weights stay fp32); fp32 = no autocast."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=PRECISION_DTYPES[precision])
 
 
 def cpu_bf16_warning(precision: str, device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str | None:
@@ -89,14 +92,18 @@ def cpu_bf16_warning(precision: str, device: torch.device, cpuinfo: str = "/proc
 
 
 class Trainer:
-    """Runs one phase: steps, logging, validation, checkpoints, early stop."""
+    """Runs one phase: optimizer steps, and checkpoints when a callback asks for one.
 
-    def __init__(self, *, settings: LoopSettings, strategy: ParallelStrategy, model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, objective: Objective, schedule: LRSchedule,
-                 data: DataSource, val_data: DataSource | None, checkpoints: CheckpointManager,
-                 counters: Counters, stop: StopConditions, metrics: MetricsLog | None, progress: Progress,
-                 log: Callable[[str], None], on_checkpoint: Callable[[int], None] | None = None,
-                 on_probe: Callable[[int, str], None] | None = None):
+    ``schedule`` (with ``settings.peak_lr``) sets the LR of each step; ``checkpoints`` saves
+    (None = a loop that never saves); ``counters`` start where a previous stage ended (init
+    carry-over); ``callbacks`` add everything else (see the contract).
+    """
+
+    def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, objective: Objective,
+                 data: DataSource, strategy: ParallelStrategy, settings: LoopSettings,
+                 schedule: LRSchedule | None = None, checkpoints: CheckpointManager | None = None,
+                 counters: Counters | None = None, callbacks: Sequence[TrainerCallback] = (),
+                 log: Callable[[str], None] = print):
         self.s = settings
         self.strategy = strategy
         self.model = model
@@ -104,21 +111,36 @@ class Trainer:
         self.objective = objective
         self.schedule = schedule
         self.data = data
-        self.val_data = val_data
-        self.val_start = val_data.state_dict() if val_data is not None else None
         self.checkpoints = checkpoints
-        self.counters = counters
-        self.stop = stop
-        self.metrics = metrics
-        self.progress = progress
+        self.callbacks = list(callbacks)
         self.log = log
-        self.on_checkpoint = on_checkpoint
-        self.on_probe = on_probe
+        self.counters = counters if counters is not None else Counters()
         self.device = strategy.device
         self.scaler = torch.amp.GradScaler(self.device.type) if settings.precision == "fp16" else None
         self.last_saved_step: int | None = None
-        self.last_rate = 0.0  # tokens/s of the last logged window (for the progress bar)
         self.last_save_time = time.monotonic()
+        self._save_requested = False
+        self._stop_reason: str | None = None
+        self._halt_reason: str | None = None
+
+    @property
+    def is_last_step(self) -> bool:
+        """True once the phase's last step is done."""
+        return self.counters.phase_step >= self.s.total_steps
+
+    # -- requests from callbacks -------------------------------------------------------------
+    def request_save(self) -> None:
+        """Save a checkpoint after this step (from ``pre_reduce``; any rank may ask)."""
+        self._save_requested = True
+
+    def request_stop(self, reason: str) -> None:
+        """Save and stop after this step (from ``pre_reduce``; any rank may ask)."""
+        self._stop_reason = reason
+
+    def halt(self, reason: str) -> None:
+        """End the loop after this step without saving (from ``post_batch``, on every rank:
+        the step's metrics are global, so ranks decide alike)."""
+        self._halt_reason = reason
 
     # -- state -----------------------------------------------------------------------------
     def trainer_state(self) -> dict[str, Any]:
@@ -149,58 +171,51 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def train(self) -> Outcome:
+        outcome: Outcome | None = None
+        try:
+            for callback in self.callbacks:
+                callback.pre_train(self)
+            outcome = self._loop()
+            return outcome
+        finally:
+            for callback in self.callbacks:
+                callback.post_train(self, outcome)
+
+    def _loop(self) -> Outcome:
         s, c = self.s, self.counters
         batches = iter(self.data)
-        window_start, window_tokens = time.monotonic(), 0
         while c.phase_step < s.total_steps:
+            for callback in self.callbacks:
+                callback.pre_step(self)
             step_start = time.monotonic()
             stats = self.step(batches)
             c.advance(s.tokens_per_step)
             c.train_time_s += time.monotonic() - step_start
-            window_tokens += s.tokens_per_step
-
-            is_last = c.phase_step >= s.total_steps
-            if c.phase_step % s.log_every == 0 or is_last or c.phase_step == 1:
-                elapsed = max(1e-9, time.monotonic() - window_start)
-                record = {"step": c.global_step, "phase_step": c.phase_step, "loss": stats["loss"],
-                          "lr": stats["lr"], "tokens": c.global_tokens,
-                          "tokens_per_s": window_tokens / elapsed, "grad_norm": stats["grad_norm"],
-                          "epoch": self.data.epoch, "elapsed_s": round(c.train_time_s, 3),
-                          **{k: v for k, v in stats.items() if k not in ("loss", "lr", "grad_norm", "stop", "save")}}
-                if self.metrics is not None:
-                    self.metrics.write(record)
-                self.progress.update(c.phase_step, record, log_line=True)
-                self.last_rate = record["tokens_per_s"]
-                window_start, window_tokens = time.monotonic(), 0
-            else:
-                self.progress.update(c.phase_step, {**stats, "tokens": c.global_tokens,
-                                                    "tokens_per_s": self.last_rate}, log_line=False)
-            if not math.isfinite(stats["loss"]):
-                self.log(f"step {c.global_step}: non-finite loss {stats['loss']}")
-
-            if stats["stop"] and not is_last:
-                reason = self.stop.reason() or "another rank asked to stop"
+            for callback in self.callbacks:
+                callback.post_batch(self, stats)
+            if self._halt_reason is not None:
+                return Outcome.DIVERGED
+            if stats["stop"] and not self.is_last_step:
+                reason = self._stop_reason or "another rank asked to stop"
                 self.log(f"stopping early at step {c.global_step}: {reason}; saving (no export, D-25)")
                 # a refused save (non-finite weights) must not look like a clean, resumable slice
                 return Outcome.STOPPED if self.save() else Outcome.FAILED
-            if stats["save"] and not is_last:
+            if stats["save"] and not self.is_last_step:
                 self.save()
-            if s.val_every and c.phase_step % s.val_every == 0 and not is_last:
-                self.validate()
-            if self.on_probe is not None and s.probe_every and c.phase_step % s.probe_every == 0 and not is_last:
-                self.on_probe(c.global_step, "during")
-
-        if self.val_data is not None:
-            self.validate()
-        if self.last_saved_step == c.global_step:
+            for callback in self.callbacks:
+                callback.post_step(self)
+        if self.checkpoints is None or self.last_saved_step == c.global_step:
             return Outcome.COMPLETED
         return Outcome.COMPLETED if self.save(final=True) else Outcome.FAILED
 
-    def step(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, float]:
+    def step(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, Any]:
         """One optimizer step; returns host floats (one device→host copy)."""
         s, strategy, model = self.s, self.strategy, self.model
-        lr = s.peak_lr * self.schedule.factor(self.counters.phase_step, s.total_steps)
-        set_lr(self.optimizer, lr)
+        if self.schedule is not None and s.peak_lr is not None:
+            lr = s.peak_lr * self.schedule.factor(self.counters.phase_step, s.total_steps)
+            set_lr(self.optimizer, lr)
+        else:
+            lr = self.optimizer.param_groups[0]["lr"]
         micro = [self._next_batch(batches) for _ in range(s.grad_accum_steps)]
         units = torch.stack([self.objective.units(b) for b in micro]).sum()
         strategy.all_reduce_sum(units)
@@ -232,9 +247,13 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-        # Stop/save decisions are made on the main rank and must reach EVERY rank: all_reduce_sum
-        # only spans the data-parallel group (a dp×tp mesh has several), so they take a global max.
-        flags = torch.tensor([self._stop_requested(), self._save_due()], dtype=torch.float32, device=self.device)
+        for callback in self.callbacks:
+            callback.pre_reduce(self)
+        # Stop/save requests must reach EVERY rank: all_reduce_sum only spans the data-parallel
+        # group (a dp×tp mesh has several), so they take a global max.
+        flags = torch.tensor([1.0 if self._stop_reason else 0.0, 1.0 if self._save_requested else 0.0],
+                             dtype=torch.float32, device=self.device)
+        self._save_requested = False
         strategy.all_reduce_max(flags)
         sum_keys, total_keys = sorted(metric_sums), sorted(metric_totals)
         reduced = torch.cat([loss_sum.view(1), *(metric_sums[k].float().view(1) for k in sum_keys),
@@ -244,35 +263,27 @@ class Trainer:
         host = torch.cat([reduced, grad_norm.detach().float().view(1).to(self.device),
                           units.float().view(1)]).tolist()  # the one host sync of the step
         units_host = max(host[-1], 1.0)
-        out = {"loss": host[0] / units_host, "lr": lr, "grad_norm": host[-2], "units": int(host[-1])}
+        stats: dict[str, Any] = {"loss": host[0] / units_host, "lr": lr, "grad_norm": host[-2],
+                                 "units": int(host[-1])}
         for i, key in enumerate(sum_keys):
-            out[key] = host[1 + i] / units_host
+            stats[key] = host[1 + i] / units_host
         for i, key in enumerate(total_keys):
-            out[key] = host[1 + len(sum_keys) + i]
-        out["stop"] = host[-4] > 0
-        out["save"] = host[-3] > 0
-        return out
-
-    def _stop_requested(self) -> float:
-        return 1.0 if self.strategy.is_main and self.stop.reason() else 0.0
-
-    def _save_due(self) -> float:
-        s, step = self.s, self.counters.global_step + 1  # the step being finished
-        if s.interval_steps and step % s.interval_steps == 0:
-            return 1.0
-        if s.interval_s and self.strategy.is_main and time.monotonic() - self.last_save_time >= s.interval_s:
-            return 1.0
-        return 0.0
+            stats[key] = host[1 + len(sum_keys) + i]
+        stats["stop"] = host[-4] > 0
+        stats["save"] = host[-3] > 0
+        return stats
 
     def _next_batch(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """The next CPU batch, finished by the objective (e.g. precomputed reference scores),
         on the device."""
         return to_device(self.objective.prepare_batch(next(batches)), self.device)
 
-    # -- checkpoints and validation ------------------------------------------------------------
+    # -- checkpoints and evaluation -------------------------------------------------------------
     def save(self, *, final: bool = False) -> bool:
-        """Save through the manager's gates; True when the checkpoint verified. ``final``: the
-        end of the budget (the run samples once more after export, so no sample here)."""
+        """Save through the manager's gates; True when the checkpoint verified (then
+        ``post_checkpoint``). ``final``: the end-of-budget save."""
+        if self.checkpoints is None:
+            return False
         c = self.counters
         path = self.checkpoints.save(self.model, self.optimizer, c.global_step, c.global_tokens,
                                      self.trainer_state(), self.s.recipe_toml)
@@ -280,26 +291,20 @@ class Trainer:
         if path is None:
             return False
         self.last_saved_step = c.global_step
-        self.progress.message(f"checkpoint: saved {path}")
-        if self.metrics is not None:
-            self.metrics.write({"step": c.global_step, "event": "checkpoint", "path": str(path)})
-        if self.on_checkpoint is not None and not final:
-            self.on_checkpoint(c.global_step)
+        for callback in self.callbacks:
+            callback.post_checkpoint(self, Path(path), final=final)
         return True
 
     @torch.no_grad()
-    def validate(self) -> float | None:
-        """Mean objective over ``val_batches`` micro-batches from the start of the held-out
-        source; every rank takes part (no rank-0-only collective, D-15)."""
-        if self.val_data is None:
-            return None
-        self.val_data.load_state_dict(self.val_start)
-        batches = iter(self.val_data)
+    def evaluate(self, source: DataSource, batches: int) -> float:
+        """Mean objective over the next ``batches`` micro-batches of ``source`` (every rank
+        takes part: no rank-0-only collective, D-15)."""
+        iterator = iter(source)
         self.model.eval()
         total = torch.zeros(2, device=self.device, dtype=torch.float64)
         try:
-            for _ in range(self.s.val_batches):
-                batch = self._next_batch(batches)
+            for _ in range(batches):
+                batch = self._next_batch(iterator)
                 with autocast_context(self.s.precision, self.device):
                     out = self.objective(self.model, batch)
                 total[0] += out.loss_sum.detach().double()
@@ -308,11 +313,7 @@ class Trainer:
             self.model.train()
         self.strategy.all_reduce_sum(total)
         sums = total.tolist()
-        val_loss = sums[0] / max(sums[1], 1.0)
-        self.progress.message(f"validation at step {self.counters.global_step}: val_loss {val_loss:.4f}")
-        if self.metrics is not None:
-            self.metrics.write({"step": self.counters.global_step, "val_loss": val_loss})
-        return val_loss
+        return sums[0] / max(sums[1], 1.0)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

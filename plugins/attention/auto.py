@@ -17,6 +17,7 @@ import logging
 import attrs
 
 from argonne_kit.attention import AUTO_PREFERENCE, build_backend
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.attention import (
     AttentionBackend,
     AttentionSpec,
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 @attrs.define(kw_only=True)
-class AutoConfig:
+class AutoConfig(ComponentConfig):
     """``auto`` has no options: the preference order is ``AUTO_PREFERENCE`` (flash2 → sdpa → math)."""
 
 

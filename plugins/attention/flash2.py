@@ -31,6 +31,7 @@ import importlib.util
 import attrs
 import torch
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.attention import (
     AttentionBackend,
     AttentionSpec,
@@ -44,7 +45,7 @@ INSTALL_HINT = "pip install 'argonne-kit[flash]' on a CUDA machine"
 
 
 @attrs.define(kw_only=True)
-class Flash2Config:
+class Flash2Config(ComponentConfig):
     """Options of the flash-attn 2 backend."""
 
     deterministic: bool = False

@@ -21,6 +21,7 @@ import attrs
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.attention import (
     AttentionBackend,
     AttentionSpec,
@@ -35,7 +36,7 @@ BLOCK_MASK_CACHE_SIZE = 16
 
 
 @attrs.define(kw_only=True)
-class FlexConfig:
+class FlexConfig(ComponentConfig):
     """Options of the FlexAttention backend."""
 
     compile: bool | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 import torch.nn.functional as F
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.attention import (
     AttentionBackend,
     AttentionSpec,
@@ -22,7 +23,7 @@ from .masks import visibility
 
 
 @attrs.define(kw_only=True)
-class MathConfig:
+class MathConfig(ComponentConfig):
     """The reference backend has no options."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import attrs
 import torch.nn.functional as F
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.attention import (
     AttentionBackend,
     AttentionSpec,
@@ -24,7 +25,7 @@ from .masks import effective_window, visibility
 
 
 @attrs.define(kw_only=True)
-class SdpaConfig:
+class SdpaConfig(ComponentConfig):
     """The SDPA backend has no options; PyTorch chooses the fused kernel."""
 
 

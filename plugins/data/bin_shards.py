@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 import torch
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.manifest import ShardSet, find_shards
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
@@ -32,7 +33,7 @@ from .common import check_state, digest, log, non_negative, resolve_path
 
 
 @attrs.define(kw_only=True)
-class BinShardsConfig:
+class BinShardsConfig(ComponentConfig):
     """Token windows from shards written by ``argonne-kit preprocess`` (or llm.c / the original)."""
 
     path: str | None = None

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import attrs
 import torch
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.data.tokenizer import tokenizer_hash
@@ -47,7 +48,7 @@ CHAT_TEMPLATES: dict[str, str] = {
 
 
 @attrs.define(kw_only=True)
-class ChatConfig:
+class ChatConfig(ComponentConfig):
     """Chat examples for supervised fine-tuning (UltraChat-200k layout)."""
 
     path: str | None = None
@@ -103,7 +104,7 @@ class CotConfig(ChatConfig):
 
 
 @attrs.define(kw_only=True)
-class PreferenceConfig:
+class PreferenceConfig(ComponentConfig):
     """Chosen/rejected pairs for DPO (spec §3.6 formats)."""
 
     path: str | None = None

@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 import torch
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.data.preprocess import flatten_encodings, list_parquet_files, open_parquet_column, text_rows
@@ -34,7 +35,7 @@ def _positive(_inst, attribute, value):
 
 
 @attrs.define(kw_only=True)
-class FineWebParquetConfig:
+class FineWebParquetConfig(ComponentConfig):
     """Parquet text (FineWeb schema) tokenized while training."""
 
     path: str | None = None

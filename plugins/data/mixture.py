@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import derive_seed
 from argonne_kit.errors import DataError
@@ -87,7 +88,7 @@ def _structure_entries(sources: list[dict[str, Any]]) -> list[MixtureEntry]:
 
 
 @attrs.define(kw_only=True, slots=False)
-class MixtureConfig:
+class MixtureConfig(ComponentConfig):
     """Weighted sources drawn per batch, rank-synchronously."""
 
     sources: list[dict[str, Any]] = attrs.field(factory=list)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import attrs
 import torch
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums, multi_token_term
 
@@ -31,7 +32,7 @@ def _at_least_one(_inst, attribute, value):
 
 
 @attrs.define(kw_only=True)
-class CLMConfig:
+class CLMConfig(ComponentConfig):
     """Next-token cross-entropy on packed token windows."""
 
     z_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)

@@ -23,18 +23,19 @@ from collections.abc import Mapping
 import attrs
 import torch
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.errors import DataError, RecipeError
 
-from .sft import SFTObjective, _non_negative
+from .sft import NON_NEGATIVE, SFTObjective
 
 
 @attrs.define(kw_only=True)
-class CoTConfig:
+class CoTConfig(ComponentConfig):
     """SFT over reasoning traces with an optional weight on the thinking span."""
 
-    loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)
+    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
     """Positions per chunk for chunked cross-entropy (see ``sft.loss_chunk_size``); 0 = off."""
-    think_weight: float = attrs.field(default=1.0, validator=_non_negative)
+    think_weight: float = attrs.field(default=1.0, validator=NON_NEGATIVE)
     """Loss weight of the supervised tokens from ``<think>`` to ``</think>`` (1 = plain SFT;
     <1 leans on the answer, 0 trains the answer only)."""
     think_open_id: int | None = None

@@ -51,42 +51,37 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.errors import DataError, PluginError, RecipeError
 
-from .sft import IGNORE_INDEX, MODEL_INPUT_FIELDS, _non_negative, token_nll
+from .sft import IGNORE_INDEX, MODEL_INPUT_FIELDS, NON_NEGATIVE, token_nll
 
 HALVES = ("chosen", "rejected")
 #: Batch fields carrying precomputed reference sums of target log-probs (one value per pair).
 REF_FIELDS = {"chosen": "ref_chosen_logps", "rejected": "ref_rejected_logps"}
 
 
-def _positive(_inst, attribute, value):
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _probability(_inst, attribute, value):
-    if not 0.0 <= value < 0.5:
-        raise ValueError(f"{attribute.name} must be in [0, 0.5), got {value}")
+_POSITIVE = attrs.validators.gt(0)
+_SMOOTHING = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(0.5))
 
 
 @attrs.define(kw_only=True)
-class DPOConfig:
+class DPOConfig(ComponentConfig):
     """Preference optimisation of a policy against a frozen reference."""
 
-    beta: float = attrs.field(default=0.1, validator=_positive)
+    beta: float = attrs.field(default=0.1, validator=_POSITIVE)
     """β: strength of the implicit KL constraint (the original's default 0.03; 0.2 for the
     3.0/2.5-instruct releases)."""
     loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
     """Loss on the log-ratio margin h, named as in TRL: sigmoid (DPO), ipo, hinge."""
-    label_smoothing: float = attrs.field(default=0.0, validator=_probability)
+    label_smoothing: float = attrs.field(default=0.0, validator=_SMOOTHING)
     """ε of the sigmoid loss: probability that a preference label is flipped (conservative DPO;
     the original's default 0.05). Only meaningful with loss_type = "sigmoid"."""
     score: Literal["sum", "avg"] = "sum"
     """Sequence score: sum of target-token log-probs, or their mean ("avg", the original's
     default, which removes the length bias)."""
-    chosen_sft_weight: float = attrs.field(default=0.0, validator=_non_negative)
+    chosen_sft_weight: float = attrs.field(default=0.0, validator=NON_NEGATIVE)
     """Weight of an extra NLL term on the chosen answer (mean over its tokens, per pair);
     0 = off (the original's default 0.05)."""
     reference: str | None = None
@@ -95,7 +90,7 @@ class DPOConfig:
     precompute_reference: bool = False
     """Score every pair with the reference once before training, then free the reference
     (saves its memory for the whole run; costs one pass over the data)."""
-    loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)
+    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
     """Positions per chunk for the log-prob computation (see ``sft.loss_chunk_size``)."""
 
     def resolve(self, resolved) -> None:
@@ -140,7 +135,7 @@ def preference_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
     elif loss_type == "hinge":
         loss = torch.relu(1 - beta * h)
     else:
-        raise PluginError(f"objective.loss_type: unknown DPO loss {loss_type!r}; known: sigmoid, ipo, hinge")
+        raise RecipeError(f"objective.loss_type: unknown DPO loss {loss_type!r}; known: sigmoid, ipo, hinge")
     rewards_chosen = beta * (policy_chosen - ref_chosen).detach()
     rewards_rejected = beta * (policy_rejected - ref_rejected).detach()
     return {
@@ -198,7 +193,7 @@ class DPOObjective(Objective):
         """Where the trainer loads the reference from: ``objective.reference`` or ``[init] from``."""
         source = self.config.reference or init_from
         if not source:
-            raise PluginError("objective.reference: DPO needs a reference model; set objective.reference "
+            raise RecipeError("objective.reference: DPO needs a reference model; set objective.reference "
                               "or init.from (the policy's starting weights are the usual reference)")
         return source
 

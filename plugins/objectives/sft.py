@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 
 IGNORE_INDEX = -100
@@ -33,16 +34,15 @@ IGNORE_INDEX = -100
 MODEL_INPUT_FIELDS = ("attention_mask", "position_ids", "segment_ids")
 
 
-def _non_negative(_inst, attribute, value):
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+#: attrs validator: a number >= 0 (shared by the chat objectives).
+NON_NEGATIVE = attrs.validators.ge(0)
 
 
 @attrs.define(kw_only=True)
-class SFTConfig:
+class SFTConfig(ComponentConfig):
     """Masked next-token loss over the supervised tokens of chat examples."""
 
-    loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)
+    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
     """Positions per chunk for chunked cross-entropy (worth it for the 151k Qwen vocabulary):
     each chunk's LM head (Argonne models) and fp32 softmax run alone and are recomputed in
     backward. 0 = one pass over the full logits."""

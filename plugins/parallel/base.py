@@ -14,6 +14,7 @@ import sys
 from datetime import timedelta
 from typing import Any, Literal
 
+import attrs
 import torch
 import torch.distributed as dist
 
@@ -25,10 +26,8 @@ from .gradnorm import clip_global_grad_norm
 from .transforms import apply_block_transforms
 
 
-def positive(_inst, attribute, value):
-    """attrs validator: a value, when given, must be > 0."""
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+#: attrs validator: None or a number > 0.
+positive = attrs.validators.optional(attrs.validators.gt(0))
 
 
 #: ``backend`` values of the distributed strategies' configs.

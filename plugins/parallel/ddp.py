@@ -11,13 +11,14 @@ import attrs
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from argonne_kit.contracts.config import ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
 
 from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 
 
 @attrs.define(kw_only=True)
-class DDPConfig:
+class DDPConfig(ParallelConfig):
     """Replicated weights, gradients all-reduced in buckets during backward."""
 
     backend: Backend = "auto"

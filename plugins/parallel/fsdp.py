@@ -16,16 +16,16 @@ import torch
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from argonne_kit.contracts.parallel import WrapOptions
+from argonne_kit.contracts.config import ParallelConfig
+from argonne_kit.contracts.parallel import PRECISION_DTYPES, WrapOptions
 
 from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 from .transforms import find_blocks
 
-REDUCE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @attrs.define(kw_only=True)
-class FSDPConfig:
+class FSDPConfig(ParallelConfig):
     """Parameters, gradients and optimizer state sharded over all ranks (FSDP2)."""
 
     backend: Backend = "auto"
@@ -50,7 +50,7 @@ def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapO
     policy = MixedPrecisionPolicy()
     if config.mixed_precision and options.param_dtype is not None:
         policy = MixedPrecisionPolicy(param_dtype=options.param_dtype,
-                                      reduce_dtype=REDUCE_DTYPES[config.reduce_dtype])
+                                      reduce_dtype=PRECISION_DTYPES[config.reduce_dtype])
     for block in find_blocks(model):
         fully_shard(block, mesh=mesh, reshard_after_forward=config.reshard_after_forward,
                     mp_policy=policy)

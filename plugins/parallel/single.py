@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import attrs
 
+from argonne_kit.contracts.config import ParallelConfig
+
 from .base import Strategy, pick_device
 
 
 @attrs.define(kw_only=True)
-class SingleConfig:
+class SingleConfig(ParallelConfig):
     """One process on one device (the device comes from ``train.device``); no settings."""
 
 

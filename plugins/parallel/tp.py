@@ -30,8 +30,9 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
+from argonne_kit.contracts.config import ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
-from argonne_kit.errors import PluginError, RecipeError
+from argonne_kit.errors import RecipeError
 
 from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 from .fsdp import fsdp_no_sync, shard_model
@@ -44,7 +45,7 @@ HEAD_NORMS = ("attn.q_norm", "attn.k_norm", "attn.v_norm_layer")
 
 
 @attrs.define(kw_only=True)
-class TPConfig:
+class TPConfig(ParallelConfig):
     """Tensor parallel over ``degree`` ranks; with more ranks, FSDP over the data-parallel
     dimension of a ``dp × tp`` mesh (the sharding settings apply to that dimension)."""
 
@@ -89,7 +90,7 @@ class TPConfig:
 def require_divisible(what: str, value: int, degree: int) -> None:
     """Refuse a tensor-parallel degree that does not divide a sharded dimension."""
     if value % degree:
-        raise PluginError(f"parallel.degree: tensor-parallel degree {degree} does not divide {what} ({value})")
+        raise RecipeError(f"parallel.degree: tensor-parallel degree {degree} does not divide {what} ({value})")
 
 
 def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
@@ -99,7 +100,7 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
     heads = getattr(config, "num_attention_heads", None)
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     if heads is None:
-        raise PluginError("parallel tp: the model has no config.num_attention_heads")
+        raise RecipeError("parallel.kind: tp needs a model with config.num_attention_heads")
     require_divisible("num_attention_heads", heads, degree)
     require_divisible("num_key_value_heads", kv_heads, degree)
     block = find_blocks(model)[0]
@@ -110,8 +111,8 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
         norm = _maybe_submodule(block, name)
         weight = getattr(norm, "weight", None)
         if weight is not None and weight.numel() != head_dim:
-            raise PluginError(f"parallel tp: {name} has {weight.numel()} weights, not one per head "
-                              f"dimension ({head_dim}); a norm over the full width cannot be "
+            raise RecipeError(f"parallel.kind: tp cannot shard this model: {name} has {weight.numel()} weights, "
+                              f"not one per head dimension ({head_dim}); a norm over the full width cannot be "
                               "applied to TP-local heads")
 
 
@@ -158,7 +159,7 @@ class TPStrategy(DistributedStrategy):
     def setup_mesh(self) -> None:
         degree = self.config.degree or self.world_size
         if self.world_size % degree:
-            raise PluginError(f"parallel.degree: {degree} does not divide the {self.world_size} "
+            raise RecipeError(f"parallel.degree: {degree} does not divide the {self.world_size} "
                               "processes; launch a multiple of the degree")
         self.tp_degree = degree
         self.mesh = init_device_mesh(self.device.type, (self.world_size // degree, degree),

@@ -13,14 +13,13 @@ from typing import Literal
 
 import attrs
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.schedule import LRSchedule
 from argonne_kit.errors import RecipeError
 from argonne_kit.registry import hookimpl
 
 
-def _non_negative(_inst, attribute, value):
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+_NON_NEGATIVE = attrs.validators.optional(attrs.validators.ge(0))
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -31,10 +30,10 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 
 
 @attrs.define(kw_only=True)
-class ConstantConfig:
+class ConstantConfig(ComponentConfig):
     """Constant LR after an optional linear warmup."""
 
-    warmup_steps: int = attrs.field(default=0, validator=_non_negative)
+    warmup_steps: int = attrs.field(default=0, validator=_NON_NEGATIVE)
     """Linear warmup length in optimizer steps."""
 
 
@@ -50,18 +49,18 @@ class ConstantSchedule(LRSchedule):
 
 
 @attrs.define(kw_only=True)
-class WSDConfig:
+class WSDConfig(ComponentConfig):
     """Warmup, stable at peak, then a cooldown to ``min_lr_ratio`` at the end of the phase."""
 
-    warmup_steps: int = attrs.field(default=0, validator=_non_negative)
+    warmup_steps: int = attrs.field(default=0, validator=_NON_NEGATIVE)
     """Linear warmup length in optimizer steps."""
-    cooldown_frac: float | None = attrs.field(default=None, validator=_non_negative)
+    cooldown_frac: float | None = attrs.field(default=None, validator=_NON_NEGATIVE)
     """Cooldown length as a fraction of the phase's steps (preferred: lands at the true end)."""
-    cooldown_steps: int | None = attrs.field(default=None, validator=_non_negative)
+    cooldown_steps: int | None = attrs.field(default=None, validator=_NON_NEGATIVE)
     """Cooldown length in steps (used when cooldown_frac is not given)."""
     decay_shape: Literal["linear", "1-sqrt"] = "linear"
     """Shape of the cooldown: linear, or 1-sqrt (f = 1 - sqrt(progress)·(1 - min_lr_ratio))."""
-    min_lr_ratio: float = attrs.field(default=0.1, validator=_non_negative)
+    min_lr_ratio: float = attrs.field(default=0.1, validator=_NON_NEGATIVE)
     """LR at the end of the cooldown, as a fraction of the peak."""
     allow_no_decay: bool = False
     """Permit a WSD schedule whose cooldown is empty (otherwise refused, D-2)."""
@@ -105,18 +104,21 @@ class WSDSchedule(LRSchedule):
     def decays(self, total_steps: int) -> bool:
         return self.cooldown_steps(total_steps) > 0 and self.cooldown_start(total_steps) < total_steps
 
+    def requires_decay(self) -> bool:
+        return self.cfg.min_lr_ratio < 1 and not self.cfg.allow_no_decay
+
     def landmarks(self, total_steps: int) -> dict[str, int]:
         return {"first": 0, "warmup_end": self.cfg.warmup_steps,
                 "cooldown_start": self.cooldown_start(total_steps), "last": max(total_steps - 1, 0)}
 
 
 @attrs.define(kw_only=True)
-class CosineConfig:
+class CosineConfig(ComponentConfig):
     """Warmup then a half-cosine from peak to ``min_lr_ratio`` at the end of the phase."""
 
-    warmup_steps: int = attrs.field(default=0, validator=_non_negative)
+    warmup_steps: int = attrs.field(default=0, validator=_NON_NEGATIVE)
     """Linear warmup length in optimizer steps."""
-    min_lr_ratio: float = attrs.field(default=0.1, validator=_non_negative)
+    min_lr_ratio: float = attrs.field(default=0.1, validator=_NON_NEGATIVE)
     """LR at the last step, as a fraction of the peak."""
 
 
@@ -135,6 +137,9 @@ class CosineSchedule(LRSchedule):
 
     def decays(self, total_steps: int) -> bool:
         return total_steps - 1 > self.cfg.warmup_steps
+
+    def requires_decay(self) -> bool:
+        return self.cfg.min_lr_ratio < 1
 
     def landmarks(self, total_steps: int) -> dict[str, int]:
         return {"first": 0, "warmup_end": self.cfg.warmup_steps, "last": max(total_steps - 1, 0)}

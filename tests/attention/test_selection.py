@@ -105,8 +105,10 @@ def third_party_registry(attention_registry):
     """The real registry plus a plugin registered the way a third party's would be."""
     import attrs
 
+    from argonne_kit.contracts.config import ComponentConfig
+
     @attrs.define
-    class NoWindowConfig:
+    class NoWindowConfig(ComponentConfig):
         """No options."""
 
     plugin = types.SimpleNamespace(argonne_kit_register_components=hookimpl(

@@ -10,11 +10,12 @@ import attrs
 import pytest
 
 from argonne_kit import registry as registry_mod
+from argonne_kit.contracts.config import ComponentConfig, ParallelConfig
 from argonne_kit.registry import Distribution, Registry, hookimpl
 
 
 @attrs.define(kw_only=True)
-class WindowedAttentionConfig:
+class WindowedAttentionConfig(ComponentConfig):
     """Test attention config."""
 
     window: int | None = None
@@ -22,12 +23,17 @@ class WindowedAttentionConfig:
 
 
 @attrs.define(kw_only=True)
-class EmptyConfig:
+class EmptyConfig(ComponentConfig):
     """No settings."""
 
 
 @attrs.define(kw_only=True)
-class TokensConfig:
+class EmptyParallelConfig(ParallelConfig):
+    """No settings."""
+
+
+@attrs.define(kw_only=True)
+class TokensConfig(ComponentConfig):
     """Test data config."""
 
     path: str = "data"
@@ -60,7 +66,7 @@ def test_registry():
         ("attention", "auto", WindowedAttentionConfig),
         ("attention", "math", WindowedAttentionConfig),
         ("objective", "clm", EmptyConfig),
-        ("parallel", "single", EmptyConfig),
+        ("parallel", "single", EmptyParallelConfig),
         ("data", "tokens", TokensConfig),
     ]), "testplugin", Distribution("test-dist", "1.0"))
     registry_mod.reset_registry(reg)

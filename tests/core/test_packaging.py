@@ -26,16 +26,54 @@ def test_every_package_directory_is_listed_in_pyproject():
     assert found == listed
 
 
+def _kit_imports(path: Path) -> list[tuple[int, str]]:
+    """Every ``argonne_kit`` module a file imports, anywhere in it (functions included)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+            if node.module == "argonne_kit":  # ``from argonne_kit import errors``
+                modules = [f"argonne_kit.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        else:
+            continue
+        found += [(node.lineno, m) for m in modules if m == "argonne_kit" or m.startswith("argonne_kit.")]
+    return found
+
+
+def _plugin_files():
+    yield from (ROOT / "plugins").rglob("*.py")
+    yield from (ROOT / "examples").rglob("*.py")
+    yield from (ROOT / "tests" / "core" / "contract_plugin").rglob("*.py")
+
+
 def test_plugins_import_only_the_core_contracts():
-    """Dependency rule: plugins → the core's contracts/registry only, never another plugin kind."""
-    for path in (ROOT / "plugins").rglob("*.py"):
-        kind = path.relative_to(ROOT / "plugins").parts[0]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                module = node.module
-                if module.startswith("argonne_plugins."):
-                    assert module.split(".")[1] == kind, f"{path}: imports another plugin kind ({module})"
-                assert not module.startswith("plugins"), f"{path}: imports the bare 'plugins' package"
+    """Dependency rule: plugins import the kit's public API only (the contracts plus the documented
+    helpers of ``argonne_kit.contracts.PUBLIC_API``), never another plugin kind."""
+    from argonne_kit.contracts import PUBLIC_API
+
+    outside = []
+    for path in _plugin_files():
+        outside += [f"{path.relative_to(ROOT)}:{line}: {module}" for line, module in _kit_imports(path)
+                    if module not in PUBLIC_API]
+        if path.is_relative_to(ROOT / "plugins"):
+            kind = path.relative_to(ROOT / "plugins").parts[0]
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    module = node.module
+                    if module.startswith("argonne_plugins."):
+                        assert module.split(".")[1] == kind, f"{path}: imports another plugin kind ({module})"
+                    assert not module.startswith("plugins"), f"{path}: imports the bare 'plugins' package"
+    assert outside == []
+
+
+def test_the_public_api_check_sees_internal_imports(tmp_path):
+    sample = tmp_path / "p.py"
+    sample.write_text("from argonne_kit.train.trainer import Trainer\nimport argonne_kit.model.build\n"
+                      "def f():\n    from argonne_kit import probe\n    from argonne_kit.errors import DataError\n")
+    assert _kit_imports(sample) == [(1, "argonne_kit.train.trainer"), (2, "argonne_kit.model.build"),
+                                    (4, "argonne_kit.probe"), (5, "argonne_kit.errors")]
 
 
 def test_core_never_imports_a_plugin():

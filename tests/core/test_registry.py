@@ -73,6 +73,22 @@ def test_unknown_kind_and_non_attrs_config_are_refused(plugin_kit):
         reg.register_plugin(plugin_kit.make([("objective", "x", NotAttrs)]), "q", Distribution("d", "1"))
 
 
+def test_config_classes_must_subclass_the_config_contract(plugin_kit):
+    """The core calls config hooks (``resolve``, ``data_parallel_world``) without probing: a config
+    class declares them by subclassing the contract's base, or is refused at registration."""
+    import attrs
+
+    @attrs.define
+    class Plain:
+        """No base."""
+
+    reg = Registry()
+    with pytest.raises(PluginError, match=r"objective 'x' must subclass argonne_kit.contracts.config.ComponentConfig"):
+        reg.register_plugin(plugin_kit.make([("objective", "x", Plain)]), "a", Distribution("d", "1"))
+    with pytest.raises(PluginError, match=r"parallel 'y' must subclass argonne_kit.contracts.config.ParallelConfig"):
+        reg.register_plugin(plugin_kit.make([("parallel", "y", plugin_kit.EmptyConfig)]), "b", Distribution("d", "1"))
+
+
 def test_lookup_suggests_close_names(plugin_kit):
     reg = Registry()
     reg.register_plugin(plugin_kit.make([("attention", "sdpa", plugin_kit.EmptyConfig)]), "p", Distribution("d", "1"))

@@ -199,7 +199,7 @@ def test_missing_reference_is_a_clear_error():
     objective = DPOObjective(DPOConfig())
     with pytest.raises(PluginError, match="no reference model attached"):
         objective(tiny_qwen3(), preference_batch())
-    with pytest.raises(PluginError, match="init.from"):
+    with pytest.raises(RecipeError, match="init.from"):
         objective.reference_source(None)
     assert objective.reference_source("runs/sft") == "runs/sft"
     assert DPOObjective(DPOConfig(reference="models/ref")).reference_source("runs/sft") == "models/ref"

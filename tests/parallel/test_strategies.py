@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import harness  # noqa: E402
 
 from argonne_kit.contracts.parallel import ParallelStrategy, WrapOptions  # noqa: E402
-from argonne_kit.errors import CheckpointError, PluginError, RecipeError  # noqa: E402
+from argonne_kit.errors import CheckpointError, RecipeError  # noqa: E402
 from argonne_kit.launch import relaunch_advice  # noqa: E402
 from argonne_kit.registry import get_registry  # noqa: E402
 
@@ -78,7 +78,7 @@ def test_tp_refuses_a_degree_that_does_not_split_the_heads():
 
     model = harness.build_model()  # 4 query heads, 2 KV heads
     check_tp_shapes(model, 2)
-    with pytest.raises(PluginError, match="degree 4 does not divide num_key_value_heads"):
+    with pytest.raises(RecipeError, match="degree 4 does not divide num_key_value_heads"):
         check_tp_shapes(model, 4)
 
 

@@ -2,9 +2,11 @@
 
 import json
 import shutil
+import signal
 
 import torch
 
+from argonne_kit.train.metrics import read_metrics
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, list_checkpoints, verify_checkpoint
 from train_fixtures import run_cli, write_recipe
 
@@ -46,7 +48,7 @@ def test_nan_weights_refuse_the_save_and_the_export(tmp_path, capsys):
     the newest checkpoint, no final_model, exit status non-zero (D-9)."""
     recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nnan_at_call = 5\n'
                                     "[checkpoint]\ninterval_steps = 2\nkeep_last = 1\n")
-    assert run_cli(recipe) == 1
+    assert run_cli(recipe, "train.max_failed_steps=100") == 1  # no divergence stop: every gate is reached
     out = capsys.readouterr().out
     assert "REFUSED step 6: non-finite weights" in out
     assert "REFUSED step 8" in out
@@ -87,4 +89,34 @@ def test_sigusr1_saves_and_exits_zero_without_export(tmp_path, capsys):
     assert "received SIGUSR1" in capsys.readouterr().out
     run = tmp_path / "run"
     assert [s for s, _ in list_checkpoints(run / CHECKPOINTS_DIR)] == [3]
+    assert not (run / "final_model").exists()
+
+
+def test_sigint_saves_and_exits_130_without_export(tmp_path, capsys):
+    """Ctrl-C: the step it arrived in is saved (resumable) and the status is 130, as a shell
+    reports an interrupted command; SIGINT's default handler is back afterwards."""
+    recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nsignal_at_call = 3\nsignal = "SIGINT"\n'
+                                    "[checkpoint]\ninterval_steps = 100\n")
+    assert run_cli(recipe) == 130
+    assert "received SIGINT" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert [s for s, _ in list_checkpoints(run / CHECKPOINTS_DIR)] == [3]
+    assert not (run / "final_model").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_divergence_stops_after_consecutive_failed_steps_and_names_the_last_good_checkpoint(tmp_path, capsys):
+    """A NaN from step 3 on: the run stops after train.max_failed_steps = 3 failed steps (step 5),
+    saves nothing more, names step 2 as the last good checkpoint and exits 1 without export."""
+    recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nnan_at_call = 3\n'
+                                    "[checkpoint]\ninterval_steps = 2\nkeep_last = 2\n")
+    assert run_cli(recipe) == 1
+    out = capsys.readouterr().out
+    run = tmp_path / "run"
+    assert "run: diverged: stopped at step 5 after 3 consecutive failed steps" in out
+    assert f"Last good checkpoint: {run / CHECKPOINTS_DIR / 'step_00000002'}" in out
+    assert "REFUSED step 4: non-finite weights" in out and "REFUSED step 6" not in out
+    steps = [r["step"] for r in read_metrics(run) if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5]
+    assert [s for s, _ in list_checkpoints(run / CHECKPOINTS_DIR)] == [2]
     assert not (run / "final_model").exists()

@@ -11,10 +11,6 @@ from argonne_kit.errors import RecipeError
 from argonne_kit.model import build_model
 from argonne_kit.recipe.api import resolve_recipe
 from argonne_kit.registry import get_registry
-from argonne_kit.train.checkpoint import CheckpointManager
-from argonne_kit.train.metrics import Progress
-from argonne_kit.train.state import Counters
-from argonne_kit.train.stop import StopConditions
 from argonne_kit.train.trainer import LoopSettings, Trainer
 from train_fixtures import ProbeConfig, ProbeObjective, write_recipe
 
@@ -30,13 +26,9 @@ def one_step(tmp_path, micro_batches, objective, around_step=contextlib.nullcont
     schedule = get_registry().get("schedule", "constant").factory(
         get_registry().get("schedule", "constant").config_cls())
     settings = LoopSettings(total_steps=1, grad_accum_steps=len(micro_batches), tokens_per_step=0, peak_lr=1.0,
-                            grad_clip=None, precision="fp32", log_every=1, val_every=None, val_batches=1,
-                            interval_steps=None, interval_s=None, recipe_toml="")
+                            grad_clip=None, precision="fp32")
     trainer = Trainer(settings=settings, strategy=strategy, model=model, optimizer=optimizer, objective=objective,
-                      schedule=schedule, data=None, val_data=None,
-                      checkpoints=CheckpointManager(tmp_path, strategy), counters=Counters(),
-                      stop=StopConditions(resolved.recipe.run, 0.0), metrics=None,
-                      progress=Progress("plain", 1, 0, enabled=False), log=print)
+                      schedule=schedule, data=None)
     with around_step():
         stats = trainer.step(iter(micro_batches))
     return stats, {k: v.detach().clone() for k, v in model.state_dict().items()}

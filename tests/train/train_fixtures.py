@@ -17,15 +17,17 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataSize, DataSource
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
+from argonne_kit.data.order import ordered_map
 from argonne_kit.registry import get_registry, hookimpl
 
 HERE = Path(__file__).resolve().parent
 
 
 @attrs.define(kw_only=True)
-class SyntheticConfig:
+class SyntheticConfig(ComponentConfig):
     """A learnable synthetic token stream."""
 
     vocab: int = 200
@@ -34,6 +36,9 @@ class SyntheticConfig:
     """Length of the repeated phrase."""
     tokens: int = 20000
     """Tokens per epoch."""
+    num_workers: int = 0
+    """Batches built by this many DataLoader worker processes (the kit's ``ordered_map``, as the
+    real sources do); 0 = in the training process."""
 
 
 class SyntheticTokens(DataSource):
@@ -50,16 +55,19 @@ class SyntheticTokens(DataSource):
     def _windows_per_epoch(self) -> int:
         return (self.cfg.tokens - 1) // self.ctx.seq_len
 
-    def __iter__(self):
+    def batch_at(self, position: int) -> dict[str, torch.Tensor]:
         B, T = self.ctx.micro_batch_size, self.ctx.seq_len
-        while True:
-            rows = []
-            for b in range(B):
-                index = (self.position * self.ctx.dp_world + self.ctx.dp_rank) * B + b
-                index %= self._windows_per_epoch()
-                rows.append(self.stream[index * T: index * T + T + 1])
+        rows = []
+        for b in range(B):
+            index = (position * self.ctx.dp_world + self.ctx.dp_rank) * B + b
+            index %= self._windows_per_epoch()
+            rows.append(self.stream[index * T: index * T + T + 1])
+        return {"input_ids": torch.stack(rows)}
+
+    def __iter__(self):
+        for batch in ordered_map(self.batch_at, self.position, self.cfg.num_workers):
             self.position += 1
-            yield {"input_ids": torch.stack(rows)}
+            yield batch
 
     def state_dict(self):
         return {"position": self.position}
@@ -75,13 +83,15 @@ class SyntheticTokens(DataSource):
 
 
 @attrs.define(kw_only=True)
-class ProbeConfig:
+class ProbeConfig(ComponentConfig):
     """CLM with test probes."""
 
     nan_at_call: int = 0
     """On this call (1-based; 0 = never) write a NaN into one weight of the model."""
     signal_at_call: int = 0
-    """On this call (1-based; 0 = never) send SIGUSR1 to this process."""
+    """On this call (1-based; 0 = never) send ``signal`` to this process."""
+    signal: str = "SIGUSR1"
+    """The signal ``signal_at_call`` sends."""
 
 
 class ProbeObjective(Objective):
@@ -103,7 +113,7 @@ class ProbeObjective(Objective):
             with torch.no_grad():
                 next(model.parameters()).view(-1)[0] = float("nan")
         if self.calls == self.cfg.signal_at_call:
-            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), signal.Signals[self.cfg.signal])
         logits = model(input_ids=batch["input_ids"][:, :-1]).logits
         y = self.targets(batch)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1),

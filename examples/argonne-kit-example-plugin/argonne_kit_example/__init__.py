@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Capabilities
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.registry import hookimpl
 
 
 @attrs.define(kw_only=True)
-class LabelSmoothedCLMConfig:
+class LabelSmoothedCLMConfig(ComponentConfig):
     """Next-token prediction with label smoothing."""
 
     smoothing: float = 0.1
@@ -43,7 +44,7 @@ class LabelSmoothedCLM(Objective):
 
 
 @attrs.define(kw_only=True)
-class ChunkedMathConfig:
+class ChunkedMathConfig(ComponentConfig):
     """Exact attention, a block of queries at a time."""
 
     query_chunk: int = 128
