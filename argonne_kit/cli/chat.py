@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where to run; auto = CUDA when available (default auto)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the model directory's own Python code to run (off: such a model is refused)")
     p.set_defaults(func=cmd_chat)
 
 
@@ -45,20 +47,16 @@ def locate_model_dir(value: str) -> Path:
                           f"with final_model/")
 
 
-def load_chat_model(model_dir: Path, device: str):
+def load_chat_model(model_dir: Path, device: str, *, trust_remote_code: bool = False):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from argonne_kit.model import register_auto_classes
+    from argonne_kit.safe_io import load_pretrained
 
     register_auto_classes()  # model_type argonne2/argonne → the kit's classes
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"chat: cannot load {model_dir}: {exc}") from None
+    model, tokenizer = load_pretrained(model_dir, trust_remote_code=trust_remote_code)
     return model.to(device).eval(), tokenizer
 
 
@@ -68,7 +66,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from argonne_kit.probe import chat_eos_token_id, generate_reply
 
     model_dir = locate_model_dir(args.model_dir)
-    model, tokenizer = load_chat_model(model_dir, args.device)
+    model, tokenizer = load_chat_model(model_dir, args.device, trust_remote_code=args.trust_remote_code)
     eos = chat_eos_token_id(tokenizer)
     torch.manual_seed(args.seed)
     system = [{"role": "system", "content": args.system}] if args.system else []

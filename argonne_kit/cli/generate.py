@@ -18,15 +18,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature; 0 = greedy (default 0.8)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default 0.95)")
     p.add_argument("--seed", type=int, default=444, help="sampling seed (default 444)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the model directory's own Python code to run (off: such a model is refused)")
     p.set_defaults(func=cmd_generate)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from argonne_kit.model import register_auto_classes
     from argonne_kit.recipe.sections import SampleConfig
+    from argonne_kit.safe_io import load_pretrained
     from argonne_kit.train.export import FINAL_MODEL_DIR
     from argonne_kit.train.sampling import generate
 
@@ -39,8 +41,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                            f"with {FINAL_MODEL_DIR}/)")
     if args.max_new_tokens <= 0:
         raise ArgonneError("--max-new-tokens must be > 0")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    model, tokenizer = load_pretrained(path, trust_remote_code=args.trust_remote_code, dtype=torch.float32)
     cfg = SampleConfig(prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                        top_p=args.top_p)
     print(generate(model, tokenizer, cfg, seed=args.seed))

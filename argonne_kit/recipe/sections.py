@@ -105,6 +105,10 @@ class CheckpointConfig:
     verified one is never deleted)."""
     keep_every_steps: int | None = attrs.field(default=None, validator=_positive)
     """Also keep every checkpoint whose step is a multiple of this (milestones)."""
+    async_save: bool = False
+    """Write checkpoints in a background thread: the training loop pauses only to copy the
+    state into host memory. Same gates (verification, atomic rename, retention); one save in
+    flight at a time; the run waits for it before exporting. Single-process runs only."""
 
 
 @attrs.define(kw_only=True)

@@ -23,9 +23,9 @@ import attrs
 import torch
 
 from argonne_kit.errors import CheckpointError, RecipeError
-from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, is_checkpoint, list_checkpoints, verify_checkpoint
+from argonne_kit.safe_io import safe_torch_load
+from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, is_checkpoint, newest_verified
 from argonne_kit.train.export import FINAL_MODEL_DIR
-
 
 
 @attrs.frozen
@@ -51,12 +51,14 @@ def locate_init_source(value: str, base_dir: Path) -> InitSource:
     if is_checkpoint(path):
         return InitSource("checkpoint", path)
     if (path / CHECKPOINTS_DIR).is_dir():
-        for _step, ckpt in reversed(list_checkpoints(path / CHECKPOINTS_DIR)):
-            try:
-                verify_checkpoint(ckpt)
-                return InitSource("checkpoint", ckpt)
-            except CheckpointError:
-                continue
+        try:
+            newest = newest_verified(path / CHECKPOINTS_DIR, log=lambda _message: None)
+        except CheckpointError:
+            if not (path / FINAL_MODEL_DIR / "config.json").is_file():
+                raise
+            newest = None  # every checkpoint damaged, but the run exported its final model
+        if newest is not None:
+            return InitSource("checkpoint", newest)
     if (path / FINAL_MODEL_DIR / "config.json").is_file():
         return InitSource("hf", path / FINAL_MODEL_DIR)
     if (path / "config.json").is_file():
@@ -90,10 +92,7 @@ def load_weights(model: torch.nn.Module, source: InitSource) -> dict[str, int]:
 
 def read_original(path: Path) -> dict[str, Any]:
     """An original ``checkpoint_step_<N>.pt`` (keys of spec §3.2)."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable training checkpoint: {exc}") from None
+    blob = safe_torch_load(path, mmap=True, what="training checkpoint")
     if not isinstance(blob, dict) or "model_state_dict" not in blob:
         raise CheckpointError(f"{path}: not an original training checkpoint (no 'model_state_dict')")
     return blob

@@ -186,7 +186,8 @@ class Run:
         torch.manual_seed(train.seed + strategy.rank)
 
         checkpoints = CheckpointManager(self.run_dir, strategy, keep_last=recipe.checkpoint.keep_last,
-                                        keep_every_steps=recipe.checkpoint.keep_every_steps, log=self.log)
+                                        keep_every_steps=recipe.checkpoint.keep_every_steps, log=self.log,
+                                        async_save=recipe.checkpoint.async_save)
         checkpoints.collect_stale()
         strategy.barrier()
         counters = Counters(**init_counters)
@@ -226,7 +227,10 @@ class Run:
         stop.install()
         try:
             outcome = trainer.train()
+            if not checkpoints.wait():  # an async save still in flight must verify before the exit
+                outcome = Outcome.FAILED
         finally:
+            checkpoints.wait()
             stop.uninstall()
             progress.close()
             if metrics is not None:
@@ -322,11 +326,11 @@ class Run:
         if setting == "never":
             return None
         if setting == "auto":
-            return CheckpointManager(self.run_dir, self.strategy, log=lambda _m: None).latest()
+            return CheckpointManager(self.run_dir, self.strategy, log=self.log).latest()
         path = Path(setting)
         if is_checkpoint(path):
             return path
-        latest = CheckpointManager(path, self.strategy, log=lambda _m: None).latest()
+        latest = CheckpointManager(path, self.strategy, log=self.log).latest()
         if latest is None:
             raise RecipeError(f"run.resume: {setting!r} is neither a checkpoint nor a run directory with one")
         return latest
