@@ -24,9 +24,10 @@ import attrs
 import numpy as np
 
 from argonne_kit.data.manifest import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION
-from argonne_kit.data.shards import TMP_SUFFIX, ShardWriter, atomic_save_npy, atomic_write_bytes
+from argonne_kit.data.shards import ShardWriter, atomic_save_npy
 from argonne_kit.data.tokenizer import load_tokenizer
 from argonne_kit.errors import DataError, suggest
+from argonne_kit.safe_io import TMP_SUFFIX, atomic_write_bytes
 
 DEFAULT_SHARD_TOKENS = 100_000_000
 DEFAULT_BATCH_ROWS = 1000

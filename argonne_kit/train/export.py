@@ -7,11 +7,11 @@ is always complete.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE
+from argonne_kit.safe_io import replace_dir
 
 FINAL_MODEL_DIR = "final_model"
 
@@ -33,9 +33,5 @@ def export_final_model(model, tokenizer, run_dir: Path, recipe_toml: str, eos_to
     model.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)
-    old = Path(run_dir) / f".tmp-old-{FINAL_MODEL_DIR}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, final)
     return final

@@ -35,6 +35,7 @@ from argonne_kit.recipe.api import ResolvedRecipe
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_changes, resolve_any
 from argonne_kit.recipe.resolvers import batch_math
 from argonne_kit.registry import get_registry
+from argonne_kit.safe_io import atomic_write_text
 from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint, load_trainer_state
 from argonne_kit.train.export import export_final_model
 from argonne_kit.train.init_from import InitSource, check_carry, load_weights, locate_init_source, read_original
@@ -384,9 +385,7 @@ class Run:
             if changes:
                 self.log("recipe: changed since this run directory was last used:\n"
                          + format_changes(changes, "previous", "now"))
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(self.recipe_toml)
-        os.replace(tmp, path)
+        atomic_write_text(path, self.recipe_toml)
 
     def _log_attention_plan(self, model: torch.nn.Module) -> None:
         plan_fn = getattr(model, "attention_plan", None)
