@@ -63,8 +63,10 @@ def load_chat_model(model_dir: Path, device: str, *, trust_remote_code: bool = F
 def cmd_chat(args: argparse.Namespace) -> int:
     import torch
 
+    from argonne_kit.cli.generate import check_sampling_args
     from argonne_kit.probe import chat_eos_token_id, generate_reply
 
+    check_sampling_args(args)
     model_dir = locate_model_dir(args.model_dir)
     model, tokenizer = load_chat_model(model_dir, args.device, trust_remote_code=args.trust_remote_code)
     eos = chat_eos_token_id(tokenizer)

@@ -23,6 +23,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+def check_sampling_args(args: argparse.Namespace) -> None:
+    """``--max-new-tokens`` > 0, ``--temperature`` >= 0 and ``--top-p`` in (0, 1], all finite."""
+    import math
+
+    checks = (("--max-new-tokens", args.max_new_tokens, args.max_new_tokens > 0, "> 0"),
+              ("--temperature", args.temperature, math.isfinite(args.temperature) and args.temperature >= 0, ">= 0"),
+              ("--top-p", args.top_p, math.isfinite(args.top_p) and 0 < args.top_p <= 1, "in (0, 1]"))
+    for flag, value, ok, rule in checks:
+        if not ok:
+            raise ArgonneError(f"command line: {flag}: must be {rule}, got {value}")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
@@ -39,8 +51,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not (path / "config.json").is_file():
         raise ArgonneError(f"{args.model_dir}: no config.json (expected an exported model or a run directory "
                            f"with {FINAL_MODEL_DIR}/)")
-    if args.max_new_tokens <= 0:
-        raise ArgonneError("--max-new-tokens must be > 0")
+    check_sampling_args(args)
     model, tokenizer = load_pretrained(path, trust_remote_code=args.trust_remote_code, dtype=torch.float32)
     cfg = SampleConfig(prompt=args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                        top_p=args.top_p)
