@@ -334,6 +334,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a checkpoint (no {MANIFEST_FILE})") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}/{MANIFEST_FILE}: unreadable: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path}/{MANIFEST_FILE}: expected a JSON object, got {type(manifest).__name__}")
     missing = [k for k in MANIFEST_KEYS if k not in manifest]
     if missing or manifest.get("format") not in READABLE_FORMATS:
         raise CheckpointError(f"{path}/{MANIFEST_FILE}: missing keys {missing} or unknown format "

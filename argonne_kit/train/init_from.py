@@ -100,18 +100,25 @@ def read_original(path: Path) -> dict[str, Any]:
 
 def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
     """All tensors of a Hugging Face model directory (single or sharded safetensors)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{index}: not a safetensors index ({type(exc).__name__}: {exc})") from None
     else:
         files = [p.name for p in sorted(directory.glob("*.safetensors"))]
     if not files:
         raise CheckpointError(f"{directory}: no .safetensors weights")
     state: dict[str, torch.Tensor] = {}
     for name in files:
-        state.update(load_file(str(directory / name)))
+        try:
+            state.update(load_file(str(directory / name)))
+        except (OSError, ValueError, SafetensorError) as exc:  # a truncated or foreign file
+            raise CheckpointError(f"{directory / name}: unreadable safetensors file: {exc}") from None
     return state
 
 

@@ -119,7 +119,10 @@ class Run:
     def execute(self) -> int:
         lock = RunLock(self.run_dir)
         if self.strategy.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise RecipeError(f"run.dir: {self.run_dir} exists and is not a directory") from None
             lock.acquire()
         try:
             return self._execute()
@@ -137,7 +140,6 @@ class Run:
         self.resolved.meta.update(run_meta(self.registry, tokenizer_name=self.tokenizer.name_or_path,
                                            tokenizer_sha256=tokenizer_sha, world_size=strategy.world_size))
         self.recipe_toml = self.resolved.to_toml()
-        self._write_resolved_recipe()
 
         train = recipe.train
         if recipe.run.nproc is not None and recipe.run.nproc != strategy.world_size:
@@ -208,6 +210,7 @@ class Run:
                           progress=progress, log=self.log, on_checkpoint=self._sample_at,
                           on_probe=self._probe if recipe.eval.probe else None)
         self._resume_or_carry(trainer, checkpoints, init, wrapped, optimizer)
+        self._write_resolved_recipe()  # only once the run is known to start: a refused one changes nothing
         # opened after a resume truncated the records of the steps it will re-train
         metrics = MetricsLog(self.run_dir, tensorboard=recipe.logging.tensorboard, log=self.log) \
             if strategy.is_main else None

@@ -1,9 +1,8 @@
 """Fixtures of the hardening tests: one tiny trained run (checkpoints at steps 4 and 8, an
-exported final model) copied into each test that damages it, and hostile pickles."""
+exported final model), copied into each test that damages it."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,19 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
 
+from hardening_fixtures import CHECKPOINT_BODY  # noqa: E402
 from train_fixtures import register_synthetic_data, run_cli, write_recipe  # noqa: E402
-
-CHECKPOINT_BODY = "[checkpoint]\ninterval_steps = 4\nkeep_last = 5\n"
-
-
-class Plant:
-    """A pickle payload: unpickling it creates the directory ``marker`` (proof that it ran)."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.marker),))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,12 +35,3 @@ def run_copy(trained_run, tmp_path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(trained_run, target)
     return target
-
-
-def one_error_line(err: str) -> str:
-    """The single ``argonne-kit: error:`` line of ``err`` (asserting there is exactly one and no
-    traceback)."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("argonne-kit: error:")]
-    assert len(lines) == 1, err
-    return lines[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from argonne_kit.cli import main
-from conftest import one_error_line
+from hardening_fixtures import one_error_line
 
 RECIPE = """
 [model]
