@@ -144,6 +144,8 @@ class CheckpointManager:
         strategy = self.strategy
         if not self.wait():
             self.log("checkpoint: the previous background save failed (see above); saving again")
+        if self.async_save:
+            return self._save_in_background(model, optimizer, step, tokens, trainer_state, recipe_toml)
         bad = nonfinite_parameters(strategy.unwrap(model))
         flag = torch.tensor([1.0 if bad else 0.0], device=strategy.device)
         strategy.all_reduce_max(flag)
@@ -165,34 +167,51 @@ class CheckpointManager:
         strategy.barrier()
 
         state = strategy.state_dicts(model, optimizer)
-        if self.async_save:
-            snapshot = host_copy(state)
-            trainer_copy = copy.deepcopy(trainer_state)
-            self._pending_result = {}
-            self._pending = threading.Thread(
-                target=self._background, name=f"checkpoint-save-{step}",
-                args=(snapshot, trainer_copy, recipe_toml, step, tokens, tmp, final))
-            self._pending.start()
-            return final
         self._write(state, trainer_state, recipe_toml, step, tokens, tmp)
         return self._finalize(step, tmp, final)
 
+    def _save_in_background(self, model, optimizer, step, tokens, trainer_state, recipe_toml) -> Path:
+        """Copy the state into host memory and hand the gates (the non-finite check on the copy
+        included) to a background thread; the path the checkpoint will have."""
+        final = self.dir / step_dir_name(step)
+        snapshot = host_copy(self.strategy.state_dicts(model, optimizer))
+        trainer_copy = copy.deepcopy(trainer_state)
+        self._pending_result = {}
+        self._pending = threading.Thread(target=self._background, name=f"checkpoint-save-{step}",
+                                         args=(snapshot, trainer_copy, recipe_toml, step, tokens, final))
+        self._pending.start()
+        return final
+
     def wait(self) -> bool:
-        """Join the background save, if any; False when it failed (the reason was logged)."""
+        """Join the background save, if any; False when a gate refused it (the reason is logged);
+        a write failure (full disk) raises its :class:`StorageError`."""
         if self._pending is None:
             return True
         self._pending.join()
         self._pending = None
+        if "storage" in self._pending_result:
+            raise StorageError(str(self._pending_result.pop("storage"))) from None
         error = self._pending_result.get("error")
         if error is not None:
             self.log(error)
             return False
         return self._pending_result.get("path") is not None
 
-    def _background(self, state, trainer_state, recipe_toml, step, tokens, tmp, final) -> None:
+    def _background(self, state, trainer_state, recipe_toml, step, tokens, final) -> None:
+        tmp = self.dir / f"{TMP_PREFIX}{final.name}"
+        bad = nonfinite_tensors(state.get("model", {}))
+        if bad:
+            self._pending_result["error"] = (f"checkpoint: REFUSED step {step}: non-finite weights: "
+                                             f"{', '.join(bad)}; previous checkpoint kept")
+            return
         try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            remove_path(tmp)
+            tmp.mkdir()
             self._write(state, trainer_state, recipe_toml, step, tokens, tmp)
             self._pending_result["path"] = self._finalize(step, tmp, final)
+        except StorageError as exc:  # a full disk stops the run, as a synchronous save does
+            self._pending_result["storage"] = exc
         except ArgonneError as exc:
             self._pending_result["error"] = f"checkpoint: REFUSED step {step}: {exc}"
         except Exception as exc:  # noqa: BLE001 — a thread must not die silently: reported at wait()
@@ -575,6 +594,13 @@ def count_tensors(state: Any) -> tuple[int, int]:
         except RuntimeError:  # tensors without storage (meta/fake) count as distinct
             storages.add(id(local))
     return len(leaves), len(storages)
+
+
+def nonfinite_tensors(tensors: dict[str, Any], limit: int = 5) -> list[str]:
+    """Names of the first ``limit`` floating-point tensors of a flat state dict holding NaN/Inf."""
+    bad = [name for name, t in tensors.items()
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    return bad[:limit]
 
 
 def nonfinite_parameters(model: torch.nn.Module, limit: int = 5) -> list[str]:

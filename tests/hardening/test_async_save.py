@@ -124,3 +124,25 @@ def test_sigkill_during_async_saves_never_loses_the_previous_checkpoint(tmp_path
     assert proc.returncode == 0, out
     assert [s for s, _ in list_checkpoints(ckpt_dir)] == [16]
     assert not [p for p in ckpt_dir.iterdir() if p.name.startswith(TMP_PREFIX) and p.is_dir()]
+
+
+def test_a_full_disk_during_a_background_save_is_one_line(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    from argonne_kit import safe_io
+    from hardening_fixtures import one_error_line
+
+    real_open = builtins.open
+
+    def full_disk_open(file, mode="r", *args, **kwargs):
+        if str(file).endswith(f"{TMP_PREFIX}step_00000004/state.pt.tmp"):
+            return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(safe_io, "open", full_disk_open, raising=False)
+    assert run_cli(write_recipe(tmp_path, ASYNC)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.endswith("state.pt: No space left on device; previous checkpoint kept")
+    checkpoints = tmp_path / "run" / CHECKPOINTS_DIR
+    assert [s for s, _ in list_checkpoints(checkpoints)] == [2]
+    assert not [p for p in checkpoints.iterdir() if p.name.startswith(TMP_PREFIX)]
