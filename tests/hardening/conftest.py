@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
 
-from hardening_fixtures import CHECKPOINT_BODY  # noqa: E402
-from train_fixtures import register_synthetic_data, run_cli, write_recipe  # noqa: E402
+from hardening_fixtures import CHECKPOINT_BODY
+from train_fixtures import register_synthetic_data, run_cli, write_recipe
 
 
 @pytest.fixture(scope="session", autouse=True)

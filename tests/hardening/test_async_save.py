@@ -11,11 +11,6 @@ import time
 
 import pytest
 import torch
-
-from argonne_kit.errors import CheckpointError
-from argonne_kit.recipe.diff import resolve_any
-from argonne_kit.registry import get_registry
-from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, TMP_PREFIX, CheckpointManager, list_checkpoints
 from test_trainer_kill_during_save import (
     LAUNCHER,
     _model_like_the_run,
@@ -24,6 +19,16 @@ from test_trainer_kill_during_save import (
     wait_for_checkpoints,
 )
 from train_fixtures import run_cli, write_recipe
+
+from argonne_kit.errors import CheckpointError
+from argonne_kit.recipe.diff import resolve_any
+from argonne_kit.registry import get_registry
+from argonne_kit.train.checkpoint import (
+    CHECKPOINTS_DIR,
+    TMP_PREFIX,
+    CheckpointManager,
+    list_checkpoints,
+)
 
 ASYNC = "[checkpoint]\ninterval_steps = 2\nkeep_last = 10\nasync_save = true\n"
 SYNC = "[checkpoint]\ninterval_steps = 2\nkeep_last = 10\n"
@@ -129,8 +134,9 @@ def test_sigkill_during_async_saves_never_loses_the_previous_checkpoint(tmp_path
 def test_a_full_disk_during_a_background_save_is_one_line(tmp_path, capsys, monkeypatch):
     import builtins
 
-    from argonne_kit import safe_io
     from hardening_fixtures import one_error_line
+
+    from argonne_kit import safe_io
 
     real_open = builtins.open
 

@@ -9,11 +9,16 @@ import json
 import os
 
 import torch
-
-from argonne_kit import safe_io
-from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, TMP_PREFIX, list_checkpoints, verify_checkpoint
 from hardening_fixtures import CHECKPOINT_BODY, one_error_line
 from train_fixtures import run_cli, write_recipe
+
+from argonne_kit import safe_io
+from argonne_kit.train.checkpoint import (
+    CHECKPOINTS_DIR,
+    TMP_PREFIX,
+    list_checkpoints,
+    verify_checkpoint,
+)
 
 STEP4, STEP8 = "step_00000004", "step_00000008"
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hardening_fixtures import CHECKPOINT_BODY
+from train_fixtures import write_recipe
 
 from argonne_kit.cli import main
-from hardening_fixtures import CHECKPOINT_BODY
-from train_fixtures import TINY_MODEL, write_recipe
 
 REPORT = os.environ.get("ARGONNE_CORPUS_REPORT")
 SHARD_MAGIC, SHARD_VERSION = 20240801, 7  # the kit's uint32 shard header
@@ -56,7 +55,7 @@ for _key, _section, _value in [("keep_last", "checkpoint", "0"), ("micro_batch_s
 
 @case("recipe-data.num_workers=-1")
 def _(tmp, run):
-    body = f'[data]\nkind = "bin_shards"\nnum_workers = -1\n'
+    body = '[data]\nkind = "bin_shards"\nnum_workers = -1\n'
     return ["resolve", str(_child(tmp, body))], ["child.toml", "data.num_workers"]
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hardening_fixtures import CHECKPOINT_BODY, Plant, one_error_line
+from train_fixtures import run_cli, write_recipe
 
 from argonne_kit.cli import main
 from argonne_kit.errors import CheckpointError
 from argonne_kit.safe_io import safe_torch_load, sha256_file
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, MANIFEST_FILE
-from hardening_fixtures import CHECKPOINT_BODY, Plant, one_error_line
-from train_fixtures import run_cli, write_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ("step_00000004", "step_00000008")
