@@ -145,6 +145,9 @@ def preprocess(input_dir: str | Path, tokenizer: str | None, output_dir: str | P
                     bar.update(record["rows"])
 
     manifest = _assemble_manifest(settings, hf_tokenizer, [records[job.relpath] for job in jobs])
+    if manifest["totals"]["docs"] == 0:  # nothing to train on: an error, not a manifest of zero shards
+        raise DataError(f"{input_dir}: no documents: {len(jobs)} parquet file(s) with "
+                        f"{manifest['totals']['rows']:,} rows, none with text in column {text_column!r}")
     atomic_write_bytes(out / MANIFEST_NAME, (json.dumps(manifest, indent=1) + "\n").encode())
     totals = manifest["totals"]
     log(f"preprocess: {totals['docs']:,} documents, {totals['tokens']:,} tokens in {totals['shards']} shards "

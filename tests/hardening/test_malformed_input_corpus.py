@@ -267,6 +267,17 @@ def _(tmp, run):
     return _preprocess(tmp, tmp / "pq"), ["pq"]
 
 
+@case("preprocess-parquet-without-documents")
+def _(tmp, run):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp / "pq").mkdir()
+    pq.write_table(pa.table({"text": pa.array([], type=pa.string())}), tmp / "pq" / "empty.parquet")
+    pq.write_table(pa.table({"text": ["", None]}), tmp / "pq" / "blank.parquet")
+    return _preprocess(tmp, tmp / "pq"), ["pq", "no documents"]
+
+
 @case("preprocess-missing-text-column")
 def _(tmp, run):
     import pyarrow as pa
