@@ -43,11 +43,25 @@ def describe_os_error(path: str | Path, exc: OSError) -> str:
     return f"cannot write {path}: {reason}"
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """True for ``ENOSPC``/``EDQUOT``, including torch's C++ writers that report it in the text."""
+def is_disk_full(exc: BaseException, path: str | Path | None = None) -> bool:
+    """True for ``ENOSPC``/``EDQUOT``. torch's C++ zip writer reports a full disk only as
+    ``[enforce fail at inline_container.cc…] unexpected pos``: with ``path``, such an error on a
+    file system with less than :data:`NEARLY_FULL` bytes free counts as a full disk too."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    return "No space left on device" in str(exc) or "file write failed" in str(exc)
+    text = str(exc)
+    if any(marker in text for marker in ("No space left on device", "[Errno 28]")):
+        return True
+    if path is not None and "inline_container" in text:
+        try:
+            return shutil.disk_usage(path).free < NEARLY_FULL
+        except OSError:
+            return False
+    return False
+
+
+#: Free bytes below which a torch writer's opaque write error is taken for a full disk.
+NEARLY_FULL = 64 << 20
 
 
 def fsync_dir(path: str | Path) -> None:

@@ -231,7 +231,7 @@ class CheckpointManager:
         except (OSError, StorageError) as exc:
             failure = exc
         except RuntimeError as exc:  # torch's C++ writers report a full disk as a RuntimeError
-            if not is_disk_full(exc):
+            if not is_disk_full(exc, tmp):
                 raise
             failure = exc
         self._raise_if_any_failed(failure, tmp)

@@ -42,7 +42,13 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.tensor import DTensor
 
 from argonne_kit.errors import CheckpointError
-from argonne_kit.safe_io import atomic_write, atomic_write_text, safe_torch_load
+from argonne_kit.safe_io import (
+    StorageError,
+    atomic_write,
+    atomic_write_text,
+    is_disk_full,
+    safe_torch_load,
+)
 
 LAYOUT_FILE = "parallel.json"
 TORCH_STATE_FILE = "state.pt"
@@ -130,8 +136,13 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
             with atomic_write(os.path.join(path, TORCH_STATE_FILE), durable=True) as handle:
                 torch.save(_to_cpu(tensors), handle)
     else:
-        with _single_process_quiet():
-            dcp.save(tensors, checkpoint_id=path, no_dist=not dist.is_initialized())
+        try:
+            with _single_process_quiet():
+                dcp.save(tensors, checkpoint_id=path, no_dist=not dist.is_initialized())
+        except (Exception, CheckpointException) as exc:  # DCP's (a BaseException) wraps every rank's failure
+            if is_disk_full(exc, path):
+                raise StorageError(f"cannot write {path}: No space left on device") from None
+            raise
     if _is_main():
         with atomic_write(os.path.join(path, EXTRAS_FILE), durable=False) as handle:
             torch.save(extras, handle)

@@ -110,3 +110,31 @@ def test_manifest_lists_every_file_with_size_and_checksum(trained_run):
     assert state["size"] == (checkpoint / "state.pt").stat().st_size
     assert state["sha256"] == safe_io.sha256_file(checkpoint / "state.pt")
     assert torch.load(checkpoint / "state.pt", weights_only=True)["model"]
+
+
+def test_torchs_opaque_write_error_on_a_nearly_full_disk_is_a_full_disk(tmp_path, monkeypatch):
+    """torch's zip writer (torch.save to a path, DCP shards) reports ENOSPC only as an
+    ``inline_container`` enforce failure; on a nearly full file system it becomes the one line."""
+    import shutil as real_shutil
+
+    import pytest
+    import torch.distributed.checkpoint as dcp
+    from argonne_plugins.parallel import checkpoint
+
+    from argonne_kit.safe_io import StorageError, is_disk_full
+
+    opaque = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    usage = real_shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(safe_io.shutil, "disk_usage", lambda _p: usage._replace(free=4096))
+    assert is_disk_full(opaque, tmp_path) and not is_disk_full(opaque)
+    assert not is_disk_full(RuntimeError("shape mismatch"), tmp_path)
+
+    def failing_save(*_args, **_kwargs):
+        raise opaque
+
+    monkeypatch.setattr(dcp, "save", failing_save)
+    with pytest.raises(StorageError, match=f"cannot write {tmp_path / 'dcp'}: No space left on device"):
+        checkpoint.save(checkpoint.native_state(torch.nn.Linear(4, 4), None), str(tmp_path / "dcp"), fmt="dcp",
+                        strategy="fsdp", mesh={"dp": 1})
+    monkeypatch.setattr(safe_io.shutil, "disk_usage", lambda _p: usage._replace(free=10**12))
+    assert not is_disk_full(opaque, tmp_path)
