@@ -8,6 +8,7 @@ SLURM command reuses :func:`torchrun_argv`.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 
@@ -71,19 +72,54 @@ def sbatch_template() -> str:
 def render_sbatch(*, recipe: str, overrides: Sequence[str], run_dir: str, script: str, python: str,
                   nodes: int, gpus_per_node: int, time: str, job_name: str, cpus_per_task: int = 8,
                   warning_s: int = 300, max_slices: int = 100, max_failures: int = 2,
-                  extra_sbatch: Sequence[str] = ()) -> str:
-    """The sbatch script for one slice of ``recipe`` (see the template's header). Paths and
-    overrides are shell-quoted; ``extra_sbatch`` are additional ``--option=value`` lines."""
+                  extra_sbatch: Mapping[str, str] | None = None) -> str:
+    """The sbatch script for one slice of ``recipe`` (see the template's header). A value holding
+    a control character (a newline would start a new script line) is refused; shell lines get
+    shell-quoted values, ``#SBATCH`` lines (parsed by sbatch, not the shell) double-quoted ones;
+    ``extra_sbatch`` maps further sbatch options (``partition``…) to their values."""
+    extra = dict(extra_sbatch or {})
+    named = {"recipe path": recipe, "run.dir": run_dir, "script path": script, "python": python,
+             "--job-name": job_name, "--time": time, **{f"--{k}": v for k, v in extra.items()},
+             **{f"override {i + 1}": o for i, o in enumerate(overrides)}}
+    for what, value in named.items():
+        refuse_control_characters(what, value)
     values = {
-        "JOB_NAME": job_name, "NODES": str(nodes), "GPUS_PER_NODE": str(gpus_per_node),
-        "CPUS_PER_TASK": str(cpus_per_task), "TIME": time, "WARNING_S": str(warning_s),
+        "JOB_NAME": sbatch_quote("--job-name", job_name), "NODES": str(nodes), "GPUS_PER_NODE": str(gpus_per_node),
+        "CPUS_PER_TASK": str(cpus_per_task), "TIME": sbatch_quote("--time", time), "WARNING_S": str(warning_s),
+        "OUTPUT": sbatch_quote("run.dir", run_dir.replace("%", "%%") + "/slurm/slice-%j.out"),
         "RUN_DIR": shlex.quote(run_dir), "RECIPE": shlex.quote(recipe),
         "OVERRIDES": " ".join(shlex.quote(o) for o in overrides), "SCRIPT": shlex.quote(script),
         "PYTHON": shlex.quote(python), "MAX_SLICES": str(max_slices),
         "MAX_FAILURES": str(max_failures),
-        "EXTRA_SBATCH": "\n".join(f"#SBATCH {line}" for line in extra_sbatch),
+        "EXTRA_SBATCH": "\n".join(f"#SBATCH --{k}={sbatch_quote('--' + k, v)}" for k, v in extra.items()),
     }
     text = sbatch_template()
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
     return text
+
+
+def refuse_control_characters(what: str, value: str) -> None:
+    """A :class:`ArgonneError` when ``value`` holds a control character (newline, tab, escape…)."""
+    from argonne_kit.errors import ArgonneError
+
+    bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ArgonneError(f"{what}: {value!r} contains the control character {bad!r}, which could inject "
+                           f"lines into the sbatch script; refused")
+
+
+def sbatch_quote(what: str, value: str) -> str:
+    """``value`` for an ``#SBATCH`` line: as is when it holds only ``A-Z a-z 0-9 . _ : @ / + = , % -``,
+    else double-quoted (sbatch's own parser honours double quotes; the shell never sees these
+    lines); quotes and backslashes are refused."""
+    from argonne_kit.errors import ArgonneError
+
+    refuse_control_characters(what, value)
+    if '"' in value or "\\" in value:
+        raise ArgonneError(f"{what}: {value!r} contains a double quote or backslash, which an #SBATCH line "
+                           f"cannot hold safely; refused")
+    return value if _SBATCH_PLAIN.fullmatch(value) else f'"{value}"'
+
+
+_SBATCH_PLAIN = re.compile(r"[A-Za-z0-9._:@/+=,%-]+")

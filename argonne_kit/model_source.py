@@ -70,6 +70,8 @@ class ModelSource:
     path: Path
     run_dir: Path | None = None
     companion: Path | None = None
+    #: Let a Hugging Face directory's own Python code run (``auto_map``); off, such a model is refused.
+    trust_remote_code: bool = False
 
     def describe(self) -> str:
         """``"checkpoint runs/x/checkpoints/step_00000008"``-style, for messages."""
@@ -115,12 +117,9 @@ class ModelSource:
         kit checkpoint — the one its resolved recipe names."""
         directory = self.model_dir
         if directory is not None:
-            from transformers import AutoTokenizer
+            from argonne_kit.safe_io import load_pretrained_tokenizer
 
-            try:
-                return AutoTokenizer.from_pretrained(str(directory))
-            except (OSError, ValueError) as exc:
-                raise CheckpointError(f"{directory}: cannot load its tokenizer: {exc}") from None
+            return load_pretrained_tokenizer(directory, trust_remote_code=self.trust_remote_code)
         return self._recipe_tokenizer(self._require_recipe())
 
     def load_model(self, dtype: torch.dtype | None = None, device: str = "cpu") -> torch.nn.Module:
@@ -129,7 +128,7 @@ class ModelSource:
 
         dtype = dtype or torch.float32
         if self.kind in ("hub", "export", "run"):
-            model = _load_hf_directory(self.path, dtype)
+            model = _load_hf_directory(self.path, dtype, self.trust_remote_code)
         elif self.kind == "original":
             model = self._load_original()
         else:
@@ -202,16 +201,12 @@ def set_special_ids(config: Any, tokenizer: Any) -> None:
         config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def _load_hf_directory(directory: Path, dtype: torch.dtype) -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
-
+def _load_hf_directory(directory: Path, dtype: torch.dtype, trust_remote_code: bool) -> torch.nn.Module:
     from argonne_kit.model import register_auto_classes
+    from argonne_kit.safe_io import load_pretrained_model
 
     register_auto_classes()
-    try:
-        return AutoModelForCausalLM.from_pretrained(str(directory), dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{directory}: cannot load the model: {exc}") from None
+    return load_pretrained_model(directory, trust_remote_code=trust_remote_code, dtype=dtype)
 
 
 # -- resolving ----------------------------------------------------------------------------------
@@ -284,7 +279,7 @@ def _classify_local(
     has_final = (final / "config.json").is_file()
     if (path / CHECKPOINTS_DIR).is_dir() or has_final:
         if checkpoint is None and run_prefers == "checkpoint":
-            newest = _newest_verified(path)
+            newest = _newest_verified(path, has_final)
             if newest is not None:
                 return ModelSource(spec, "checkpoint", newest, run_dir=path)
         if checkpoint is None and has_final:
@@ -322,16 +317,19 @@ def _steps(run_dir: Path) -> list[int]:
     return [step for step, _p in list_checkpoints(run_dir / CHECKPOINTS_DIR)]
 
 
-def _newest_verified(run_dir: Path) -> Path | None:
-    from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, list_checkpoints, verify_checkpoint
+def _newest_verified(run_dir: Path, has_final: bool) -> Path | None:
+    """The run's newest checkpoint that verifies (each skipped one is logged with its reason);
+    None when it has none, or when none verifies but the run exported its final model."""
+    import logging
 
-    for _step, path in reversed(list_checkpoints(run_dir / CHECKPOINTS_DIR)):
-        try:
-            verify_checkpoint(path)
-            return path
-        except CheckpointError:
-            continue
-    return None
+    from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, newest_verified
+
+    try:
+        return newest_verified(run_dir / CHECKPOINTS_DIR, log=logging.getLogger("argonne_kit").warning)
+    except CheckpointError:
+        if not has_final:
+            raise
+        return None
 
 
 def _pick_checkpoint(spec: str, run_dir: Path, checkpoint: str | int) -> Path:

@@ -27,10 +27,18 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="with an original .pt: the model whose config.json and tokenizer to load it with "
         "(default: the .pt's own directory, when it holds a config.json)",
     )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a model directory's own Python code (auto_map) to run; off, such a model is refused",
+    )
 
 
 def resolve_model_arg(args: argparse.Namespace):
     """The :class:`~argonne_kit.model_source.ModelSource` named by :func:`add_model_arguments`."""
+    import attrs
+
     from argonne_kit.model_source import resolve_model_source
 
-    return resolve_model_source(args.model, args.checkpoint, companion=args.config)
+    source = resolve_model_source(args.model, args.checkpoint, companion=args.config)
+    return attrs.evolve(source, trust_remote_code=args.trust_remote_code)

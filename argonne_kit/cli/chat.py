@@ -41,8 +41,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
     import torch
 
     from argonne_kit.cli._model import resolve_model_arg
+    from argonne_kit.cli.generate import check_sampling_args
     from argonne_kit.probe import chat_eos_token_id, generate_reply
 
+    check_sampling_args(args)
     source = resolve_model_arg(args)
     device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     model, tokenizer = source.load_model(device=device), source.load_tokenizer()

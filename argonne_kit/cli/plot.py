@@ -19,6 +19,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plot)
 
 
+def check_records(file: Path, records: list[dict], keys: tuple[str, ...]) -> None:
+    """Every record holds a number under each of ``keys``; else one line naming the record."""
+    for index, record in enumerate(records):
+        for key in keys:
+            value = record.get(key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                problem = "missing" if key not in record else f"not a number ({value!r})"
+                raise ArgonneError(f"{file}: record {index + 1} (step {record.get('step', '?')}): {key!r} {problem}")
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from argonne_kit.train.metrics import METRICS_FILE
 
@@ -44,9 +54,14 @@ def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False, up_to_s
         import matplotlib.pyplot as plt
     except ImportError:
         raise ArgonneError("plot needs matplotlib: pip install matplotlib (or the project's [dev] extra)") from None
-    records = [r for r in read_metrics(run_dir) if up_to_step is None or r.get("step", 0) <= up_to_step]
+    records = [r for r in read_metrics(run_dir) if isinstance(r, dict)]
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_loss" in r]
+    check_records(run_dir / METRICS_FILE, train, ("step", "loss", "lr"))
+    check_records(run_dir / METRICS_FILE, val, ("step", "val_loss"))
+    if up_to_step is not None:
+        train = [r for r in train if r["step"] <= up_to_step]
+        val = [r for r in val if r["step"] <= up_to_step]
     if not train:
         raise ArgonneError(f"{run_dir / METRICS_FILE}: no training records yet")
     fig, (loss_ax, lr_ax) = plt.subplots(2, 1, sharex=True, figsize=(8, 6), height_ratios=[3, 1])

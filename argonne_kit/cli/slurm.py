@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from argonne_kit.errors import ArgonneError, RecipeError
+from argonne_kit.safe_io import atomic_write_text
 
 OVERRIDE_HELP = "dotted overrides, e.g. optim.lr=1e-4 (passed to every slice)"
 
@@ -63,16 +64,16 @@ def cmd_slurm(args: argparse.Namespace) -> int:
                           f"--gpus-per-node {args.gpus_per_node} = {nproc} processes")
     run_dir = Path(resolved.recipe.run.dir).resolve()
     script = run_dir / "slurm" / "argonne.sbatch"
-    script.parent.mkdir(parents=True, exist_ok=True)
-    extra = [f"--{key}={value}" for key, value in
-             (("partition", args.partition), ("account", args.account), ("qos", args.qos)) if value]
+    extra = {key: value for key, value in
+             (("partition", args.partition), ("account", args.account), ("qos", args.qos)) if value}
     text = render_sbatch(recipe=str(Path(args.recipe).resolve()), overrides=overrides,
                          run_dir=str(run_dir), script=str(script), python=sys.executable,
                          nodes=args.nodes, gpus_per_node=args.gpus_per_node, time=args.time,
                          job_name=args.job_name or run_dir.name, cpus_per_task=args.cpus_per_task,
                          warning_s=args.warning_s, max_slices=args.max_slices,
                          max_failures=args.max_failures, extra_sbatch=extra)
-    script.write_text(text)
+    script.parent.mkdir(parents=True, exist_ok=True)  # only once every value passed the checks
+    atomic_write_text(script, text)
     os.chmod(script, 0o755)
     print(f"wrote {script}")
     if not args.submit:

@@ -107,10 +107,6 @@ class ParallelStrategy(ABC):
         """Load a checkpoint written by any strategy/world size into this layout; return the
         plain extras."""
 
-    def verify(self, path: str) -> None:
-        """Read back what :meth:`save` wrote under ``path`` and raise
-        :class:`~argonne_kit.errors.CheckpointError` when it is incomplete (default: nothing)."""
-
     @abstractmethod
     def full_model_state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """The full, unsharded model state dict on the main rank's CPU (empty elsewhere)."""

@@ -104,7 +104,11 @@ def _from_manifest(path: Path) -> ShardSet:
     root = path.parent
     if data.get("format") == MANIFEST_FORMAT:
         shards, lengths = [], []
-        for entry in data.get("shards", []):
+        entries = data.get("shards", [])
+        if not isinstance(entries, list):
+            raise DataError(f"{path}: shards: expected a list of shard entries, got {type(entries).__name__}")
+        for i, entry in enumerate(entries):
+            _check_entry(path, i, entry)
             info = read_header(root / entry["path"])
             if info.num_tokens != entry["tokens"]:
                 raise DataError(f"{info.path}: holds {info.num_tokens:,} tokens but {path} lists {entry['tokens']:,}")
@@ -129,6 +133,19 @@ def _from_manifest(path: Path) -> ShardSet:
             lengths.append(len_path)
         return ShardSet(tuple(shards), tuple(lengths), data)
     raise DataError(f"{path}: not a token-shard manifest (no format {MANIFEST_FORMAT!r} and no 'files' list)")
+
+
+def _check_entry(path: Path, index: int, entry: Any) -> None:
+    """A manifest shard entry: an object with a string ``path`` and an integer ``tokens``."""
+    if not isinstance(entry, dict):
+        raise DataError(f"{path}: shards[{index}]: expected an object, got {type(entry).__name__}")
+    for key, kind in (("path", str), ("tokens", int)):
+        if key not in entry:
+            raise DataError(f"{path}: shards[{index}].{key}: required key is missing")
+        if not isinstance(entry[key], kind) or isinstance(entry[key], bool):
+            raise DataError(f"{path}: shards[{index}].{key}: expected {kind.__name__}, got {entry[key]!r}")
+    if entry.get("lengths") is not None and not isinstance(entry["lengths"], str):
+        raise DataError(f"{path}: shards[{index}].lengths: expected a file name, got {entry['lengths']!r}")
 
 
 def _resolve(root: Path, value: str) -> Path:

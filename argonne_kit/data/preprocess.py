@@ -24,9 +24,10 @@ import attrs
 import numpy as np
 
 from argonne_kit.data.manifest import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION
-from argonne_kit.data.shards import TMP_SUFFIX, ShardWriter, atomic_save_npy, atomic_write_bytes
+from argonne_kit.data.shards import ShardWriter, atomic_save_npy
 from argonne_kit.data.tokenizer import load_tokenizer
 from argonne_kit.errors import DataError, suggest
+from argonne_kit.safe_io import TMP_SUFFIX, atomic_write_bytes
 
 DEFAULT_SHARD_TOKENS = 100_000_000
 DEFAULT_BATCH_ROWS = 1000
@@ -144,6 +145,9 @@ def preprocess(input_dir: str | Path, tokenizer: str | None, output_dir: str | P
                     bar.update(record["rows"])
 
     manifest = _assemble_manifest(settings, hf_tokenizer, [records[job.relpath] for job in jobs])
+    if manifest["totals"]["docs"] == 0:  # nothing to train on: an error, not a manifest of zero shards
+        raise DataError(f"{input_dir}: no documents: {len(jobs)} parquet file(s) with "
+                        f"{manifest['totals']['rows']:,} rows, none with text in column {text_column!r}")
     atomic_write_bytes(out / MANIFEST_NAME, (json.dumps(manifest, indent=1) + "\n").encode())
     totals = manifest["totals"]
     log(f"preprocess: {totals['docs']:,} documents, {totals['tokens']:,} tokens in {totals['shards']} shards "

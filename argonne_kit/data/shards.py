@@ -18,13 +18,14 @@ looks like a complete shard.
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 
 import attrs
 import numpy as np
 
 from argonne_kit.errors import DataError
+from argonne_kit.safe_io import TMP_SUFFIX, atomic_write
 
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
@@ -35,7 +36,6 @@ VERSION_UINT32 = 7
 VERSION_GPT2 = 1
 #: A version-7 header stores the count in one int32, so one shard holds fewer than 2^31 tokens.
 MAX_SHARD_TOKENS = 2**31 - 1
-TMP_SUFFIX = ".tmp"
 
 
 @attrs.frozen
@@ -110,7 +110,8 @@ class ShardWriter:
         self.path = Path(path)
         self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
         self.num_tokens = 0
-        self._fh = open(self.tmp_path, "wb")
+        self._stack = contextlib.ExitStack()
+        self._fh = self._stack.enter_context(atomic_write(self.path))
         self._fh.write(make_header(0))
 
     def write(self, tokens: np.ndarray) -> None:
@@ -125,16 +126,12 @@ class ShardWriter:
     def close(self) -> Path:
         self._fh.seek(0)
         self._fh.write(make_header(self.num_tokens))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.replace(self.tmp_path, self.path)
+        self._stack.close()  # flush, fsync, rename
         return self.path
 
     def abort(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-        self.tmp_path.unlink(missing_ok=True)
+        aborted = DataError(f"{self.path}: write aborted")
+        self._stack.__exit__(DataError, aborted, None)  # removes the temporary
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -153,23 +150,7 @@ def write_shard(path: str | Path, tokens: np.ndarray) -> Path:
     return Path(path)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a small file through a temporary name and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` through a temporary name and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """``np.save`` through the atomic writer."""
+    with atomic_write(path) as handle:
+        np.save(handle, array)

@@ -84,7 +84,7 @@ def _load_local(location: Path):
     try:
         if location.is_file():
             return PreTrainedTokenizerFast(tokenizer_file=str(location))
-        return AutoTokenizer.from_pretrained(str(location))
+        return AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad directory
         raise DataError(f"tokenizer {location}: cannot load: {exc}") from None
 

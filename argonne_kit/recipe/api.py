@@ -142,7 +142,10 @@ def resolve_raw(raw: RawRecipe, meta: dict[str, Any] | None = None) -> ResolvedR
     base_dir = raw.path.parent if raw.path else Path(".")
     resolved = ResolvedRecipe(recipe, {}, [], str(raw.path or "<recipe>"), base_dir, dict(meta or {}), raw)
     for fn in RESOLVERS:
-        fn(resolved)
+        try:
+            fn(resolved)
+        except RecipeError as exc:
+            raise RecipeError(raw.locate(str(exc))) from None
     for name in PLUGIN_SECTIONS:
         section = getattr(recipe, name)
         if section is not None:

@@ -170,7 +170,26 @@ def _structure_attrs(data: Any, cls: type, path: str) -> Any:
     except FieldError:
         raise
     except (ValueError, TypeError) as exc:
-        raise FieldError(path, str(exc)) from None
+        raise FieldError(_failing_field(cls, kwargs, path), str(exc)) from None
+
+
+def _failing_field(cls: type, kwargs: dict[str, Any], path: str) -> str:
+    """The dotted path of the first given field whose own validator rejects its value (so the
+    error names the file that set that key), else the section's path."""
+    for field in attrs.fields(cls):
+        if field.validator is not None and field.name in kwargs and _rejects(field, kwargs[field.name]):
+            return f"{path}.{toml_key(field)}" if path else toml_key(field)
+    return path
+
+
+def _rejects(field: attrs.Attribute, value: Any) -> bool:
+    try:
+        field.validator(None, field, value)
+    except (ValueError, TypeError):
+        return True
+    except AttributeError:  # a validator that needs the instance cannot be run alone
+        return False
+    return False
 
 
 def _key_hint(key: str, names: list[str], alternatives: dict[str, str]) -> str:

@@ -6,6 +6,7 @@ The result is a plain nested dict plus *provenance*: for every dotted key, the f
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from argonne_kit.errors import RecipeError
 
 COMMAND_LINE = "command line"
+_LEADING_KEY = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+): ")
 
 
 class RawRecipe:
@@ -22,6 +24,14 @@ class RawRecipe:
         self.data = data
         self.origin = origin
         self.path = path
+
+    def locate(self, message: str) -> str:
+        """``message`` prefixed with the file that set the dotted key it starts with
+        (``"train.seq_len: …"`` → ``"child.toml: train.seq_len: …"``); unchanged otherwise."""
+        match = _LEADING_KEY.match(message)
+        if match is None:
+            return message
+        return f"{self.origin_of(match.group(1))}: {message}"
 
     def origin_of(self, dotted: str) -> str:
         """The file that set ``dotted`` (or the closest parent that was set as a whole)."""
@@ -77,6 +87,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"recipe not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); TOML files are UTF-8") from None
     except IsADirectoryError:
         raise RecipeError(f"{path}: is a directory, expected a recipe .toml file") from None
 

@@ -74,6 +74,22 @@ def batch_math(total_batch_tokens: int | None, micro_batch_size: int, seq_len: i
 
 
 @resolver
+def check_context(resolved: ResolvedRecipe) -> None:
+    """``train.seq_len`` must fit the model's context: training past it is either an index error
+    (learned positions) or a model whose exported config claims a shorter context than it was
+    trained on. A chained stage (``init.from``) takes the context from its source model, so it
+    is checked when that model is read."""
+    if resolved.recipe.init.from_ is not None:
+        return
+    section, seq_len = resolved.recipe.model, resolved.recipe.train.seq_len
+    key = "max_position_embeddings" if section.kind == "argonne2" else "block_size"
+    context = section.config.max_position_embeddings if section.kind == "argonne2" else section.config.block_size
+    if seq_len > context:
+        raise RecipeError(f"train.seq_len: {seq_len} exceeds the model's context (model.{key} = {context}); "
+                          f"raise model.{key} or lower train.seq_len")
+
+
+@resolver
 def resolve_schedule(resolved: ResolvedRecipe) -> None:
     """When the phase length is known from the recipe alone (``train.max_steps`` or
     ``train.max_tokens``): the LR at the first, warmup-end, cooldown-start and last steps, and

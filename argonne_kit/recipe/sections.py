@@ -5,19 +5,27 @@ Every optional field defaults to None (TOML has no null; see ``convert.unstructu
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import attrs
 
 
 def _positive(_inst, attribute, value):
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+    if value is not None and not (math.isfinite(value) and value > 0):
+        finite = "" if math.isfinite(value) else " and finite"
+        raise ValueError(f"{attribute.name} must be > 0{finite}, got {value}")
+
+
+def _unit_interval(_inst, attribute, value):
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
 
 
 def _non_negative(_inst, attribute, value):
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        finite = "" if math.isfinite(value) else " and finite"
+        raise ValueError(f"{attribute.name} must be >= 0{finite}, got {value}")
 
 
 @attrs.define(kw_only=True)
@@ -117,6 +125,10 @@ class CheckpointConfig:
     verified one is never deleted)."""
     keep_every_steps: int | None = attrs.field(default=None, validator=_positive)
     """Also keep every checkpoint whose step is a multiple of this (milestones)."""
+    async_save: bool = False
+    """Write checkpoints in a background thread: the training loop pauses only to copy the
+    state into host memory. Same gates (verification, atomic rename, retention); one save in
+    flight at a time; the run waits for it before exporting. Single-process runs only."""
 
 
 @attrs.define(kw_only=True)
@@ -158,10 +170,10 @@ class SampleConfig:
     """Prompt for samples."""
     max_new_tokens: int = attrs.field(default=64, validator=_positive)
     """Tokens generated per sample."""
-    temperature: float = 0.8
+    temperature: float = attrs.field(default=0.8, validator=_non_negative)
     """Sampling temperature (0 = greedy)."""
-    top_p: float = 0.95
-    """Nucleus sampling threshold."""
+    top_p: float = attrs.field(default=0.95, validator=_unit_interval)
+    """Nucleus sampling threshold, in (0, 1]."""
     enabled: bool = True
     """Generate samples at checkpoints and at the end."""
 

@@ -7,19 +7,26 @@ A checkpoint is a directory ``RUN_DIR/checkpoints/step_<global step, 8 digits>/`
 - ``trainer_state_rank<r>.pt`` per process: counters, schedule position, RNG states and the
   data-source position (each data-parallel rank reads its own data),
 - ``resolved_recipe.toml`` (so ``argonne-kit diff`` accepts checkpoints, D-1),
-- ``checkpoint.json``, the manifest written last: step, counters and the expected tensor count.
+- ``checkpoint.json``, the one manifest, written last: step, counters, the expected tensor count
+  and the size and SHA-256 of every other file in the directory.
 
 A save goes through gates, in order, and the previous checkpoint is untouched until the new one
 has passed all of them:
 
 1. refuse non-finite weights (the first offending names are reported);
-2. write everything under a temporary directory ``.tmp-step_<N>``;
-3. verify by reading back: manifest keys and step, every rank's trainer state, the tensor count,
-   and finite values in a sample of tensors spread across the whole checkpoint (forcing real
-   reads through the files);
+2. write everything under a temporary directory ``.tmp-step_<N>``; a write failure (a full disk)
+   removes the temporary and raises one :class:`~argonne_kit.safe_io.StorageError` line;
+3. checksum every file and verify by reading back (:func:`verify_checkpoint`, the one
+   verification, also used by resume, ``init.from`` and :meth:`CheckpointManager.latest`):
+   manifest keys and step, every file's size (and, except right after writing, its checksum),
+   every rank's trainer state, the tensor count, and finite values in a sample of tensors spread
+   across the whole checkpoint;
 4. atomic rename to ``step_<N>``; update ``latest`` atomically;
 5. retention: keep the newest ``keep_last`` verified checkpoints plus every multiple of
    ``keep_every_steps``; each deletion is logged; the newest verified one is never deleted.
+
+With ``async_save`` the loop only waits for a copy of the state into host memory; steps 2–5 run
+in a background thread (one save in flight at a time; :meth:`CheckpointManager.wait` joins it).
 
 Temporary directories left by a killed save are collected when a run starts (the run-directory
 lock guarantees no live writer owns them). A temporary name is never taken for a checkpoint:
@@ -28,11 +35,13 @@ only ``step_<N>`` directories with a manifest count.
 
 from __future__ import annotations
 
+import copy
+import errno
 import json
 import math
 import os
 import re
-import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,8 +49,18 @@ from typing import Any
 
 import torch
 
-from argonne_kit.errors import CheckpointError
+from argonne_kit.errors import ArgonneError, CheckpointError
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE
+from argonne_kit.safe_io import (
+    StorageError,
+    atomic_write,
+    describe_os_error,
+    is_disk_full,
+    remove_path,
+    replace_dir,
+    safe_torch_load,
+    sha256_file,
+)
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -51,7 +70,9 @@ STEP_RE = re.compile(r"^step_(\d{8,})$")
 #: Files the manager writes itself (everything else in a checkpoint belongs to the strategy).
 OWN_FILES = re.compile(r"^(checkpoint\.json|resolved_recipe\.toml|trainer_state_rank\d+\.pt)$")
 MANIFEST_KEYS = ("format", "step", "tokens", "tensor_count", "unique_tensor_count", "world_size", "saved_at")
-FORMAT = "argonne_kit.checkpoint/1"
+FORMAT = "argonne_kit.checkpoint/2"
+#: Earlier manifests without per-file checksums: still read, verified without checksums.
+READABLE_FORMATS = ("argonne_kit.checkpoint/1", FORMAT)
 #: Tensors read in full during verification besides first/last/largest.
 VERIFY_SAMPLES = 8
 
@@ -68,18 +89,27 @@ class CheckpointManager:
     """Saves, verifies, lists, prunes and loads the checkpoints of one run directory.
 
     Strategy-agnostic: tensors go through ``strategy.save``/``strategy.load``; the manager owns
-    the gates, the layout, the trainer state and retention. Every rank calls :meth:`save` and
-    :meth:`load`; only the main rank touches the file system outside the strategy's writes.
+    the gates, the layout, the manifest, the trainer state and retention. Every rank calls
+    :meth:`save` and :meth:`load`; only the main rank touches the file system outside the
+    strategy's writes. ``async_save`` (single process only) returns from :meth:`save` once the
+    state is copied to host memory; call :meth:`wait` before relying on the last save.
     """
 
     def __init__(self, run_dir: str | Path, strategy, *, keep_last: int = 1,
-                 keep_every_steps: int | None = None, log: Callable[[str], None] = print):
+                 keep_every_steps: int | None = None, log: Callable[[str], None] = print,
+                 async_save: bool = False):
         self.run_dir = Path(run_dir)
         self.dir = self.run_dir / CHECKPOINTS_DIR
         self.strategy = strategy
         self.keep_last = keep_last
         self.keep_every_steps = keep_every_steps
         self.log = log
+        if async_save and strategy.world_size > 1:
+            raise CheckpointError(f"checkpoint.async_save: supported for single-process runs only "
+                                  f"(this run has {strategy.world_size} processes)")
+        self.async_save = async_save
+        self._pending: threading.Thread | None = None
+        self._pending_result: dict[str, Any] = {}
 
     # -- listing ---------------------------------------------------------------------------
     def checkpoints(self) -> list[tuple[int, Path]]:
@@ -87,15 +117,11 @@ class CheckpointManager:
         return list_checkpoints(self.dir)
 
     def latest(self) -> Path | None:
-        """The newest complete checkpoint that passes a read-back check (D-14: a damaged or
-        incomplete directory is skipped, never resumed from)."""
-        for _step, path in reversed(self.checkpoints()):
-            try:
-                verify_checkpoint(path)
-                return path
-            except CheckpointError as exc:
-                self.log(f"checkpoint: skipping {path.name}: {exc}")
-        return None
+        """The newest checkpoint that passes :func:`verify_checkpoint` (D-14: a damaged or
+        incomplete directory is skipped, never resumed from; each skip is logged with its reason).
+        None when there is none at all; a :class:`CheckpointError` when checkpoints exist but none
+        verifies (resuming from step 0 would silently discard the run)."""
+        return newest_verified(self.dir, self.log)
 
     def collect_stale(self) -> None:
         """Remove temporary directories left by interrupted saves (main rank; the run lock
@@ -105,14 +131,21 @@ class CheckpointManager:
         for entry in sorted(self.dir.iterdir()):
             if entry.name.startswith(TMP_PREFIX):
                 self.log(f"checkpoint: removing stale temporary {entry.name} (interrupted save)")
-                _remove(entry)
+                remove_path(entry)
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, tokens: int,
              trainer_state: dict[str, Any], recipe_toml: str) -> Path | None:
         """Save through every gate; the new checkpoint's path, or None when a gate refused it
-        (the reason is logged; the previous checkpoints are untouched)."""
+        (the reason is logged; the previous checkpoints are untouched). With ``async_save`` the
+        path is where the checkpoint will appear once the background write has verified; a
+        failure is logged then and reported by :meth:`wait`. A full disk raises
+        :class:`StorageError` (after removing the temporary; previous checkpoints kept)."""
         strategy = self.strategy
+        if not self.wait():
+            self.log("checkpoint: the previous background save failed (see above); saving again")
+        if self.async_save:
+            return self._save_in_background(model, optimizer, step, tokens, trainer_state, recipe_toml)
         bad = nonfinite_parameters(strategy.unwrap(model))
         flag = torch.tensor([1.0 if bad else 0.0], device=strategy.device)
         strategy.all_reduce_max(flag)
@@ -125,49 +158,136 @@ class CheckpointManager:
         final = self.dir / step_dir_name(step)
         tmp = self.dir / f"{TMP_PREFIX}{final.name}"
         if strategy.is_main:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            _remove(tmp)
-            tmp.mkdir()
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                remove_path(tmp)
+                tmp.mkdir()
+            except OSError as exc:
+                raise StorageError(describe_os_error(tmp, exc) + "; previous checkpoint kept") from None
         strategy.barrier()
 
         state = strategy.state_dicts(model, optimizer)
-        leaves, unique = count_tensors(state)
-        strategy.save(state, str(tmp))
-        torch.save(trainer_state, tmp / trainer_state_file(strategy.rank))
-        strategy.barrier()
+        self._write(state, trainer_state, recipe_toml, step, tokens, tmp)
+        return self._finalize(step, tmp, final)
 
+    def _save_in_background(self, model, optimizer, step, tokens, trainer_state, recipe_toml) -> Path:
+        """Copy the state into host memory and hand the gates (the non-finite check on the copy
+        included) to a background thread; the path the checkpoint will have."""
+        final = self.dir / step_dir_name(step)
+        snapshot = host_copy(self.strategy.state_dicts(model, optimizer))
+        trainer_copy = copy.deepcopy(trainer_state)
+        self._pending_result = {}
+        self._pending = threading.Thread(target=self._background, name=f"checkpoint-save-{step}",
+                                         args=(snapshot, trainer_copy, recipe_toml, step, tokens, final))
+        self._pending.start()
+        return final
+
+    def wait(self) -> bool:
+        """Join the background save, if any; False when a gate refused it (the reason is logged);
+        a write failure (full disk) raises its :class:`StorageError`."""
+        if self._pending is None:
+            return True
+        self._pending.join()
+        self._pending = None
+        if "storage" in self._pending_result:
+            raise StorageError(str(self._pending_result.pop("storage"))) from None
+        error = self._pending_result.get("error")
+        if error is not None:
+            self.log(error)
+            return False
+        return self._pending_result.get("path") is not None
+
+    def _background(self, state, trainer_state, recipe_toml, step, tokens, final) -> None:
+        tmp = self.dir / f"{TMP_PREFIX}{final.name}"
+        bad = nonfinite_tensors(state.get("model", {}))
+        if bad:
+            self._pending_result["error"] = (f"checkpoint: REFUSED step {step}: non-finite weights: "
+                                             f"{', '.join(bad)}; previous checkpoint kept")
+            return
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            remove_path(tmp)
+            tmp.mkdir()
+            self._write(state, trainer_state, recipe_toml, step, tokens, tmp)
+            self._pending_result["path"] = self._finalize(step, tmp, final)
+        except StorageError as exc:  # a full disk stops the run, as a synchronous save does
+            self._pending_result["storage"] = exc
+        except ArgonneError as exc:
+            self._pending_result["error"] = f"checkpoint: REFUSED step {step}: {exc}"
+        except Exception as exc:  # noqa: BLE001 — a thread must not die silently: reported at wait()
+            remove_path(tmp)
+            self._pending_result["error"] = f"checkpoint: REFUSED step {step}: {type(exc).__name__}: {exc}"
+
+    def _write(self, state, trainer_state, recipe_toml, step, tokens, tmp: Path) -> None:
+        """Every rank writes its part under ``tmp``; the main rank adds the recipe and the
+        manifest (with every file's size and checksum). A failed write on any rank removes the
+        temporary and raises one :class:`StorageError` line."""
+        strategy = self.strategy
+        leaves, unique = count_tensors(state)
+        failure = None
+        try:
+            strategy.save(state, str(tmp))
+            write_trainer_state(tmp / trainer_state_file(strategy.rank), trainer_state)
+        except (OSError, StorageError) as exc:
+            failure = exc
+        except RuntimeError as exc:  # torch's C++ writers report a full disk as a RuntimeError
+            if not is_disk_full(exc, tmp):
+                raise
+            failure = exc
+        self._raise_if_any_failed(failure, tmp)
+        strategy.barrier()
+        if strategy.is_main:
+            try:
+                with atomic_write(tmp / RESOLVED_RECIPE_FILE, "w", durable=False) as handle:
+                    handle.write(recipe_toml)
+                files = {rel: {"size": size, "sha256": digest} for rel, size, digest in checksum_files(tmp)}
+                manifest = {"format": FORMAT, "step": step, "tokens": tokens, "tensor_count": leaves,
+                            "unique_tensor_count": unique, "world_size": strategy.world_size,
+                            "saved_at": time.time(), "files": files}
+                with atomic_write(tmp / MANIFEST_FILE, "w") as handle:
+                    json.dump(manifest, handle, indent=1)
+            except (OSError, StorageError) as exc:
+                failure = exc
+        if strategy.world_size > 1 or failure is not None:
+            self._raise_if_any_failed(failure, tmp)
+
+    def _raise_if_any_failed(self, failure: BaseException | None, tmp: Path) -> None:
+        strategy = self.strategy
+        flag = torch.tensor([1.0 if failure is not None else 0.0], device=strategy.device)
+        strategy.all_reduce_max(flag)
+        if flag.item() == 0:
+            return
+        strategy.barrier()
+        if strategy.is_main:
+            remove_path(tmp)
+        if failure is None:
+            raise StorageError(f"checkpoint: another rank could not write {tmp}; previous checkpoint kept")
+        if isinstance(failure, StorageError):
+            raise StorageError(f"{failure}; previous checkpoint kept") from None
+        if isinstance(failure, OSError):
+            raise StorageError(describe_os_error(tmp, failure) + "; previous checkpoint kept") from None
+        raise StorageError(f"cannot write {tmp}: {os.strerror(errno.ENOSPC)}; previous checkpoint kept") from None
+
+    def _finalize(self, step: int, tmp: Path, final: Path) -> Path | None:
+        """Verify ``tmp`` (main rank), then rename it to ``final``, point ``latest`` at it and
+        apply retention; None (and ``tmp`` removed) when the verification failed."""
+        strategy = self.strategy
         error = None
         if strategy.is_main:
-            (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)
-            manifest = {"format": FORMAT, "step": step, "tokens": tokens, "tensor_count": leaves,
-                        "unique_tensor_count": unique, "world_size": strategy.world_size,
-                        "saved_at": time.time()}
-            _write_json_durably(tmp / MANIFEST_FILE, manifest)
             try:
-                verify_checkpoint(tmp, expect_step=step)
-                strategy.verify(str(tmp))  # the strategy's own format check (contract default: none)
+                verify_checkpoint(tmp, expect_step=step, checksums=False)
             except CheckpointError as exc:
                 error = str(exc)
         error = strategy.broadcast_object(error)
         if error is not None:
             if strategy.is_main:
-                _remove(tmp)
+                remove_path(tmp)
             self.log(f"checkpoint: REFUSED step {step}: read-back verification failed: {error}; "
                      f"previous checkpoint kept")
             strategy.barrier()
             return None
-
         if strategy.is_main:
-            _fsync_dir(tmp)
-            if final.exists():  # same step saved before (a resume from an older checkpoint)
-                old = self.dir / f"{TMP_PREFIX}old-{final.name}"
-                _remove(old)
-                os.replace(final, old)
-                os.replace(tmp, final)
-                _remove(old)
-            else:
-                os.replace(tmp, final)
-            _fsync_dir(self.dir)
+            replace_dir(tmp, final)
             write_latest(self.dir, final.name)
             self.prune(keep=final)
         strategy.barrier()
@@ -190,16 +310,17 @@ class CheckpointManager:
             # renamed first, so a kill mid-deletion leaves a temporary (collected at the next
             # start), never a half-deleted directory that still looks like a checkpoint
             doomed = self.dir / f"{TMP_PREFIX}delete-{path.name}"
-            _remove(doomed)
+            remove_path(doomed)
             os.replace(path, doomed)
-            _remove(doomed)
+            remove_path(doomed)
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
              *, with_trainer_state: bool = True) -> dict[str, Any]:
-        """Load model (and optimizer) through the strategy, and this rank's trainer state."""
+        """Verify the checkpoint (checksums included), then load model (and optimizer) through
+        the strategy, and this rank's trainer state."""
         path = Path(path)
-        manifest = read_manifest(path)
+        manifest = verify_checkpoint(path)
         self.strategy.load(model, optimizer, str(path))
         if not with_trainer_state:
             return {"manifest": manifest}
@@ -232,8 +353,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a checkpoint (no {MANIFEST_FILE})") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}/{MANIFEST_FILE}: unreadable: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path}/{MANIFEST_FILE}: expected a JSON object, got {type(manifest).__name__}")
     missing = [k for k in MANIFEST_KEYS if k not in manifest]
-    if missing or manifest.get("format") != FORMAT:
+    if missing or manifest.get("format") not in READABLE_FORMATS:
         raise CheckpointError(f"{path}/{MANIFEST_FILE}: missing keys {missing} or unknown format "
                               f"{manifest.get('format')!r}")
     return manifest
@@ -246,20 +369,25 @@ def load_trainer_state(path: Path, rank: int, manifest: dict[str, Any]) -> dict[
             f"{path}: no trainer state for rank {rank}: the checkpoint was written by "
             f"{manifest['world_size']} processes; resume it with the same number of processes "
             f"or chain from it with [init] carry = \"weights\"")
-    try:
-        return torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or corrupt file
-        raise CheckpointError(f"{file}: unreadable trainer state: {exc}") from None
+    state = safe_torch_load(file, what="trainer state")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{file}: not a trainer state (a {type(state).__name__}, expected a table)")
+    return state
 
 
-def verify_checkpoint(path: Path, expect_step: int | None = None) -> dict[str, Any]:
-    """Read a checkpoint back: manifest keys and step, every rank's trainer state, the tensor
-    count and finite values in a sample spread across all tensor files. Raises
-    :class:`CheckpointError` naming what is wrong; returns the manifest."""
+def verify_checkpoint(path: Path, expect_step: int | None = None, *, checksums: bool = True) -> dict[str, Any]:
+    """The one verification of a checkpoint (save, resume, ``init.from``, :func:`newest_verified`):
+    the manifest's keys and step; every file it lists present with its recorded size and (with
+    ``checksums``) SHA-256; every rank's trainer state; the tensor count; finite values in a
+    sample spread across all tensor files. Raises :class:`CheckpointError` naming what is wrong;
+    returns the manifest."""
     path = Path(path)
     manifest = read_manifest(path)
     if expect_step is not None and manifest["step"] != expect_step:
         raise CheckpointError(f"{path}: manifest step {manifest['step']} != {expect_step}")
+    files = manifest.get("files")
+    if files is not None:
+        verify_files(path, files, checksums=checksums)
     for rank in range(manifest["world_size"]):
         state = load_trainer_state(path, rank, manifest)
         if state.get("global_step") != manifest["step"]:
@@ -277,6 +405,93 @@ def verify_checkpoint(path: Path, expect_step: int | None = None) -> dict[str, A
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{path}: tensor {name} has non-finite values")
     return manifest
+
+
+def verify_files(path: Path, files: Any, *, checksums: bool = True) -> None:
+    """Every file of the manifest's ``files`` table present, of its size and (``checksums``)
+    SHA-256. A file verified in this process and unchanged since (same size and mtime) is not
+    hashed again (resume verifies in :func:`newest_verified`, then loads)."""
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{path}/{MANIFEST_FILE}: files: expected a table, got {type(files).__name__}")
+    for rel, record in sorted(files.items()):
+        file = path / rel
+        if not isinstance(record, dict) or not {"size", "sha256"} <= record.keys():
+            raise CheckpointError(f"{path}/{MANIFEST_FILE}: files.{rel}: expected size and sha256")
+        try:
+            stat = file.stat()
+        except OSError:
+            raise CheckpointError(f"{file}: missing (listed in {MANIFEST_FILE})") from None
+        if stat.st_size != record["size"]:
+            raise CheckpointError(f"{file}: {stat.st_size} bytes, the manifest recorded {record['size']}")
+        if not checksums:
+            continue
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns, record["sha256"])
+        if key in _VERIFIED_FILES:
+            continue
+        if sha256_file(file) != record["sha256"]:
+            raise CheckpointError(f"{file}: checksum mismatch (the file changed after it was saved: "
+                                  f"corruption or bit rot)")
+        _VERIFIED_FILES.add(key)
+
+
+_VERIFIED_FILES: set[tuple[str, int, int, str]] = set()
+
+
+def checksum_files(directory: Path) -> list[tuple[str, int, str]]:
+    """``(relative path, size, sha256)`` of every file under ``directory`` but the manifest."""
+    out = []
+    for file in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
+        rel = file.relative_to(directory).as_posix()
+        if rel != MANIFEST_FILE:
+            out.append((rel, file.stat().st_size, sha256_file(file)))
+    return out
+
+
+def newest_verified(directory: Path, log: Callable[[str], None]) -> Path | None:
+    """The newest checkpoint under ``directory`` that verifies; each skipped one is logged with
+    its reason. None when there are no checkpoints; a :class:`CheckpointError` listing them when
+    some exist but none verifies."""
+    found = list_checkpoints(Path(directory))
+    reasons = []
+    for _step, path in reversed(found):
+        try:
+            verify_checkpoint(path)
+            return path
+        except CheckpointError as exc:
+            log(f"checkpoint: skipping {path.name}: {exc}")
+            reasons.append(f"{path.name}: {exc}")
+    if not found:
+        return None
+    raise CheckpointError(f"{directory}: {len(found)} checkpoint{'s' * (len(found) > 1)} exist, none verifies "
+                          f"({'; '.join(reasons)}); to start afresh move them away or use a new run.dir")
+
+
+def write_trainer_state(file: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` of a trainer state through the atomic writer (tensors and plain values,
+    plus numpy's RNG array, all loadable with ``weights_only=True``)."""
+    with atomic_write(file, durable=False) as handle:
+        torch.save(state, handle)
+
+
+def host_copy(state: Any, memo: dict | None = None) -> Any:
+    """A copy of a nested state with every tensor in host memory, detached from the live
+    model; tensors sharing a storage (tied weights) stay shared."""
+    memo = {} if memo is None else memo
+    if isinstance(state, torch.Tensor):
+        try:
+            key = (state.untyped_storage().data_ptr(), state.storage_offset(), tuple(state.shape), state.dtype)
+        except RuntimeError:
+            key = id(state)
+        if key not in memo:
+            memo[key] = state.detach().to("cpu", copy=True)
+        return memo[key]
+    if isinstance(state, dict):
+        return type(state)((k, host_copy(v, memo)) for k, v in state.items())
+    if isinstance(state, list):
+        return [host_copy(v, memo) for v in state]
+    if isinstance(state, tuple):
+        return tuple(host_copy(v, memo) for v in state)
+    return copy.deepcopy(state)
 
 
 def sample_spread(tensors: list[tuple[str, Callable[[], torch.Tensor], int]]):
@@ -307,10 +522,7 @@ def iter_saved_tensors(path: Path) -> Iterator[tuple[str, Callable[[], torch.Ten
 
 
 def _torch_file_tensors(file: Path, rel: str):
-    try:
-        obj = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{file}: unreadable: {exc}") from None
+    obj = safe_torch_load(file, mmap=True, what="tensors")
     for name, tensor in _tensor_leaves(obj, rel):
         yield name, (lambda t=tensor: t.clone()), tensor.numel()
 
@@ -384,6 +596,13 @@ def count_tensors(state: Any) -> tuple[int, int]:
     return len(leaves), len(storages)
 
 
+def nonfinite_tensors(tensors: dict[str, Any], limit: int = 5) -> list[str]:
+    """Names of the first ``limit`` floating-point tensors of a flat state dict holding NaN/Inf."""
+    bad = [name for name, t in tensors.items()
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    return bad[:limit]
+
+
 def nonfinite_parameters(model: torch.nn.Module, limit: int = 5) -> list[str]:
     """Names of the first ``limit`` parameters holding NaN/Inf on this rank (one host sync)."""
     named = [(n, p.to_local() if hasattr(p, "to_local") else p) for n, p in model.named_parameters()]
@@ -395,37 +614,6 @@ def nonfinite_parameters(model: torch.nn.Module, limit: int = 5) -> list[str]:
 
 
 def write_latest(directory: Path, name: str) -> None:
-    """Point ``latest`` at ``name`` atomically (temporary file + rename)."""
-    tmp = directory / f"{TMP_PREFIX}{LATEST_FILE}"
-    with open(tmp, "w") as f:
-        f.write(name + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, directory / LATEST_FILE)
-
-
-def _write_json_durably(path: Path, data: dict) -> None:
-    with open(path, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    """Point ``latest`` at ``name`` atomically."""
+    with atomic_write(directory / LATEST_FILE, "w") as handle:
+        handle.write(name + "\n")

@@ -13,13 +13,13 @@ directory is written under a temporary name and renamed, so one that exists is a
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import torch
 
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE
+from argonne_kit.safe_io import replace_dir
 
 FINAL_MODEL_DIR = "final_model"
 #: ``--dtype`` names → the dtype the weights are stored in.
@@ -59,7 +59,7 @@ def export_model(
     model.save_pretrained(str(tmp), safe_serialization=True, max_shard_size=max_shard_size)
     tokenizer.save_pretrained(str(tmp))
     if recipe_toml is not None:
-        (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)
+        (tmp / RESOLVED_RECIPE_FILE).write_text(recipe_toml)  # the whole directory is renamed into place
     write_model_card(
         tmp,
         model,
@@ -68,7 +68,7 @@ def export_model(
         name=out.name if out.name != FINAL_MODEL_DIR else (run_dir.name if run_dir is not None else out.name),
         up_to_step=up_to_step,
     )
-    _replace_dir(tmp, out)
+    replace_dir(tmp, out)
     return out
 
 
@@ -99,15 +99,6 @@ def set_release_token_ids(model, tokenizer, eos_token_id: int | None = None) -> 
         generation.eos_token_id = eos
         generation.pad_token_id = config.pad_token_id
         generation.bos_token_id = config.bos_token_id
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    old = final.parent / f".tmp-old-{final.name}"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def release_eos_token_id(resolved, tokenizer) -> int | None:

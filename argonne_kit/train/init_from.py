@@ -24,6 +24,7 @@ import attrs
 import torch
 
 from argonne_kit.errors import CheckpointError, RecipeError
+from argonne_kit.safe_io import safe_torch_load
 
 
 @attrs.frozen
@@ -74,10 +75,7 @@ def load_weights(model: torch.nn.Module, source: InitSource) -> dict[str, int]:
 
 def read_original(path: Path) -> dict[str, Any]:
     """An original ``checkpoint_step_<N>.pt`` (keys of spec §3.2)."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable training checkpoint: {exc}") from None
+    blob = safe_torch_load(path, mmap=True, what="training checkpoint")
     if not isinstance(blob, dict) or "model_state_dict" not in blob:
         raise CheckpointError(f"{path}: not an original training checkpoint (no 'model_state_dict')")
     return blob
@@ -85,18 +83,25 @@ def read_original(path: Path) -> dict[str, Any]:
 
 def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
     """All tensors of a Hugging Face model directory (single or sharded safetensors)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{index}: not a safetensors index ({type(exc).__name__}: {exc})") from None
     else:
         files = [p.name for p in sorted(directory.glob("*.safetensors"))]
     if not files:
         raise CheckpointError(f"{directory}: no .safetensors weights")
     state: dict[str, torch.Tensor] = {}
     for name in files:
-        state.update(load_file(str(directory / name)))
+        try:
+            state.update(load_file(str(directory / name)))
+        except (OSError, ValueError, SafetensorError) as exc:  # a truncated or foreign file
+            raise CheckpointError(f"{directory / name}: unreadable safetensors file: {exc}") from None
     return state
 
 

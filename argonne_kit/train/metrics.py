@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from argonne_kit.safe_io import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -63,9 +64,7 @@ def truncate_after(run_dir: Path, step: int) -> None:
             continue  # a line cut by a kill
         if record.get("step", 0) <= step:
             kept.append(line)
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

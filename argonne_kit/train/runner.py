@@ -52,6 +52,7 @@ from argonne_kit.train.callbacks import (
     StopOnSignalsAndTime,
     Validation,
 )
+from argonne_kit.safe_io import atomic_write_text
 from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint, load_trainer_state
 from argonne_kit.train.export import export_final_model
 from argonne_kit.train.fp8 import convert_to_fp8
@@ -128,7 +129,10 @@ class Run:
     def execute(self) -> int:
         lock = RunLock(self.run_dir)
         if self.strategy.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise RecipeError(f"run.dir: {self.run_dir} exists and is not a directory") from None
             lock.acquire()
         try:
             return self._execute()
@@ -167,7 +171,8 @@ class Run:
         torch.manual_seed(train.seed + strategy.rank)
 
         checkpoints = CheckpointManager(self.run_dir, strategy, keep_last=recipe.checkpoint.keep_last,
-                                        keep_every_steps=recipe.checkpoint.keep_every_steps, log=self.log)
+                                        keep_every_steps=recipe.checkpoint.keep_every_steps, log=self.log,
+                                        async_save=recipe.checkpoint.async_save)
         checkpoints.collect_stale()
         strategy.barrier()
         settings = LoopSettings(
@@ -180,6 +185,7 @@ class Run:
                           counters=Counters(**init_counters),
                           callbacks=self._callbacks(stop, wrapped, objective, val_data), log=self.log)
         self._resume_or_carry(trainer, checkpoints, init, wrapped, optimizer)
+        self._write_resolved_recipe()  # only once the run is known to start: a refused one changes nothing
         if to_precompute is not None:  # from the (resumed) position: exactly the batches still to come
             plan = [(data, (total_steps - trainer.counters.phase_step) * batch["grad_accum_steps"])]
             if val_data is not None:
@@ -193,8 +199,7 @@ class Run:
 
     # -- building ----------------------------------------------------------------------------
     def _prepare(self) -> InitSource | None:
-        """Tokenizer, init source (its position settings inherited), provenance, and the
-        resolved recipe written to the run directory."""
+        """Tokenizer, init source (its position settings inherited) and provenance."""
         from argonne_kit.data.tokenizer import load_tokenizer
 
         self.tokenizer, tokenizer_sha = load_tokenizer(self.recipe.tokenizer.path, self.resolved.base_dir)
@@ -204,7 +209,6 @@ class Run:
         self.resolved.meta.update(run_meta(self.registry, tokenizer_name=self.tokenizer.name_or_path,
                                            tokenizer_sha256=tokenizer_sha, world_size=self.strategy.world_size))
         self.recipe_toml = self.resolved.to_toml()
-        self._write_resolved_recipe()
         return init
 
     def _batch_math(self) -> dict[str, int]:
@@ -353,11 +357,11 @@ class Run:
         if setting == "never":
             return None
         if setting == "auto":
-            return CheckpointManager(self.run_dir, self.strategy, log=lambda _m: None).latest()
+            return CheckpointManager(self.run_dir, self.strategy, log=self.log).latest()
         path = Path(setting)
         if is_checkpoint(path):
             return path
-        latest = CheckpointManager(path, self.strategy, log=lambda _m: None).latest()
+        latest = CheckpointManager(path, self.strategy, log=self.log).latest()
         if latest is None:
             raise RecipeError(f"run.resume: {setting!r} is neither a checkpoint nor a run directory with one")
         return latest
@@ -411,9 +415,7 @@ class Run:
             if changes:
                 self.log("recipe: changed since this run directory was last used:\n"
                          + format_changes(changes, "previous", "now"))
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(self.recipe_toml)
-        os.replace(tmp, path)
+        atomic_write_text(path, self.recipe_toml)
 
     def _log_attention_plan(self, model: torch.nn.Module) -> None:
         plan_fn = getattr(model, "attention_plan", None)

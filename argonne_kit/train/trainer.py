@@ -176,8 +176,14 @@ class Trainer:
             for callback in self.callbacks:
                 callback.pre_train(self)
             outcome = self._loop()
+            if self.checkpoints is not None and not self.checkpoints.wait():
+                # the last save, written in the background (checkpoint.async_save), was refused
+                outcome = Outcome.FAILED
             return outcome
         finally:
+            if outcome is None and self.checkpoints is not None:
+                with contextlib.suppress(Exception):  # the loop's own error is the one to report
+                    self.checkpoints.wait()
             for callback in self.callbacks:
                 callback.post_train(self, outcome)
 

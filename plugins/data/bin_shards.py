@@ -54,10 +54,11 @@ class BinShardsConfig(ComponentConfig):
 class TokenStream:
     """The shards of a :class:`ShardSet` as one random-access token sequence."""
 
-    def __init__(self, shard_set: ShardSet):
+    def __init__(self, shard_set: ShardSet, vocab_size: int | None = None):
         self.shard_set = shard_set
         self.sizes = np.array([s.num_tokens for s in shard_set.shards], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.vocab_size = vocab_size
         self._maps: list[np.ndarray] | None = None
 
     @property
@@ -80,7 +81,19 @@ class TokenStream:
             out[filled:filled + len(piece)] = piece
             filled += len(piece)
             shard += 1
+        if self.vocab_size is not None and length and int(out.max()) >= self.vocab_size:
+            self._refuse_token(start, out)
         return out
+
+    def _refuse_token(self, start: int, tokens: np.ndarray) -> None:
+        """A token id the tokenizer cannot have produced: name the shard and the position (an
+        embedding lookup would otherwise fail with a bare IndexError mid-run)."""
+        at = int(np.argmax(tokens >= self.vocab_size))
+        position = start + at
+        shard = int(np.searchsorted(self.starts, position, side="right")) - 1
+        local = position - int(self.starts[shard])
+        raise DataError(f"{self.shard_set.shards[shard].path}: token {local:,}: id {int(tokens[at])} is outside "
+                        f"the tokenizer's vocabulary of {self.vocab_size:,} (shards written with another tokenizer?)")
 
     def identity(self) -> list[Any]:
         """What the fingerprint covers: names, counts and a few tokens from each end of every shard."""
@@ -145,12 +158,13 @@ class BinShardsSource(DataSource):
     def __init__(self, config: BinShardsConfig, ctx: DataContext):
         self.config, self.ctx = config, ctx
         path = _data_path(config, ctx)
-        self.stream = TokenStream(find_shards(path))
+        vocab = len(ctx.tokenizer) if ctx.tokenizer is not None else None
+        self.stream = TokenStream(find_shards(path), vocab)
         self.row_len = ctx.seq_len + 1
         self.world_rows = ctx.micro_batch_size * ctx.dp_world
         self.skipped_docs = 0
         if config.mode == "packed":
-            population = (self.stream.num_tokens - 1) // ctx.seq_len
+            population = max(0, self.stream.num_tokens - 1) // ctx.seq_len
             starts_of = _PackedStarts(ctx.seq_len)
             unit = "windows"
         else:

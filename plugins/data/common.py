@@ -96,8 +96,10 @@ class DropLog:
         worst = [(s, per_source[s] / self.seen[s]) for s in self.seen if self.seen[s] and per_source[s]]
         over = [(s, f) for s, f in worst if f > self.max_drop_frac]
         if over or self.dropped / total > self.max_drop_frac:
-            raise DataError(f"{self.summary()}\n{self.name}: drop fraction above max_drop_frac = "
-                            f"{self.max_drop_frac} — fix the data or raise the limit (rows are never resampled)")
+            details = "; ".join(line.strip() for line in self.summary().splitlines()[1:])
+            raise DataError(f"{self.name}: dropped {self.dropped:,} of {total:,} rows, above max_drop_frac = "
+                            f"{self.max_drop_frac} ({details}) — fix the data or raise the limit (rows are never "
+                            f"resampled)")
 
     def state(self) -> dict[str, Any]:
         return {"counts": [[s, r, c] for (s, r), c in sorted(self.counts.items())],

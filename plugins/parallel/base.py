@@ -94,9 +94,6 @@ class Strategy(ParallelStrategy):
     def load(self, model, optimizer, path: str) -> dict[str, Any]:
         return checkpoint.load(model, optimizer, path)
 
-    def verify(self, path: str) -> None:
-        checkpoint.verify(path)
-
     def full_model_state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         return checkpoint.full_model_state_dict(model)
 

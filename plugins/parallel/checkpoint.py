@@ -10,6 +10,10 @@ A checkpoint directory holds
   fp32 master weights), plus ``.metadata`` with the global shapes, so it reshards on load;
 - ``extras.pt`` — the plain extras (step, schedule, data position, RNG…) from the main rank.
 
+Integrity (every file's size and checksum, a read-back of the tensors) is checked once, by the
+checkpoint manager's manifest, before a load; a load of a damaged file still fails with one line
+naming it.
+
 Loading goes through ``torch.distributed.checkpoint.state_dict.set_state_dict``, which
 distributes full tensors into whatever layout the model now has (FSDP shards, TP shards, plain),
 and DCP loads read exactly the slices the current layout needs — so a checkpoint saved at one
@@ -38,6 +42,13 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.tensor import DTensor
 
 from argonne_kit.errors import CheckpointError
+from argonne_kit.safe_io import (
+    StorageError,
+    atomic_write,
+    atomic_write_text,
+    is_disk_full,
+    safe_torch_load,
+)
 
 LAYOUT_FILE = "parallel.json"
 TORCH_STATE_FILE = "state.pt"
@@ -94,9 +105,7 @@ def write_layout(path: str, fmt: str, strategy: str, mesh: dict[str, int]) -> No
     """Write ``parallel.json`` (main rank only; callers barrier afterwards)."""
     world = dist.get_world_size() if dist.is_initialized() else 1
     layout = {"format": fmt, "strategy": strategy, "world_size": world, "mesh": mesh}
-    with open(os.path.join(path, LAYOUT_FILE), "w") as f:
-        json.dump(layout, f, indent=2)
-        f.write("\n")
+    atomic_write_text(os.path.join(path, LAYOUT_FILE), json.dumps(layout, indent=2) + "\n", durable=False)
 
 
 def read_layout(path: str) -> dict[str, Any]:
@@ -124,12 +133,19 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
     _barrier()
     if fmt == "torch":
         if _is_main():
-            torch.save(_to_cpu(tensors), os.path.join(path, TORCH_STATE_FILE))
+            with atomic_write(os.path.join(path, TORCH_STATE_FILE), durable=True) as handle:
+                torch.save(_to_cpu(tensors), handle)
     else:
-        with _single_process_quiet():
-            dcp.save(tensors, checkpoint_id=path, no_dist=not dist.is_initialized())
+        try:
+            with _single_process_quiet():
+                dcp.save(tensors, checkpoint_id=path, no_dist=not dist.is_initialized())
+        except (Exception, CheckpointException) as exc:  # DCP's (a BaseException) wraps every rank's failure
+            if is_disk_full(exc, path):
+                raise StorageError(f"cannot write {path}: No space left on device") from None
+            raise
     if _is_main():
-        torch.save(extras, os.path.join(path, EXTRAS_FILE))
+        with atomic_write(os.path.join(path, EXTRAS_FILE), durable=False) as handle:
+            torch.save(extras, handle)
         write_layout(path, fmt, strategy, mesh)
     _barrier()
 
@@ -138,10 +154,8 @@ def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: 
     """Load a checkpoint of either format into ``model``/``optimizer`` in their current layout
     and return the extras. Collective when a process group exists."""
     layout = read_layout(path)
-    verify(path, layout)
     if layout["format"] == "torch":
-        blob = torch.load(os.path.join(path, TORCH_STATE_FILE), map_location="cpu", mmap=True,
-                          weights_only=True)
+        blob = safe_torch_load(os.path.join(path, TORCH_STATE_FILE), mmap=True, what="model state")
         _apply(model, optimizer, blob, path, full=True)
     else:
         target = native_state(model, optimizer)
@@ -155,7 +169,7 @@ def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: 
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             raise CheckpointError(f"{path}: does not fit this model: {reason}") from exc
         _apply(model, optimizer, target, path, full=False)
-    return torch.load(os.path.join(path, EXTRAS_FILE), map_location="cpu", weights_only=False)
+    return safe_torch_load(os.path.join(path, EXTRAS_FILE), what="checkpoint extras")
 
 
 def _apply(model, optimizer, blob: dict[str, Any], path: str, *, full: bool) -> None:
@@ -184,41 +198,11 @@ def _single_process_quiet():
 
 
 def _has_optimizer(path: str) -> bool:
-    metadata = dcp.FileSystemReader(path).read_metadata()
-    return any(key.startswith(OPTIM_KEY + ".") for key in metadata.state_dict_metadata)
-
-
-def verify(path: str, layout: dict[str, Any] | None = None) -> None:
-    """Read back the checkpoint's index: the layout file, the extras, and either ``state.pt``
-    (opened, keys checked) or the DCP metadata with every shard file it references present and
-    large enough. Raises :class:`CheckpointError` naming the missing/short file."""
-    layout = layout or read_layout(path)
-    extras = os.path.join(path, EXTRAS_FILE)
-    if not os.path.isfile(extras):
-        raise CheckpointError(f"{extras}: missing")
-    if layout["format"] == "torch":
-        file = os.path.join(path, TORCH_STATE_FILE)
-        try:
-            blob = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
-        except Exception as exc:  # a truncated or corrupt file: name it
-            raise CheckpointError(f"{file}: unreadable ({exc})") from exc
-        if MODEL_KEY not in blob or not blob[MODEL_KEY]:
-            raise CheckpointError(f"{file}: holds no model state")
-        return
     try:
         metadata = dcp.FileSystemReader(path).read_metadata()
-    except Exception as exc:
-        raise CheckpointError(f"{os.path.join(path, DCP_METADATA_FILE)}: unreadable ({exc})") from exc
-    needed: dict[str, int] = {}
-    for info in metadata.storage_data.values():
-        name = info.relative_path
-        needed[name] = max(needed.get(name, 0), info.offset + info.length)
-    for name, size in needed.items():
-        file = os.path.join(path, name)
-        actual = os.path.getsize(file) if os.path.isfile(file) else -1
-        if actual < size:
-            state = "missing" if actual < 0 else f"truncated ({actual} < {size} bytes)"
-            raise CheckpointError(f"{file}: shard {state}")
+    except Exception as exc:  # noqa: BLE001 — a damaged index, whatever DCP raises: name the file
+        raise CheckpointError(f"{os.path.join(path, DCP_METADATA_FILE)}: unreadable ({exc})") from None
+    return any(key.startswith(OPTIM_KEY + ".") for key in metadata.state_dict_metadata)
 
 
 def tied_aliases(model: torch.nn.Module) -> dict[str, str]:

@@ -53,7 +53,7 @@ def test_int_is_accepted_for_float(test_registry, recipe_dir):
 
 
 def test_validators_name_the_path(test_registry, recipe_dir):
-    with pytest.raises(RecipeError, match=r"train: micro_batch_size must be > 0, got 0"):
+    with pytest.raises(RecipeError, match=r"train.micro_batch_size: micro_batch_size must be > 0, got 0"):
         resolve_recipe(recipe_dir / "a.toml", ["train.micro_batch_size=0"])
 
 

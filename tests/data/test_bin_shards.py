@@ -20,7 +20,7 @@ def shard_dir(tmp_path):
     out.mkdir()
     for s in range(3):
         lengths = rng.integers(3, 40, size=20)
-        tokens = np.concatenate([np.full(n, 1000 + s * 20 + d) for d, n in enumerate(lengths)])
+        tokens = np.concatenate([np.full(n, 500 + s * 20 + d) for d, n in enumerate(lengths)])
         write_shard(out / f"s{s}.bin", tokens)
         np.save(out / f"s{s}.lengths.npy", lengths.astype(np.uint32))
     return out
@@ -50,7 +50,7 @@ def test_unshuffled_epoch_is_the_token_stream(make_source, shard_dir):
 
 
 def test_ranks_get_disjoint_windows_covering_the_epoch(make_source, tmp_path):
-    write_shard(tmp_path / "unique.bin", np.arange(1000, dtype=np.uint32))  # every window is distinct
+    write_shard(tmp_path / "unique.bin", np.arange(950, dtype=np.uint32))  # every window is distinct (ids inside the vocabulary)
 
     def epoch_windows(rank):
         source = make_source("bin_shards", {"path": str(tmp_path / "unique.bin"), "shuffle": True},

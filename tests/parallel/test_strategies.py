@@ -126,7 +126,6 @@ def test_checkpoint_round_trip_and_verify_errors(tmp_path):
     strategy.save(state, str(path))
     layout = json.loads((path / "parallel.json").read_text())
     assert layout == {"format": "torch", "strategy": "single", "world_size": 1, "mesh": {"dp": 1}}
-    strategy.verify(str(path))
 
     fresh = strategy.wrap(harness.build_model(), WrapOptions())
     fresh_opt = harness.build_optimizer(fresh)
@@ -138,24 +137,24 @@ def test_checkpoint_round_trip_and_verify_errors(tmp_path):
     blob = (path / "state.pt").read_bytes()
     (path / "state.pt").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(CheckpointError, match="state.pt: unreadable"):
-        strategy.verify(str(path))
+        strategy.load(fresh, fresh_opt, str(path))
     os.remove(path / "parallel.json")
     with pytest.raises(CheckpointError, match="parallel.json: missing"):
         strategy.load(fresh, fresh_opt, str(path))
 
 
-def test_dcp_checkpoint_verify_names_a_truncated_shard(tmp_path):
+def test_dcp_checkpoint_load_names_a_truncated_shard(tmp_path):
     from argonne_plugins.parallel import checkpoint
 
     model = harness.build_model()
     path = tmp_path / "dcp"
     checkpoint.save(checkpoint.native_state(model, None), str(path), fmt="dcp", strategy="fsdp",
                     mesh={"dp": 1})
-    checkpoint.verify(str(path))
+    checkpoint.load(harness.build_model(), None, str(path))
     shard = next(p for p in path.iterdir() if p.suffix == ".distcp")
     shard.write_bytes(shard.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match=f"{shard.name}: shard truncated"):
-        checkpoint.verify(str(path))
+    with pytest.raises(CheckpointError, match=f"{path}: does not fit this model"):
+        checkpoint.load(harness.build_model(), None, str(path))
 
 
 def test_dcp_checkpoint_of_another_model_is_refused_with_the_reason(tmp_path):

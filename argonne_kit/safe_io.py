@@ -1,0 +1,222 @@
+"""Safe file input/output shared by every writer and reader of the kit.
+
+- :func:`atomic_write` / :func:`atomic_write_text` / :func:`atomic_write_bytes`: the one
+  temporary-file-and-rename writer. A reader sees the old file or the complete new one, never a
+  partial one; on any failure (a full disk included) the temporary is removed and the old file
+  stays. ``ENOSPC`` and other ``OSError`` become one-line :class:`~argonne_kit.errors.StorageError`.
+- :func:`replace_dir`: swap a finished temporary directory into place the same way.
+- :func:`safe_torch_load`: ``torch.load`` with ``weights_only=True`` and an allow-list of the
+  few non-tensor types the kit itself writes. A pickle is a program: a file that needs anything
+  else is refused before any of it runs.
+- :func:`sha256_file`: the checksum recorded in checkpoint manifests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import pickle
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from argonne_kit.errors import ArgonneError, CheckpointError
+
+TMP_SUFFIX = ".tmp"
+
+
+class StorageError(ArgonneError):
+    """A file that cannot be written (disk full, permissions): one line naming the file."""
+
+
+HASH_CHUNK = 8 << 20
+
+
+def describe_os_error(path: str | Path, exc: OSError) -> str:
+    """``cannot write PATH: No space left on device`` — the reason without Python's decoration."""
+    reason = exc.strerror or str(exc)
+    if exc.errno is None and "No space left" in str(exc):
+        reason = os.strerror(errno.ENOSPC)
+    return f"cannot write {path}: {reason}"
+
+
+def is_disk_full(exc: BaseException, path: str | Path | None = None) -> bool:
+    """True for ``ENOSPC``/``EDQUOT``. torch's C++ zip writer reports a full disk only as
+    ``[enforce fail at inline_container.cc…] unexpected pos``: with ``path``, such an error on a
+    file system with less than :data:`NEARLY_FULL` bytes free counts as a full disk too."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    if any(marker in text for marker in ("No space left on device", "[Errno 28]")):
+        return True
+    if path is not None and "inline_container" in text:
+        try:
+            return shutil.disk_usage(path).free < NEARLY_FULL
+        except OSError:
+            return False
+    return False
+
+
+#: Free bytes below which a torch writer's opaque write error is taken for a full disk.
+NEARLY_FULL = 64 << 20
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename inside ``path`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_path(path: str | Path) -> None:
+    """Remove a file, link or directory tree if it exists."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", *, durable: bool = True) -> Iterator[IO[Any]]:
+    """Open ``path + ".tmp"`` for writing; on a clean exit flush, fsync (``durable``) and rename
+    it over ``path``. On any exception the temporary is removed and ``path`` is untouched; an
+    ``OSError`` becomes a one-line :class:`StorageError` naming ``path``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(describe_os_error(path, exc)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path, "w", durable=durable) as handle:
+        handle.write(text)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path, "wb", durable=durable) as handle:
+        handle.write(data)
+
+
+def replace_dir(tmp: str | Path, final: str | Path) -> None:
+    """Rename the finished directory ``tmp`` to ``final``, replacing an existing ``final`` so that
+    a kill at any moment leaves either the old or the new one under ``final`` (a leftover
+    ``.tmp-old-*`` is only ever a temporary)."""
+    tmp, final = Path(tmp), Path(final)
+    fsync_dir(tmp)
+    if final.exists():
+        old = final.with_name(f".tmp-old-{final.name}")
+        remove_path(old)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        remove_path(old)
+    else:
+        os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file, read in large chunks (hashlib releases the GIL on them)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _allowed_globals() -> list[Any]:
+    """The non-tensor types the kit writes into its own pickles: numpy's RNG state (an uint32
+    array) inside the trainer state. Nothing here can run code when unpickled."""
+    import numpy as np
+
+    return [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+TRUST_PICKLE_HINT = ("if you trust the file, convert it once with "
+                     "`argonne-kit convert-checkpoint --trust-pickle SRC DST`")
+
+
+def safe_torch_load(path: str | Path, *, mmap: bool = False, what: str = "file") -> Any:
+    """``torch.load`` restricted to tensors, plain Python values and :func:`_allowed_globals`.
+    A file that needs anything else is refused — nothing of it is executed — with a
+    :class:`CheckpointError` that names the offending types; an unreadable file likewise."""
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_allowed_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        unsafe = _unsafe_globals(path)
+        if unsafe:
+            raise CheckpointError(f"{path}: refused to load {what}: it holds Python objects beyond tensors "
+                                  f"and plain values ({', '.join(unsafe[:4])}), and unpickling them could run "
+                                  f"code; {TRUST_PICKLE_HINT}") from None
+        raise CheckpointError(f"{path}: unreadable {what}: {_first_line(exc)}") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except Exception as exc:  # noqa: BLE001 — a truncated or corrupt file, whatever torch raises
+        raise CheckpointError(f"{path}: unreadable {what}: {_first_line(exc)}") from None
+
+
+def _unsafe_globals(path: str | Path) -> list[str]:
+    import torch
+
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 — not a zip checkpoint at all: the caller reports it unreadable
+        return []
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in _allowed_globals()}
+    return [name for name in found if name not in allowed]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load_pretrained_model(model_dir: str | Path, *, trust_remote_code: bool = False, **model_kwargs: Any):
+    """The causal LM of a Hugging Face model directory, without running code from it unless
+    ``trust_remote_code`` (no interactive prompt either way). Any failure — a malicious or
+    truncated weights file included — is one :class:`CheckpointError` line naming the directory."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code,
+                                                    **model_kwargs)
+    except Exception as exc:  # transformers raises many kinds (OSError, ValueError, UnpicklingError…)
+        raise CheckpointError(f"{model_dir}: cannot load the model: {_first_line(exc)}") from None
+
+
+def load_pretrained_tokenizer(model_dir: str | Path, *, trust_remote_code: bool = False):
+    """The tokenizer of a Hugging Face model directory, on the terms of :func:`load_pretrained_model`."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    except Exception as exc:  # as above: one line, whatever transformers raised
+        raise CheckpointError(f"{model_dir}: cannot load its tokenizer: {_first_line(exc)}") from None
