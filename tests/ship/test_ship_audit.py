@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from conftest import ships_auto_map
 from safetensors.torch import load_file, save_file
+from ship_fixtures import ships_auto_map
 
 from argonne_kit.cli import main
 from argonne_kit.release.audit import Release, audit_release, check_clean_load, meta_model, output_embedding_key

@@ -145,7 +145,7 @@ def test_errors_name_the_forms_tried(tiny_run, tmp_path, offline_cache):
 
 
 def test_diff_recipe_against_a_release_without_recipe(tiny_run, tmp_path, capsys):
-    from conftest import QUICKSTART
+    from ship_fixtures import QUICKSTART
 
     release = tmp_path / "release"
     release.mkdir()

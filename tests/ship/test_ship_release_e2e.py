@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import SHARD, ships_auto_map
+from ship_fixtures import SHARD, ships_auto_map
 
 from argonne_kit.cli import main
 from argonne_kit.model_source import resolve_model_source
