@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -29,6 +31,20 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             if name.endswith("norm.weight") or name.endswith("norm_layer.weight") or ".ln" in name:
                 param.copy_(1 + 0.2 * torch.randn(param.shape, generator=gen))
     return model
+
+
+def released_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state dict under the released key names (``embed_tokens``, ``blocks.{i}``,
+    ``norm``; 1.x: ``token_embedding``, ``position_embedding``, ``blocks.{i}``, ``ln_f``, ``head``)."""
+    v1 = isinstance(model, ArgonneV1ForCausalLM)
+    out = {}
+    for key, value in model.state_dict().items():
+        key = re.sub(r"^model\.layers\.", "blocks.", key)
+        key = re.sub(r"^model\.", "", key)
+        if v1:
+            key = re.sub(r"^lm_head\.", "head.", key)
+        out[key] = value
+    return out
 
 
 @pytest.fixture
