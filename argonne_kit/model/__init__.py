@@ -15,15 +15,21 @@ from __future__ import annotations
 
 from argonne_kit.model.build import build_config, build_model
 from argonne_kit.model.config import ArgonneConfig, ArgonneV1Config
+from argonne_kit.model.hf import ArgonneHFMixin
 from argonne_kit.model.legacy import ArgonneV1ForCausalLM, ArgonneV1ForSequenceClassification, ArgonneV1Model
 from argonne_kit.model.loading import load_original_checkpoint
 from argonne_kit.model.modeling import ArgonneForCausalLM, ArgonneForSequenceClassification, ArgonneModel
+from argonne_kit.model.standalone import write_standalone_code
 
 #: config class → (backbone, causal LM, sequence classification)
 FAMILIES = {
     ArgonneConfig: (ArgonneModel, ArgonneForCausalLM, ArgonneForSequenceClassification),
     ArgonneV1Config: (ArgonneV1Model, ArgonneV1ForCausalLM, ArgonneV1ForSequenceClassification),
 }
+
+
+# every save_pretrained of a kit model ships the standalone code (see argonne_kit.model.standalone)
+ArgonneHFMixin.export_code = write_standalone_code
 
 
 def register_auto_classes() -> None:

@@ -11,11 +11,14 @@ select the kit's ``math`` / ``sdpa`` / ``flash2`` / ``flex`` kernels; the kit's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
 from argonne_kit.contracts.attention import AttentionSpec
+from argonne_kit.model.attend import default_runtime
 from argonne_kit.model.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
 
 #: the kit's backend name → the transformers name it is reported as
@@ -48,6 +51,15 @@ class ArgonneHFMixin:
     _supports_flex_attn = True
     #: original checkpoint key (regex) → key of this class; applied when loading
     legacy_key_mapping: dict[str, str] = {}
+    #: ``(model, directory)`` → None, run after every ``save_pretrained``: the kit installs the
+    #: writer of the standalone code files (exported code has none; transformers copies its files)
+    export_code: Callable | None = None
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """``PreTrainedModel.save_pretrained``, then the standalone code files and ``auto_map``."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if ArgonneHFMixin.export_code is not None and kwargs.get("is_main_process", True):
+            ArgonneHFMixin.export_code(self, save_directory)
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -74,8 +86,6 @@ class ArgonneHFMixin:
         self.set_attention_backend(kit_backend_name(attn_implementation))
 
     def _reported_attention(self, kit_name: str) -> str:
-        from argonne_kit.model.attend import default_runtime
-
         if kit_name != "auto" and kit_name not in BUILTIN_BACKENDS:
             return kit_name  # a plugin's backend, installed by set_attention_backend
         return reported_name(kit_name, default_runtime(self.config))

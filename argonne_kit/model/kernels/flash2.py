@@ -77,7 +77,10 @@ class Flash2Attention(AttentionBackend):
                       "(flash-attn aligns the queries with the end of the keys)")
         if reason:
             raise AttentionUnsupported(f"attention backend {self.name!r}: {reason}")
-        from flash_attn import flash_attn_func  # lazy: optional, CUDA-only dependency
+        try:  # an optional, CUDA-only dependency, imported on first use
+            from flash_attn import flash_attn_func
+        except ImportError as exc:
+            raise AttentionUnsupported(f"attention backend {self.name!r}: {exc} ({INSTALL_HINT})") from exc
 
         out = flash_attn_func(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
