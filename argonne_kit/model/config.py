@@ -37,6 +37,10 @@ _ALIASED_DEFAULTS = {
 }
 
 
+#: config attribute holding the ``attn_implementation`` the model last reported (not saved)
+REPORTED_ATTENTION_KEY = "_argonne_reported_attention"
+
+
 def round_up(value: int, multiple: int) -> int:
     """Smallest multiple of ``multiple`` that is ≥ ``value``."""
     return (value + multiple - 1) // multiple * multiple
@@ -139,6 +143,11 @@ class ArgonneConfig(PreTrainedConfig):
         """Per-head width, hidden_size / num_attention_heads."""
         return self.hidden_size // self.num_attention_heads
 
+    def _remove_keys_not_serialized(self, d: dict) -> None:
+        # the attention name last reported to transformers is runtime state, not configuration
+        d.pop(REPORTED_ATTENTION_KEY, None)
+        super()._remove_keys_not_serialized(d)
+
     @property
     def softcap(self) -> float | None:
         """The final-logit softcap, or None when off (0 or None)."""
@@ -204,6 +213,11 @@ class ArgonneV1Config(PreTrainedConfig):
         if self.tie_word_embeddings:
             raise ValueError("Argonne 1.x has an untied head (tie_word_embeddings must be false)")
         super().__post_init__(**kwargs)
+
+    def _remove_keys_not_serialized(self, d: dict) -> None:
+        # the attention name last reported to transformers is runtime state, not configuration
+        d.pop(REPORTED_ATTENTION_KEY, None)
+        super()._remove_keys_not_serialized(d)
 
     @property
     def head_dim(self) -> int:

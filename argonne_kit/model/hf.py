@@ -19,6 +19,7 @@ from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
 from argonne_kit.contracts.attention import AttentionSpec
 from argonne_kit.model.attend import default_runtime
+from argonne_kit.model.config import REPORTED_ATTENTION_KEY
 from argonne_kit.model.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
 
 #: the kit's backend name → the transformers name it is reported as
@@ -75,15 +76,22 @@ class ArgonneHFMixin:
     def _check_and_adjust_attn_implementation(self, attn_implementation: str | None, is_init_check: bool = False,
                                               allow_all_kernels: bool = False) -> str:
         config = self.config
+        # transformers re-checks, from every sub-model's __init__, the name it was given last time
+        if attn_implementation is not None and attn_implementation != getattr(config, REPORTED_ATTENTION_KEY, None):
+            config.attn_backend = kit_backend_name(attn_implementation)
         reported = self._reported_attention(config.attn_backend)
-        if attn_implementation is None or attn_implementation == reported:
-            return reported  # nothing new asked (transformers re-checks what it was told last time)
-        config.attn_backend = kit_backend_name(attn_implementation)
-        return self._reported_attention(config.attn_backend)
+        setattr(config, REPORTED_ATTENTION_KEY, reported)
+        return reported
 
     def set_attn_implementation(self, attn_implementation: str, allow_all_kernels: bool = False) -> None:
         """Switch every layer to the kernel named by a transformers or kit name."""
         self.set_attention_backend(kit_backend_name(attn_implementation))
+
+    def _report_attention(self, kit_name: str) -> None:
+        """Make ``config._attn_implementation`` name what ``kit_name`` runs."""
+        reported = self._reported_attention(kit_name)
+        self.config._attn_implementation_internal = reported
+        setattr(self.config, REPORTED_ATTENTION_KEY, reported)
 
     def _reported_attention(self, kit_name: str) -> str:
         if kit_name != "auto" and kit_name not in BUILTIN_BACKENDS:

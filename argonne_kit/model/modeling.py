@@ -183,7 +183,7 @@ class ArgonnePreTrainedModel(ArgonneHFMixin, PreTrainedModel):
         plan = self.base_model._attention
         plan.set_backend(name, backend)
         self.config.attn_backend = name
-        self.config._attn_implementation_internal = self._reported_attention(name)
+        self._report_attention(name)
 
     def attention_plan(self, device_type: str | None = None, dtype: torch.dtype | None = None,
                        training: bool | None = None, decoding: bool = False) -> list[tuple[str, int | None]]:
