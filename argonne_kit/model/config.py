@@ -91,7 +91,10 @@ class ArgonneConfig(PreTrainedConfig):
     mtp_loss_weight: float = 0.0
     interleaved_local_attention: bool = True
     local_attention_window: int | None = 256
-    logit_softcap: float | None = 15.0
+    final_logit_softcapping: float | None = 15.0
+    """Final logits ← c·tanh(logits/c) (3.0 on); None or 0 = off (2.x). The name TRL and Gemma
+    read, so TRL's fused log-prob head applies it too. Older exports call it ``logit_softcap``,
+    which is read as this field."""
     swiglu_clamp: float | None = 65504.0
     """Clamp of the MLP gate/up projections to ±value before SwiGLU (the original's fp16 guard,
     always on in the original model); None or 0 = off (as in Qwen3 and Llama)."""
@@ -109,6 +112,10 @@ class ArgonneConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         _apply_legacy_aliases(self, kwargs)
+        if "logit_softcap" in kwargs:  # the earlier name (older exports, recipes): read, never stored
+            self.final_logit_softcapping = kwargs.pop("logit_softcap")
+        if not self.final_logit_softcapping:
+            self.final_logit_softcapping = None  # off; never a cap of 0 (TRL divides by it)
         for name, default in _ALIASED_DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, default)
@@ -151,7 +158,7 @@ class ArgonneConfig(PreTrainedConfig):
     @property
     def softcap(self) -> float | None:
         """The final-logit softcap, or None when off (0 or None)."""
-        return self.logit_softcap or None
+        return self.final_logit_softcapping
 
     def layer_windows(self) -> list[int | None]:
         """Attention window per block: odd blocks get ``local_attention_window`` when

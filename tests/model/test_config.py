@@ -74,3 +74,14 @@ def test_init_follows_spec_1_9():
     assert torch.equal(block.attn.q_norm.weight, torch.ones(64))
     assert torch.equal(block.mlp_out_norm.weight, torch.ones(d))
     assert model.lm_head.weight is model.model.embed_tokens.weight
+
+
+def test_softcap_has_the_trl_name_and_reads_the_earlier_one(tmp_path):
+    assert ArgonneConfig().final_logit_softcapping == 15.0
+    older = ArgonneConfig.from_dict({"model_type": "argonne2", "logit_softcap": 20.0})
+    assert older.final_logit_softcapping == older.softcap == 20.0
+    off = ArgonneConfig.from_dict({"model_type": "argonne2", "logit_softcap": 0.0})
+    assert off.final_logit_softcapping is None and off.softcap is None     # off is None, never a 0 cap
+    older.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["final_logit_softcapping"] == 20.0 and "logit_softcap" not in saved
