@@ -4,14 +4,14 @@
 third party's included); ``select_backends(name, specs, runtime)`` returns one backend per
 layer. A concrete name must honour every layer's spec or the run refuses to start (D-4);
 ``auto`` picks, per layer, the first built-in kernel that can honour it — by the one rule in
-:func:`argonne_kit.model.kernels.first_capable`, which the models apply themselves when they run.
+:func:`argonne_kit.kernels.first_capable`, which the models apply themselves when they run.
 """
 
 from __future__ import annotations
 
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Runtime
 from argonne_kit.model.attend import assign_backends
-from argonne_kit.model.kernels import auto_candidates
+from argonne_kit.kernels import auto_candidates
 from argonne_kit.registry import get_registry
 
 

@@ -5,10 +5,10 @@
 - :class:`ArgonneV1Config` (``model_type = "argonne"``, 1.x): :class:`ArgonneV1Model`,
   :class:`ArgonneV1ForCausalLM`, :class:`ArgonneV1ForSequenceClassification`;
 - :func:`build_model` — recipe ``[model]`` section → model; :func:`load_original_checkpoint` —
-  original ``.pt`` training checkpoints; :mod:`argonne_kit.model.loss` — loss helpers.
+  original ``.pt`` training checkpoints; :mod:`argonne_kit.loss` — loss helpers.
 
-``register_auto_classes()`` (run by ``import argonne_kit``) registers both families with
-``AutoConfig``, ``AutoModel``, ``AutoModelForCausalLM`` and ``AutoModelForSequenceClassification``.
+Importing this package registers both families with ``AutoConfig``, ``AutoModel``,
+``AutoModelForCausalLM`` and ``AutoModelForSequenceClassification`` (``register_auto_classes``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def register_auto_classes() -> None:
         AutoModelForCausalLM.register(config_cls, causal_lm, exist_ok=True)
         AutoModelForSequenceClassification.register(config_cls, classifier, exist_ok=True)
 
+
+register_auto_classes()
 
 __all__ = ["ArgonneConfig", "ArgonneForCausalLM", "ArgonneForSequenceClassification", "ArgonneModel",
            "ArgonneV1Config", "ArgonneV1ForCausalLM", "ArgonneV1ForSequenceClassification", "ArgonneV1Model",

@@ -3,7 +3,7 @@
 Every layer's attention goes through the attention contract (``argonne_kit.contracts.attention``).
 :class:`AttentionPlan` holds the per-layer specs (causal, window) and the backend chosen when the
 model is built or re-targeted (``set_attention_backend``): a built-in kernel of
-:mod:`argonne_kit.model.kernels`, a plugin's instance handed over by the caller, or ``auto``. It
+:mod:`argonne_kit.kernels`, a plugin's instance handed over by the caller, or ``auto``. It
 checks them once per distinct runtime — device type, compute dtype, whether gradients flow,
 padding/segments present, prefill or cached decode — and keeps the result, so ``auto`` may pick
 different kernels for training and for generation. A forward pass never consults the plugin
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, AttentionUnsupported, Runtime
-from argonne_kit.model.kernels import BUILTIN_BACKENDS, auto_candidates, first_capable
-from argonne_kit.model.kernels.math import MathAttention
+from argonne_kit.kernels import BUILTIN_BACKENDS, auto_candidates, first_capable
+from argonne_kit.kernels.math import MathAttention
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 from argonne_kit.contracts.attention import AttentionSpec
 from argonne_kit.model.attend import default_runtime
 from argonne_kit.model.config import REPORTED_ATTENTION_KEY
-from argonne_kit.model.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
+from argonne_kit.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
 
 #: the kit's backend name → the transformers name it is reported as
 REPORTED_NAMES = {kit: hf for hf, kit in HF_ATTENTION_NAMES.items()}

@@ -28,7 +28,7 @@ from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, bu
 from argonne_kit.model.config import ArgonneV1Config
 from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
-from argonne_kit.model.loss import causal_lm_loss
+from argonne_kit.loss import causal_lm_loss
 
 INIT_STD = 0.02
 

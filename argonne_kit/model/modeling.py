@@ -24,7 +24,7 @@ the released key names (``embed_tokens``, ``blocks.{i}``, ``norm``) load through
 ``legacy_key_mapping``. Attention goes through the attention contract
 (see :mod:`argonne_kit.model.attend`); ``attention_mask`` (padding) and ``position_ids`` are
 honoured, and ``segment_ids`` masks attention across packed documents. Labels follow the Hugging
-Face convention and are shifted inside (see :mod:`argonne_kit.model.loss`).
+Face convention and are shifted inside (see :mod:`argonne_kit.loss`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, bu
 from argonne_kit.model.config import ArgonneConfig
 from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
-from argonne_kit.model.loss import causal_lm_loss, chunked_causal_lm_loss
+from argonne_kit.loss import causal_lm_loss, chunked_causal_lm_loss
 from argonne_kit.model.rope import RotaryEmbedding, apply_rotary
 from argonne_kit.model.swiglu import swiglu
 

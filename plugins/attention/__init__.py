@@ -2,7 +2,7 @@
 ``auto`` (dispatches per call to the first capable backend of ``flash2 → sdpa → math``).
 
 Every backend implements :class:`argonne_kit.contracts.attention.AttentionBackend` with the
-masking semantics of that contract (built once, in :mod:`argonne_kit.model.kernels.masks`), declares its capabilities
+masking semantics of that contract (built once, in :mod:`argonne_kit.kernels.masks`), declares its capabilities
 and refuses what it cannot honour exactly (D-4); none falls back on errors (D-15) and none
 changes the dtype it is given (D-27). See ``docs/attention.md``.
 """

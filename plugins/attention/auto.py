@@ -3,7 +3,7 @@
 Recipes say ``[attention] kind = "auto"`` (the default). The model resolves that itself, per
 layer, when it runs (``argonne_kit.model.attend``). This class is for callers that need one
 backend object: at each call it derives the :class:`Runtime` from the tensors and runs the
-backend that :func:`argonne_kit.model.kernels.first_capable` picks — the same rule as the
+backend that :func:`argonne_kit.kernels.first_capable` picks — the same rule as the
 model's. A backend is chosen by capability only: an error inside it propagates, nothing is
 retried elsewhere (D-15).
 """
@@ -15,8 +15,8 @@ import logging
 import attrs
 
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Capabilities, Runtime
-from argonne_kit.model.kernels import auto_candidates, first_capable
-from argonne_kit.model.kernels.inputs import needs_grad, runtime_of, validate
+from argonne_kit.kernels import auto_candidates, first_capable
+from argonne_kit.kernels.inputs import needs_grad, runtime_of, validate
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""``flash2``: flash-attn 2 (the kernel is :class:`argonne_kit.model.kernels.flash2.Flash2Attention`;
+"""``flash2``: flash-attn 2 (the kernel is :class:`argonne_kit.kernels.flash2.Flash2Attention`;
 ``pip install 'argonne-kit[flash]'`` on a CUDA machine)."""
 
 from __future__ import annotations
 
 import attrs
 
-from argonne_kit.model.kernels.flash2 import Flash2Attention
+from argonne_kit.kernels.flash2 import Flash2Attention
 
 
 @attrs.define(kw_only=True)

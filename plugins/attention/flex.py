@@ -1,11 +1,11 @@
 """``flex``: FlexAttention with a block-sparse mask (the kernel is
-:class:`argonne_kit.model.kernels.flex.FlexAttention`)."""
+:class:`argonne_kit.kernels.flex.FlexAttention`)."""
 
 from __future__ import annotations
 
 import attrs
 
-from argonne_kit.model.kernels.flex import FlexAttention
+from argonne_kit.kernels.flex import FlexAttention
 
 
 @attrs.define(kw_only=True)

@@ -1,11 +1,11 @@
 """``math``: the reference attention every other backend is tested against (the kernel is
-:class:`argonne_kit.model.kernels.math.MathAttention`)."""
+:class:`argonne_kit.kernels.math.MathAttention`)."""
 
 from __future__ import annotations
 
 import attrs
 
-from argonne_kit.model.kernels.math import MathAttention
+from argonne_kit.kernels.math import MathAttention
 
 
 @attrs.define(kw_only=True)

@@ -1,11 +1,11 @@
 """``sdpa``: PyTorch's scaled-dot-product attention (the kernel is
-:class:`argonne_kit.model.kernels.sdpa.SdpaAttention`)."""
+:class:`argonne_kit.kernels.sdpa.SdpaAttention`)."""
 
 from __future__ import annotations
 
 import attrs
 
-from argonne_kit.model.kernels.sdpa import SdpaAttention
+from argonne_kit.kernels.sdpa import SdpaAttention
 
 
 @attrs.define(kw_only=True)

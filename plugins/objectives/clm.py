@@ -15,7 +15,7 @@ import attrs
 import torch
 
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
-from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums
+from argonne_kit.loss import lm_loss_sums, logit_loss_sums
 
 from .sft import logits_fn
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from argonne_kit.model import kernels
+from argonne_kit import kernels
 from argonne_kit.model.attend import AttentionPlan
 from argonne_kit.attention import build_backend, select_backends
 from argonne_kit.contracts.attention import (

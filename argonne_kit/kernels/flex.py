@@ -27,7 +27,7 @@ from argonne_kit.contracts.attention import (
     Capabilities,
 )
 
-from argonne_kit.model.kernels.inputs import exact_dtype, needs_grad, validate
+from argonne_kit.kernels.inputs import exact_dtype, needs_grad, validate
 
 #: Block masks kept per backend instance (a model asks for a handful per step).
 BLOCK_MASK_CACHE_SIZE = 16

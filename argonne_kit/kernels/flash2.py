@@ -37,7 +37,7 @@ from argonne_kit.contracts.attention import (
     Capabilities,
 )
 
-from argonne_kit.model.kernels.inputs import validate
+from argonne_kit.kernels.inputs import validate
 
 INSTALL_HINT = "pip install 'argonne-kit[flash]' on a CUDA machine"
 

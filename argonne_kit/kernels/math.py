@@ -16,8 +16,8 @@ from argonne_kit.contracts.attention import (
     Capabilities,
 )
 
-from argonne_kit.model.kernels.inputs import exact_dtype, validate
-from argonne_kit.model.kernels.masks import visibility
+from argonne_kit.kernels.inputs import exact_dtype, validate
+from argonne_kit.kernels.masks import visibility
 
 
 

@@ -11,10 +11,10 @@ the dtype it is given (D-27).
 from __future__ import annotations
 
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, AttentionUnsupported, Runtime
-from argonne_kit.model.kernels.flash2 import Flash2Attention
-from argonne_kit.model.kernels.flex import FlexAttention
-from argonne_kit.model.kernels.math import MathAttention
-from argonne_kit.model.kernels.sdpa import SdpaAttention
+from argonne_kit.kernels.flash2 import Flash2Attention
+from argonne_kit.kernels.flex import FlexAttention
+from argonne_kit.kernels.math import MathAttention
+from argonne_kit.kernels.sdpa import SdpaAttention
 
 #: built-in backend name → class (constructed with default options)
 BUILTIN_BACKENDS: dict[str, type[AttentionBackend]] = {

@@ -18,8 +18,8 @@ from argonne_kit.contracts.attention import (
     Capabilities,
 )
 
-from argonne_kit.model.kernels.inputs import exact_dtype, validate
-from argonne_kit.model.kernels.masks import effective_window, visibility
+from argonne_kit.kernels.inputs import exact_dtype, validate
+from argonne_kit.kernels.masks import effective_window, visibility
 
 
 
