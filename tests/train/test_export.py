@@ -30,3 +30,5 @@ def test_a_chat_export_names_one_eos_everywhere(tmp_path):
     assert chat_eos_token_id(saved) == chat_eos                # the chat template ends a turn with it
     assert tokenizer.eos_token == "<|endoftext|>"              # the run's own tokenizer is unchanged
     assert AutoModelForCausalLM.from_pretrained(final).generation_config.eos_token_id == chat_eos
+    assert {"modeling_argonne.py", "configuration_argonne.py"} <= {p.name for p in final.iterdir()}
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_argonne.ArgonneForCausalLM"
