@@ -141,7 +141,7 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
 
     legacy_key_mapping = {r"^blocks\.": "layers."}
 
-    def __init__(self, config: ArgonneV1Config):
+    def __init__(self, config: ArgonneV1Config, initialize: bool = True):
         super().__init__(config)
         d = config.n_embd
         self.token_embedding = nn.Embedding(config.vocab_size, d)
@@ -151,7 +151,8 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
         self.ln_f = nn.LayerNorm(d)
         self._attention = AttentionPlan(config.attn_backend, [None] * config.n_layer, config.head_dim,
                                         config.n_head, config.n_head, dropout=config.dropout)
-        self.post_init()
+        if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
+            self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.token_embedding
@@ -204,7 +205,7 @@ class ArgonneV1ForCausalLM(ArgonneV1PreTrainedModel, GenerationMixin):
 
     def __init__(self, config: ArgonneV1Config):
         super().__init__(config)
-        self.model = ArgonneV1Model(config)
+        self.model = ArgonneV1Model(config, initialize=False)
         self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
 
@@ -254,7 +255,7 @@ class ArgonneV1ForSequenceClassification(ArgonneV1PreTrainedModel):
     def __init__(self, config: ArgonneV1Config):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.model = ArgonneV1Model(config)
+        self.model = ArgonneV1Model(config, initialize=False)
         self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
         self.post_init()
 

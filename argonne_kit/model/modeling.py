@@ -202,7 +202,7 @@ class ArgonneModel(ArgonnePreTrainedModel):
 
     legacy_key_mapping = {r"^blocks\.": "layers."}
 
-    def __init__(self, config: ArgonneConfig):
+    def __init__(self, config: ArgonneConfig, initialize: bool = True):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(ArgonneBlock(config, i) for i in range(config.num_hidden_layers))
@@ -210,7 +210,8 @@ class ArgonneModel(ArgonnePreTrainedModel):
         self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
         self._attention = AttentionPlan(config.attn_backend, config.layer_windows(), config.head_dim,
                                         config.num_attention_heads, config.num_key_value_heads)
-        self.post_init()
+        if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
+            self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
@@ -265,7 +266,7 @@ class ArgonneForCausalLM(ArgonnePreTrainedModel, GenerationMixin):
 
     def __init__(self, config: ArgonneConfig):
         super().__init__(config)
-        self.model = ArgonneModel(config)
+        self.model = ArgonneModel(config, initialize=False)
         self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
         if config.use_gradient_checkpointing:
@@ -336,7 +337,7 @@ class ArgonneForSequenceClassification(ArgonnePreTrainedModel):
     def __init__(self, config: ArgonneConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.model = ArgonneModel(config)
+        self.model = ArgonneModel(config, initialize=False)
         self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
         self.post_init()
 
