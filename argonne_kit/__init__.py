@@ -1,6 +1,8 @@
 """argonne_kit: pretraining and post-training of decoder-only LMs as a small core plus plugins.
 
-Importing the package registers the Argonne model classes with ``transformers``' Auto classes.
+Importing the package makes the Argonne model classes known to ``transformers``' Auto classes —
+at once if transformers is loaded, else as soon as it is (see :mod:`argonne_kit.hf_registration`):
+``import argonne_kit`` itself imports neither transformers nor torch.
 """
 
 __version__ = "0.1.0"
@@ -13,6 +15,6 @@ import logging as _logging
 for _name in ("torchao", "torch.utils._pytree"):
     _logging.getLogger(_name).setLevel(_logging.ERROR)
 
-from argonne_kit.model import register_auto_classes as _register_auto_classes  # noqa: E402
+from argonne_kit.hf_registration import install as _install_hf_registration  # noqa: E402
 
-_register_auto_classes()
+_install_hf_registration()

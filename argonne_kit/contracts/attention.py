@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import attrs
+from dataclasses import dataclass
+
 import torch
 
 from argonne_kit.errors import ArgonneError
@@ -34,7 +35,7 @@ class AttentionUnsupported(ArgonneError):
     """A backend cannot honour the requested spec/runtime; the message says which property."""
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class AttentionSpec:
     """What one layer's attention must compute."""
 
@@ -51,7 +52,7 @@ class AttentionSpec:
     passes 0 in eval and generation); the Argonne 1.x models use 0.1 (spec §1.1)."""
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Runtime:
     """The conditions a backend will run under (used for capability checks)."""
 
@@ -70,7 +71,7 @@ class Runtime:
     """True when packed-document segment ids will be passed."""
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Capabilities:
     """What a backend supports. ``check`` turns these into a clear refusal."""
 

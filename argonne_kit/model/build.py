@@ -14,7 +14,7 @@ from argonne_kit.errors import RecipeError
 from argonne_kit.model.config import ArgonneConfig, ArgonneV1Config, round_up
 from argonne_kit.model.legacy import ArgonneV1ForCausalLM
 from argonne_kit.model.modeling import ArgonneForCausalLM
-from argonne_kit.model.sections import Argonne1ModelConfig, Argonne2ModelConfig
+from argonne_kit.recipe.model_sections import Argonne1ModelConfig, Argonne2ModelConfig
 
 
 def build_config(section, derived: dict | None = None, vocab_size: int | None = None,

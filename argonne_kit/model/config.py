@@ -37,6 +37,10 @@ _ALIASED_DEFAULTS = {
 }
 
 
+#: config attribute holding the ``attn_implementation`` the model last reported (not saved)
+REPORTED_ATTENTION_KEY = "_argonne_reported_attention"
+
+
 def round_up(value: int, multiple: int) -> int:
     """Smallest multiple of ``multiple`` that is ≥ ``value``."""
     return (value + multiple - 1) // multiple * multiple
@@ -87,7 +91,10 @@ class ArgonneConfig(PreTrainedConfig):
     mtp_loss_weight: float = 0.0
     interleaved_local_attention: bool = True
     local_attention_window: int | None = 256
-    logit_softcap: float | None = 15.0
+    final_logit_softcapping: float | None = 15.0
+    """Final logits ← c·tanh(logits/c) (3.0 on); None or 0 = off (2.x). The name TRL and Gemma
+    read, so TRL's fused log-prob head applies it too. Older exports call it ``logit_softcap``,
+    which is read as this field."""
     swiglu_clamp: float | None = 65504.0
     """Clamp of the MLP gate/up projections to ±value before SwiGLU (the original's fp16 guard,
     always on in the original model); None or 0 = off (as in Qwen3 and Llama)."""
@@ -105,6 +112,10 @@ class ArgonneConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         _apply_legacy_aliases(self, kwargs)
+        if "logit_softcap" in kwargs:  # the earlier name (older exports, recipes): read, never stored
+            self.final_logit_softcapping = kwargs.pop("logit_softcap")
+        if not self.final_logit_softcapping:
+            self.final_logit_softcapping = None  # off; never a cap of 0 (TRL divides by it)
         for name, default in _ALIASED_DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, default)
@@ -139,10 +150,15 @@ class ArgonneConfig(PreTrainedConfig):
         """Per-head width, hidden_size / num_attention_heads."""
         return self.hidden_size // self.num_attention_heads
 
+    def _remove_keys_not_serialized(self, d: dict) -> None:
+        # the attention name last reported to transformers is runtime state, not configuration
+        d.pop(REPORTED_ATTENTION_KEY, None)
+        super()._remove_keys_not_serialized(d)
+
     @property
     def softcap(self) -> float | None:
         """The final-logit softcap, or None when off (0 or None)."""
-        return self.logit_softcap or None
+        return self.final_logit_softcapping
 
     def layer_windows(self) -> list[int | None]:
         """Attention window per block: odd blocks get ``local_attention_window`` when
@@ -204,6 +220,11 @@ class ArgonneV1Config(PreTrainedConfig):
         if self.tie_word_embeddings:
             raise ValueError("Argonne 1.x has an untied head (tie_word_embeddings must be false)")
         super().__post_init__(**kwargs)
+
+    def _remove_keys_not_serialized(self, d: dict) -> None:
+        # the attention name last reported to transformers is runtime state, not configuration
+        d.pop(REPORTED_ATTENTION_KEY, None)
+        super()._remove_keys_not_serialized(d)
 
     @property
     def head_dim(self) -> int:

@@ -3,10 +3,15 @@
 Learned absolute positions (a ``[1, block_size, d]`` parameter), pre-LN LayerNorm blocks with
 separate ``query``/``key``/``value``/``proj`` Linear layers (with biases), an exact-GELU MLP
 (``fc1``/``fc2`` with biases), dropout 0.1 in training (embeddings, residuals, MLP and — through
-``AttentionSpec.dropout`` — the attention probabilities) and an untied ``head``. Key names are
-the released ones, including the persistent ``blocks.{i}.attn.mask`` buffer; that lower-triangular
-buffer is kept only so released state dicts load key-for-key — masking is done by the attention
-backend, which also honours ``attention_mask`` and ``position_ids``.
+``AttentionSpec.dropout`` — the attention probabilities) and an untied head.
+
+Layout as transformers models have it: the backbone :class:`ArgonneV1Model`
+(``token_embedding``, ``position_embedding``, ``layers.{i}``, ``ln_f``) under ``model.`` in
+:class:`ArgonneV1ForCausalLM` (plus ``lm_head``) and :class:`ArgonneV1ForSequenceClassification`
+(plus ``score``). Released checkpoints (``token_embedding``, ``blocks.{i}``, ``ln_f``, ``head``)
+load through ``legacy_key_mapping``. The persistent ``attn.mask`` buffer of every block is kept
+only so released state dicts load key-for-key — masking is done by the attention backend, which
+also honours ``attention_mask`` and ``position_ids``.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneV1Config
+from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
-from argonne_kit.model.loss import causal_lm_loss
+from argonne_kit.loss import causal_lm_loss
 
 INIT_STD = 0.02
 
@@ -86,43 +92,18 @@ class ArgonneV1Block(GradientCheckpointingLayer):
         return x + self.mlp(self.ln2(x))
 
 
-class ArgonneV1ForCausalLM(PreTrainedModel, GenerationMixin):
-    """The 1.x language model. Keys: ``token_embedding``, ``position_embedding``,
-    ``blocks.{i}.{ln1,attn.{query,key,value,proj,mask},ln2,mlp.{fc1,fc2}}``, ``ln_f``, ``head``."""
+class ArgonneV1PreTrainedModel(ArgonneHFMixin, PreTrainedModel):
+    """Weight init and Hugging Face plumbing shared by the 1.x backbone and heads."""
 
     config_class = ArgonneV1Config
     config: ArgonneV1Config
-    base_model_prefix = ""
+    base_model_prefix = "model"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["ArgonneV1Block"]
-    #: (input, output) embedding keys, for checkpoint loading
-    embedding_keys = ("token_embedding.weight", "head.weight")
-
-    def __init__(self, config: ArgonneV1Config):
-        super().__init__(config)
-        d = config.n_embd
-        self.token_embedding = nn.Embedding(config.vocab_size, d)
-        self.position_embedding = nn.Parameter(torch.zeros(1, config.block_size, d))
-        self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(ArgonneV1Block(config, i) for i in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(d)
-        self.head = Linear(d, config.vocab_size, bias=False)
-        self._attention = AttentionPlan(config.attn_backend, [None] * config.n_layer, config.head_dim,
-                                        config.n_head, config.n_head, dropout=config.dropout)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.token_embedding
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.token_embedding = value
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.head = value
+    legacy_key_mapping = {r"^token_embedding\.": "model.token_embedding.",
+                          r"^position_embedding$": "model.position_embedding",
+                          r"^blocks\.": "model.layers.", r"^ln_f\.": "model.ln_f.", r"^head\.": "lm_head."}
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -138,62 +119,160 @@ class ArgonneV1ForCausalLM(PreTrainedModel, GenerationMixin):
             init.zeros_(module.bias)
         elif isinstance(module, ArgonneV1Attention):
             init.copy_(module.mask, causal_mask_buffer(module.mask.size(-1)))
-        elif isinstance(module, ArgonneV1ForCausalLM):
+        elif isinstance(module, ArgonneV1Model):
             init.normal_(module.position_embedding, mean=0.0, std=INIT_STD)
 
     def set_attention_backend(self, name: str, backend=None) -> None:
-        """Switch every layer to the registered backend ``name`` (see ArgonneForCausalLM)."""
-        self._attention.set_backend(name, backend)
+        """Switch every layer to the backend ``name`` (see ``ArgonneForCausalLM``)."""
+        self.base_model._attention.set_backend(name, backend)
         self.config.attn_backend = name
+        self._report_attention(name)
 
     def attention_plan(self, device_type: str | None = None, dtype: torch.dtype | None = None,
                        training: bool | None = None, decoding: bool = False) -> list[tuple[str, int | None]]:
         """``[(backend name, window), …]`` per layer as resolved for the given conditions."""
-        weight = self.token_embedding.weight
-        return resolve_plan_names(self._attention, device_type or weight.device.type, dtype or weight.dtype,
-                                  self.training if training is None else training, decoding)
+        weight = self.get_input_embeddings().weight
+        return resolve_plan_names(self.base_model._attention, device_type or weight.device.type,
+                                  dtype or weight.dtype, self.training if training is None else training, decoding)
 
-    def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The untied head on final (``ln_f``) hidden states."""
-        return self.head(hidden)
+
+class ArgonneV1Model(ArgonneV1PreTrainedModel):
+    """The 1.x backbone: token and learned position embeddings, blocks, final LayerNorm."""
+
+    legacy_key_mapping = {r"^blocks\.": "layers."}
+
+    def __init__(self, config: ArgonneV1Config, initialize: bool = True):
+        super().__init__(config)
+        d = config.n_embd
+        self.token_embedding = nn.Embedding(config.vocab_size, d)
+        self.position_embedding = nn.Parameter(torch.zeros(1, config.block_size, d))
+        self.drop = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(ArgonneV1Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(d)
+        self._attention = AttentionPlan(config.attn_backend, [None] * config.n_layer, config.head_dim,
+                                        config.n_head, config.n_head, dropout=config.dropout)
+        if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
+            self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.token_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.token_embedding = value
 
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                past_key_values=None, use_cache: bool | None = None, segment_ids: torch.Tensor | None = None,
-                cache=None, inputs_embeds: torch.Tensor | None = None, logits_to_keep: int = 0,
-                output_hidden_states: bool | None = None, return_logits: bool = True,
-                **kwargs) -> CausalLMOutputWithPast:
-        """Same contract as :meth:`ArgonneForCausalLM.forward` (labels shifted inside)."""
+                position_ids: torch.LongTensor | None = None, cache=None, past_key_values=None,
+                use_cache: bool | None = None, inputs_embeds: torch.Tensor | None = None,
+                segment_ids: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                output_attentions: bool | None = None, return_dict: bool | None = None):
+        """Same contract as ``ArgonneModel.forward``; positions must stay below ``block_size``."""
         cache = cache if cache is not None else past_key_values
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         tokens = self.token_embedding(input_ids) if inputs_embeds is None else inputs_embeds
         if use_cache and cache is None:
             cache = DynamicCache()
-        past = cache.get_seq_length() if cache is not None else 0
         length = tokens.size(1)
+        past = past_length(cache, attention_mask, length)
         if position_ids is None:
             position_ids = torch.arange(past, past + length, device=tokens.device).unsqueeze(0)
-        if int(position_ids.max()) >= self.config.block_size and not torch.compiler.is_compiling():
+        if not torch.compiler.is_compiling() and int(position_ids.max()) >= self.config.block_size:
             raise ValueError(f"position {int(position_ids.max())} is beyond block_size {self.config.block_size} "
                              "(Argonne 1.x has learned positions)")
         hidden = self.drop(tokens + self.position_embedding[0, position_ids])
-        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past, training=self.training)
+        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past, training=self.training,
+                            output_attentions=bool(output_attentions))
 
         all_hidden = [hidden] if output_hidden_states else None
-        for block in self.blocks:
+        for block in self.layers:
             hidden = block(hidden, ctx, cache=cache)
             if all_hidden is not None:
                 all_hidden.append(hidden)
         hidden = self.ln_f(hidden)
         if all_hidden is not None:
             all_hidden[-1] = hidden
+        out = BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache if use_cache else None,
+                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+                                      attentions=tuple(ctx.weights) if ctx.weights is not None else None)
+        return finish_output(out, return_dict, self.config)
 
+
+class ArgonneV1ForCausalLM(ArgonneV1PreTrainedModel, GenerationMixin):
+    """The 1.x language model: :class:`ArgonneV1Model` under ``model.`` and the untied ``lm_head``."""
+
+    #: (input, output) embedding keys, for checkpoint loading
+    embedding_keys = ("model.token_embedding.weight", "lm_head.weight")
+
+    def __init__(self, config: ArgonneV1Config):
+        super().__init__(config)
+        self.model = ArgonneV1Model(config, initialize=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.token_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.token_embedding = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The untied head on final (``ln_f``) hidden states."""
+        return self.lm_head(hidden)
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
+                cache=None, past_key_values=None, use_cache: bool | None = None,
+                inputs_embeds: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
+                logits_to_keep: int = 0, output_hidden_states: bool | None = None,
+                output_attentions: bool | None = None, return_dict: bool | None = None,
+                return_logits: bool = True):
+        """Same contract as ``ArgonneForCausalLM.forward`` (labels shifted inside)."""
+        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
+                             segment_ids=segment_ids, output_hidden_states=output_hidden_states,
+                             output_attentions=output_attentions, return_dict=True)
+        hidden = outputs.last_hidden_state
         loss = logits = None
         if return_logits or labels is not None:
             kept = hidden[:, -logits_to_keep:] if logits_to_keep and labels is None else hidden
             logits = self.logits_from_hidden(kept)
             if labels is not None:
                 loss = causal_lm_loss(logits, labels)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None,
-                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None)
+        out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
+                                     hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        return finish_output(out, return_dict, self.config)
+
+
+class ArgonneV1ForSequenceClassification(ArgonneV1PreTrainedModel):
+    """:class:`ArgonneV1Model` with a linear ``score`` head read at each sequence's last real token."""
+
+    def __init__(self, config: ArgonneV1Config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = ArgonneV1Model(config, initialize=False)
+        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.token_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.token_embedding = value
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
+                cache=None, past_key_values=None, use_cache: bool | None = None,
+                inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                output_attentions: bool | None = None, return_dict: bool | None = None):
+        """Scores ``[B, num_labels]`` (and the loss transformers picks from ``problem_type``)."""
+        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
+                             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                             return_dict=True)
+        return finish_output(score_last_token(self, outputs, input_ids, labels), return_dict, self.config)

@@ -3,7 +3,8 @@
 ``load_original_checkpoint(source, model)`` accepts a ``pretrain.py`` checkpoint
 (``checkpoint_step_N.pt`` with ``model_state_dict``), a bare state dict, a ``.safetensors``
 file, or the already-loaded dict. It strips the DDP ``module.`` and ``torch.compile``
-``_orig_mod.`` prefixes, renumbers the pipeline-parallel block keys of Argonne 1.0
+``_orig_mod.`` prefixes, renames the released key names to the model's (its
+``legacy_key_mapping``: ``blocks.{i}`` → ``model.layers.{i}`` and so on), renumbers the pipeline-parallel block keys of Argonne 1.0
 (``pipeline_stages.{stage}.{j}.*`` → ``blocks.{i}.*``, spec §2.3), reconciles FP8-padded vocabulary rows (151,680 ↔ 151,669: extra rows
 are trimmed; a padded model keeps its own extra rows), restores the embedding tie, and fails
 loudly — naming the keys — when anything is missing or unexpected.
@@ -12,6 +13,7 @@ loudly — naming the keys — when anything is missing or unexpected.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -102,6 +104,20 @@ def strip_wrapper_prefixes(key: str) -> str:
     return key
 
 
+def convert_legacy_keys(state: dict[str, torch.Tensor], mapping: Mapping[str, str]) -> dict[str, torch.Tensor]:
+    """Rename keys by ``mapping`` (regex → replacement; the first pattern that matches wins).
+    Keys that already have the current names match no pattern and are kept."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in mapping.items()]
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in compiled:
+            if pattern.search(key):
+                key = pattern.sub(replacement, key, count=1)
+                break
+        out[key] = value
+    return out
+
+
 def load_original_checkpoint(source: str | Path | Mapping, model: nn.Module) -> dict:
     """Load ``source`` into ``model`` (an Argonne model: its ``embedding_keys`` name the input
     and output embeddings) by name. Returns ``{"loaded": n, "resized": [keys]}``.
@@ -109,7 +125,7 @@ def load_original_checkpoint(source: str | Path | Mapping, model: nn.Module) -> 
     Raises :class:`CheckpointError` naming every missing or unexpected key and every shape that
     cannot be reconciled. The only key allowed to be absent is a tied output embedding.
     """
-    state = read_state_dict(source)
+    state = convert_legacy_keys(read_state_dict(source), model.legacy_key_mapping)
     expected = model.state_dict()
     input_key, output_key = model.embedding_keys
     tied = output_key if getattr(model.config, "tie_word_embeddings", False) else None

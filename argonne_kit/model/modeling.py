@@ -17,10 +17,14 @@ One block (spec §1.5), with the 3.0+ extras switched by the config:
     x = x + m
     logits = softcap·tanh(lm_head(norm(x))/softcap)    tied head; softcap 15 from 3.0 on
 
-State-dict keys are the released ones (§2.3). Attention goes through the attention contract
+Layout as transformers models have it: the backbone :class:`ArgonneModel` (``embed_tokens``,
+``layers.{i}``, ``norm``) sits under ``model.`` in :class:`ArgonneForCausalLM` (plus the tied
+``lm_head``) and :class:`ArgonneForSequenceClassification` (plus ``score``). Checkpoints with
+the released key names (``embed_tokens``, ``blocks.{i}``, ``norm``) load through
+``legacy_key_mapping``. Attention goes through the attention contract
 (see :mod:`argonne_kit.model.attend`); ``attention_mask`` (padding) and ``position_ids`` are
 honoured, and ``segment_ids`` masks attention across packed documents. Labels follow the Hugging
-Face convention and are shifted inside (see :mod:`argonne_kit.model.loss`).
+Face convention and are shifted inside (see :mod:`argonne_kit.loss`).
 """
 
 from __future__ import annotations
@@ -31,14 +35,16 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneConfig
+from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
-from argonne_kit.model.loss import causal_lm_loss, chunked_causal_lm_loss
+from argonne_kit.loss import causal_lm_loss, chunked_causal_lm_loss
 from argonne_kit.model.rope import RotaryEmbedding, apply_rotary
 from argonne_kit.model.swiglu import swiglu
+
 
 class RMSNorm(nn.Module):
     """RMSNorm, normalised in fp32 and returned as ``weight · x̂`` (so fp32 weights promote a
@@ -140,51 +146,23 @@ class ArgonneBlock(GradientCheckpointingLayer):
         return x + m
 
 
-class ArgonneForCausalLM(PreTrainedModel, GenerationMixin):
-    """The argonne2 language model (one class serves AutoModel and AutoModelForCausalLM, as in
-    the original). Keys: ``embed_tokens``, ``blocks.{i}.…``, ``norm``, ``lm_head`` (tied)."""
+class ArgonnePreTrainedModel(ArgonneHFMixin, PreTrainedModel):
+    """Weight init and Hugging Face plumbing shared by the argonne2 backbone and heads."""
 
     config_class = ArgonneConfig
     config: ArgonneConfig
-    base_model_prefix = ""
+    base_model_prefix = "model"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["ArgonneBlock"]
-    _tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
-    #: (input, output) embedding keys, for checkpoint loading and vocabulary padding
-    embedding_keys = ("embed_tokens.weight", "lm_head.weight")
-
-    def __init__(self, config: ArgonneConfig):
-        super().__init__(config)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.blocks = nn.ModuleList(ArgonneBlock(config, i) for i in range(config.num_hidden_layers))
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
-        self._attention = AttentionPlan(config.attn_backend, config.layer_windows(), config.head_dim,
-                                        config.num_attention_heads, config.num_key_value_heads)
-        self.post_init()
-        if config.use_gradient_checkpointing:
-            self.gradient_checkpointing_enable()
-
-    # -- Hugging Face plumbing ---------------------------------------------------------------
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
+    legacy_key_mapping = {r"^embed_tokens\.": "model.embed_tokens.", r"^blocks\.": "model.layers.",
+                          r"^norm\.": "model.norm."}
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Spec §1.9: every Linear N(0, d^-0.5), residual projections (o_proj, down_proj)
-        N(0, (2L)^-0.5), embedding N(0, d^-0.5), norms ones, biases zero; RoPE frequencies
-        recomputed (they are not in checkpoints — D-11)."""
+        """Every Linear N(0, d^-0.5), residual projections (o_proj, down_proj) N(0, (2L)^-0.5),
+        embedding N(0, d^-0.5), norms ones, biases zero; RoPE frequencies recomputed (they are
+        not in checkpoints — D-11)."""
         cfg = self.config
         if isinstance(module, nn.Linear):
             residual = getattr(module, "residual_projection", False)
@@ -199,22 +177,113 @@ class ArgonneForCausalLM(PreTrainedModel, GenerationMixin):
         elif isinstance(module, RotaryEmbedding):
             module.reset_inv_freq()
 
-    # -- attention ----------------------------------------------------------------------------
     def set_attention_backend(self, name: str, backend=None) -> None:
-        """Switch every layer to the registered backend ``name`` (``auto`` picks per layer);
-        ``backend`` may be a pre-built instance configured by a recipe's ``[attention]``."""
-        self._attention.set_backend(name, backend)
+        """Switch every layer to the backend ``name`` (a built-in kernel, ``auto``, or — with
+        ``backend`` — a pre-built instance such as a plugin's)."""
+        plan = self.base_model._attention
+        plan.set_backend(name, backend)
         self.config.attn_backend = name
+        self._report_attention(name)
 
     def attention_plan(self, device_type: str | None = None, dtype: torch.dtype | None = None,
                        training: bool | None = None, decoding: bool = False) -> list[tuple[str, int | None]]:
         """``[(backend name, window), …]`` per layer as resolved for the given conditions
         (default: this model's device and dtype, its training flag)."""
-        weight = self.embed_tokens.weight
-        return resolve_plan_names(self._attention, device_type or weight.device.type, dtype or weight.dtype,
+        weight = self.get_input_embeddings().weight
+        plan = self.base_model._attention
+        return resolve_plan_names(plan, device_type or weight.device.type, dtype or weight.dtype,
                                   self.training if training is None else training, decoding)
 
-    # -- forward ------------------------------------------------------------------------------
+
+class ArgonneModel(ArgonnePreTrainedModel):
+    """The argonne2 backbone: embeddings, blocks and the final norm. Returns
+    ``last_hidden_state`` (after the final norm), the cache, and on request every layer's hidden
+    states and attention weights."""
+
+    legacy_key_mapping = {r"^blocks\.": "layers."}
+
+    def __init__(self, config: ArgonneConfig, initialize: bool = True):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(ArgonneBlock(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
+        self._attention = AttentionPlan(config.attn_backend, config.layer_windows(), config.head_dim,
+                                        config.num_attention_heads, config.num_key_value_heads)
+        if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
+            self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.LongTensor | None = None, cache=None, past_key_values=None,
+                use_cache: bool | None = None, inputs_embeds: torch.Tensor | None = None,
+                segment_ids: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                output_attentions: bool | None = None, return_dict: bool | None = None):
+        """``attention_mask [B, past+T]`` marks real tokens (1) and padding (0); ``position_ids``
+        default to ``past .. past+T-1``; ``segment_ids [B, T]`` hides keys of other packed
+        documents; ``cache``/``past_key_values`` is a transformers ``Cache`` (``use_cache``
+        creates a ``DynamicCache``). ``hidden_states[-1]`` is the final-norm output."""
+        cache = cache if cache is not None else past_key_values
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        hidden = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        if use_cache and cache is None:
+            cache = DynamicCache()
+        length = hidden.size(1)
+        past = past_length(cache, attention_mask, length)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + length, device=hidden.device).unsqueeze(0)
+        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past,
+                            output_attentions=bool(output_attentions))
+        cos, sin = self.rotary_emb(position_ids, hidden.dtype)
+
+        all_hidden = [hidden] if output_hidden_states else None
+        for block in self.layers:
+            hidden = block(hidden, cos, sin, ctx, cache=cache)
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+        hidden = self.norm(hidden)
+        if all_hidden is not None:
+            all_hidden[-1] = hidden  # hidden_states[-1] is the final-norm output (what the head reads)
+        out = BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache if use_cache else None,
+                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+                                      attentions=tuple(ctx.weights) if ctx.weights is not None else None)
+        return finish_output(out, return_dict, self.config)
+
+
+class ArgonneForCausalLM(ArgonnePreTrainedModel, GenerationMixin):
+    """The argonne2 language model: :class:`ArgonneModel` under ``model.`` and the tied
+    ``lm_head``, with the final-logit softcap."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    #: (input, output) embedding keys, for checkpoint loading and vocabulary padding
+    embedding_keys = ("model.embed_tokens.weight", "lm_head.weight")
+
+    def __init__(self, config: ArgonneConfig):
+        super().__init__(config)
+        self.model = ArgonneModel(config, initialize=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+        if config.use_gradient_checkpointing:
+            self.gradient_checkpointing_enable()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
     def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """LM head then the final-logit softcap (if configured) on final hidden states."""
         logits = self.lm_head(hidden)
@@ -225,42 +294,24 @@ class ArgonneForCausalLM(PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                past_key_values=None, use_cache: bool | None = None, segment_ids: torch.Tensor | None = None,
-                cache=None, inputs_embeds: torch.Tensor | None = None, logits_to_keep: int = 0,
-                output_hidden_states: bool | None = None, return_logits: bool = True,
-                **kwargs) -> CausalLMOutputWithPast:
+                cache=None, past_key_values=None, use_cache: bool | None = None,
+                inputs_embeds: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
+                logits_to_keep: int = 0, output_hidden_states: bool | None = None,
+                output_attentions: bool | None = None, return_dict: bool | None = None,
+                return_logits: bool = True):
         """Logits (and loss when ``labels`` are given; labels are shifted inside, HF convention).
 
-        ``attention_mask [B, past+T]`` marks real tokens (1) and padding (0); ``position_ids``
-        default to ``past .. past+T-1``; ``segment_ids [B, T]`` hides keys of other packed
-        documents; ``past_key_values``/``cache`` is a transformers ``Cache`` (``use_cache``
-        creates a ``DynamicCache``). ``logits_to_keep=k`` computes logits for the last k
-        positions only; ``return_logits=False`` skips the head (use ``output_hidden_states``).
-        With ``labels`` in training and ``config.loss_chunk_size > 0`` (MTP off) the loss is
-        chunked and ``logits`` is None.
+        Inputs as :meth:`ArgonneModel.forward`. ``logits_to_keep=k`` computes logits for the
+        last k positions only; ``return_logits=False`` skips the head (use
+        ``output_hidden_states``). With ``labels`` in training and ``config.loss_chunk_size > 0``
+        (MTP off) the loss is chunked and ``logits`` is None. ``return_dict=False`` returns the
+        output as a tuple.
         """
-        cache = cache if cache is not None else past_key_values
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids and inputs_embeds")
-        hidden = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        if use_cache and cache is None:
-            cache = DynamicCache()
-        past = cache.get_seq_length() if cache is not None else 0
-        length = hidden.size(1)
-        if position_ids is None:
-            position_ids = torch.arange(past, past + length, device=hidden.device).unsqueeze(0)
-        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past)
-        cos, sin = self.rotary_emb(position_ids, hidden.dtype)
-
-        all_hidden = [hidden] if output_hidden_states else None
-        for block in self.blocks:
-            hidden = block(hidden, cos, sin, ctx, cache=cache)
-            if all_hidden is not None:
-                all_hidden.append(hidden)
-        hidden = self.norm(hidden)
-        if all_hidden is not None:
-            all_hidden[-1] = hidden  # hidden_states[-1] is the final-norm output (what the head reads)
-
+        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
+                             segment_ids=segment_ids, output_hidden_states=output_hidden_states,
+                             output_attentions=output_attentions, return_dict=True)
+        hidden = outputs.last_hidden_state
         cfg = self.config
         loss = logits = None
         chunked = (labels is not None and self.training and cfg.loss_chunk_size > 0
@@ -274,5 +325,36 @@ class ArgonneForCausalLM(PreTrainedModel, GenerationMixin):
             if labels is not None:
                 loss = causal_lm_loss(logits, labels, z_loss_weight=cfg.z_loss_weight,
                                       mtp_horizon=cfg.mtp_horizon, mtp_loss_weight=cfg.mtp_loss_weight)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None,
-                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None)
+        out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
+                                     hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        return finish_output(out, return_dict, cfg)
+
+
+class ArgonneForSequenceClassification(ArgonnePreTrainedModel):
+    """:class:`ArgonneModel` with a linear ``score`` head read at each sequence's last real
+    token (the rightmost token that is not ``pad_token_id``): reward models, classifiers."""
+
+    def __init__(self, config: ArgonneConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = ArgonneModel(config, initialize=False)
+        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embed_tokens = value
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
+                cache=None, past_key_values=None, use_cache: bool | None = None,
+                inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                output_attentions: bool | None = None, return_dict: bool | None = None):
+        """Scores ``[B, num_labels]`` (and the loss transformers picks from ``problem_type``)."""
+        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
+                             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                             return_dict=True)
+        return finish_output(score_last_token(self, outputs, input_ids, labels), return_dict, self.config)

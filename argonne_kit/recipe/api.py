@@ -22,7 +22,7 @@ from argonne_kit.recipe.schema import (
     PluginSection,
     Recipe,
 )
-from argonne_kit.model.sections import MODEL_KINDS
+from argonne_kit.recipe.model_sections import MODEL_KINDS
 
 
 @attrs.define

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from argonne_kit.model.sections import MODEL_KINDS
+from argonne_kit.recipe.model_sections import MODEL_KINDS
 from argonne_kit.probe import EvalConfig
 from argonne_kit.recipe.sections import (
     CheckpointConfig,

@@ -13,6 +13,7 @@ directory is written under a temporary name and renamed, so one that exists is a
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -54,6 +55,10 @@ def export_model(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model = trim_padded_vocab(model, len(tokenizer))
+    if eos_token_id is not None and eos_token_id != tokenizer.eos_token_id:
+        # tokenizer, config, generation config and chat template all name the chat EOS (D-5)
+        tokenizer = copy.deepcopy(tokenizer)  # the caller keeps its own tokenizer unchanged
+        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos_token_id)
     set_release_token_ids(model, tokenizer, eos_token_id)
     model.to(EXPORT_DTYPES[dtype])
     model.save_pretrained(str(tmp), safe_serialization=True, max_shard_size=max_shard_size)

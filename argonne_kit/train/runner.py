@@ -307,9 +307,8 @@ class Run:
 
         model = build_model(self.recipe.model, self.resolved.derived, len(self.tokenizer))
         attention = self.recipe.attention
-        if hasattr(model, "set_attention_backend"):
-            backend = None if attention.kind == "auto" else self._component("attention", attention)
-            model.set_attention_backend(attention.kind, backend)
+        backend = None if attention.kind == "auto" else self._component("attention", attention)
+        model.set_attention_backend(attention.kind, backend)
         if self.tokenizer.eos_token_id is not None:
             model.config.eos_token_id = self.tokenizer.eos_token_id
             model.config.pad_token_id = self.tokenizer.pad_token_id \
@@ -418,13 +417,12 @@ class Run:
         atomic_write_text(path, self.recipe_toml)
 
     def _log_attention_plan(self, model: torch.nn.Module) -> None:
-        plan_fn = getattr(model, "attention_plan", None)
-        if plan_fn is None or not self.strategy.is_main:
+        if not self.strategy.is_main:
             return
         precision = self.recipe.train.precision
         dtype = PRECISION_DTYPES[precision]
         try:
-            plan = plan_fn(device_type=self.strategy.device.type, dtype=dtype, training=True)
+            plan = model.attention_plan(device_type=self.strategy.device.type, dtype=dtype, training=True)
         except Exception as exc:  # noqa: BLE001 — the run itself will raise the real refusal
             self.log(f"attention: plan could not be resolved: {exc}")
             return

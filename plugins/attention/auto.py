@@ -1,13 +1,11 @@
-"""``auto``: a backend that dispatches each call to the first capable backend.
+"""``auto``: a backend that dispatches each call to the first capable built-in backend.
 
-Recipes say ``[attention] kind = "auto"`` (the default). The model normally resolves that once
-per layer through :func:`argonne_kit.attention.select_backends`, which logs the per-layer plan.
-``build_backend("auto")`` returns this class for callers that need one backend object: at each
-call it derives the :class:`Runtime` from the tensors (device, dtype, heads, whether autograd
-records the call, padding, segments) and runs the first backend of
-:data:`argonne_kit.attention.AUTO_PREFERENCE` whose :meth:`check` accepts the spec. A backend is
-chosen by capability only — an error inside the chosen backend propagates, nothing is retried
-elsewhere (D-15).
+Recipes say ``[attention] kind = "auto"`` (the default). The model resolves that itself, per
+layer, when it runs (``argonne_kit.model.attend``). This class is for callers that need one
+backend object: at each call it derives the :class:`Runtime` from the tensors and runs the
+backend that :func:`argonne_kit.kernels.first_capable` picks — the same rule as the
+model's. A backend is chosen by capability only: an error inside it propagates, nothing is
+retried elsewhere (D-15).
 """
 
 from __future__ import annotations
@@ -16,18 +14,10 @@ import logging
 
 import attrs
 
-from argonne_kit.attention import AUTO_PREFERENCE, build_backend
 from argonne_kit.contracts.config import ComponentConfig
-from argonne_kit.contracts.attention import (
-    AttentionBackend,
-    AttentionSpec,
-    AttentionUnsupported,
-    Capabilities,
-    Runtime,
-)
-from argonne_kit.registry import get_registry
-
-from .inputs import needs_grad, runtime_of, validate
+from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Capabilities, Runtime
+from argonne_kit.kernels import auto_candidates, first_capable
+from argonne_kit.kernels.inputs import needs_grad, runtime_of, validate
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +28,15 @@ class AutoConfig(ComponentConfig):
 
 
 class AutoAttention(AttentionBackend):
-    """Per-call dispatch to the first backend of ``AUTO_PREFERENCE`` that can honour the call."""
+    """Per-call dispatch to the first built-in backend that can honour the call."""
 
     name = "auto"
 
     def __init__(self, config: AutoConfig | None = None):
         self.config = config or AutoConfig()
-        self._candidates: list[AttentionBackend] | None = None
+        self.candidates = auto_candidates()
         self._chosen: dict = {}
         self._by_call: dict = {}
-
-    @property
-    def candidates(self) -> list[AttentionBackend]:
-        """The registered backends of ``AUTO_PREFERENCE``, in order (built on first use)."""
-        if self._candidates is None:
-            registry = get_registry()
-            self._candidates = [build_backend(n) for n in AUTO_PREFERENCE if registry.has("attention", n)]
-        return self._candidates
 
     @property
     def capabilities(self) -> Capabilities:
@@ -74,26 +56,15 @@ class AutoAttention(AttentionBackend):
         )
 
     def choose(self, spec: AttentionSpec, rt: Runtime) -> AttentionBackend:
-        """The first candidate that accepts ``spec`` under ``rt``; AttentionUnsupported listing
-        every candidate's reason when none does."""
+        """The first candidate that accepts ``spec`` under ``rt`` (cached per spec and runtime)."""
         key = (spec, rt)
         chosen = self._chosen.get(key)
-        if chosen is not None:
-            return chosen
-        reasons = []
-        for candidate in self.candidates:
-            try:
-                candidate.check(spec, rt)
-            except AttentionUnsupported as exc:
-                reasons.append(str(exc))
-                continue
-            self._chosen[key] = candidate
+        if chosen is None:
+            chosen = self._chosen[key] = first_capable(self.candidates, spec, rt)
             log.info("attention auto: window=%s offset=%s on %s/%s (%s) -> %s", spec.window,
                      spec.query_offset, rt.device_type, rt.dtype,
-                     "training" if rt.needs_backward else "inference", candidate.name)
-            return candidate
-        raise AttentionUnsupported(f"attention backend 'auto': no backend can run window={spec.window} "
-                                   f"under {rt}: " + "; ".join(reasons))
+                     "training" if rt.needs_backward else "inference", chosen.name)
+        return chosen
 
     def check(self, spec: AttentionSpec, rt: Runtime) -> None:
         self.choose(spec, rt)
@@ -101,8 +72,8 @@ class AutoAttention(AttentionBackend):
     def forward(self, q, k, v, spec: AttentionSpec, key_padding_mask=None, segment_ids=None):
         validate(q, k, v, spec, key_padding_mask, segment_ids)
         needs_backward = needs_grad(q, k, v)
-        # Look up by a plain tuple first: building the Runtime (a frozen attrs class) on every
-        # call would break torch.compile graphs.
+        # Look up by a plain tuple first: building the Runtime on every call would break
+        # torch.compile graphs.
         key = (spec, q.device.type, q.dtype, q.shape[1], k.shape[1], q.shape[3], needs_backward,
                key_padding_mask is not None, segment_ids is not None)
         backend = self._by_call.get(key)

@@ -16,7 +16,7 @@ import torch
 
 from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
-from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums, multi_token_term
+from argonne_kit.loss import lm_loss_sums, logit_loss_sums, multi_token_term
 
 from .sft import logits_fn
 

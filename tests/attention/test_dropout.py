@@ -57,9 +57,9 @@ def test_argonne_1x_uses_attention_dropout_in_training_only():
     model = ArgonneV1ForCausalLM(ArgonneV1Config(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32,
                                                  dropout=0.1))
     hidden = torch.zeros(1, 8, 32)
-    train = build_context(model._attention, hidden, None, None, 0, training=True)
+    train = build_context(model.model._attention, hidden, None, None, 0, training=True)
     assert [s.dropout for s in train.specs] == [0.1, 0.1]
-    assert [s.dropout for s in build_context(model._attention, hidden, None, None, 0).specs] == [0.0, 0.0]
+    assert [s.dropout for s in build_context(model.model._attention, hidden, None, None, 0).specs] == [0.0, 0.0]
     ids = torch.randint(0, 64, (1, 8), generator=torch.Generator().manual_seed(1))
     model.eval()
     with torch.no_grad():

@@ -7,7 +7,7 @@ import importlib.machinery
 import sys
 import types
 
-import argonne_plugins.attention.flash2 as flash2_module
+import argonne_kit.kernels.flash2 as flash2_module
 import pytest
 import torch
 

@@ -4,14 +4,14 @@ under bf16 autocast training (D-27), and no fallback on errors (D-15)."""
 from __future__ import annotations
 
 import logging
-import sys
 import types
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from argonne_kit import attention
+from argonne_kit import kernels
+from argonne_kit.model.attend import AttentionPlan
 from argonne_kit.attention import build_backend, select_backends
 from argonne_kit.contracts.attention import (
     AttentionBackend,
@@ -40,14 +40,15 @@ def test_built_in_backends_are_registered_through_the_entry_point():
         assert isinstance(backend, AttentionBackend) and backend.name == name
 
 
-def test_auto_picks_sdpa_on_cpu_training_and_logs_the_plan_once(caplog, monkeypatch):
-    monkeypatch.setattr(attention, "_logged", set())
-    specs = [AttentionSpec(), AttentionSpec(window=7)] * 2
-    with caplog.at_level(logging.INFO, logger="argonne_kit.attention"):
-        first = select_backends("auto", specs, _runtime(torch.bfloat16))
-        second = select_backends("auto", specs, _runtime(torch.bfloat16))
+def test_auto_picks_sdpa_on_cpu_training_and_logs_the_plan_once(caplog):
+    rt = _runtime(torch.bfloat16)
+    plan = AttentionPlan("auto", [None, 7, None, 7], rt.head_dim, rt.num_heads, rt.num_kv_heads)
+    with caplog.at_level(logging.INFO, logger="argonne_kit.model.attend"):
+        first = plan.backends(rt, decoding=False)
+        second = plan.backends(rt, decoding=False)
     assert [b.name for b in first] == [b.name for b in second] == ["sdpa"] * 4
-    plans = [r.getMessage() for r in caplog.records if r.name == "argonne_kit.attention"]
+    assert [b.name for b in select_backends("auto", plan.specs(0), rt)] == ["sdpa"] * 4
+    plans = [r.getMessage() for r in caplog.records if r.name == "argonne_kit.model.attend"]
     assert len(plans) == 1
     assert "0:sdpa(full) 1:sdpa(window 7) 2:sdpa(full) 3:sdpa(window 7)" in plans[0]
     assert "training" in plans[0]
@@ -207,8 +208,7 @@ def test_auto_backend_dispatches_by_capability():
 
 
 def test_auto_refuses_with_every_candidates_reason(monkeypatch):
-    monkeypatch.setattr(attention, "AUTO_PREFERENCE", ("flash2",))
-    monkeypatch.setattr(sys.modules["argonne_plugins.attention.auto"], "AUTO_PREFERENCE", ("flash2",))
+    monkeypatch.setattr(kernels, "AUTO_PREFERENCE", ("flash2",))
     with pytest.raises(AttentionUnsupported, match="layer 0: no attention backend.*'flash2'"):
         select_backends("auto", [AttentionSpec()], _runtime())
     with pytest.raises(AttentionUnsupported, match="'auto': no backend can run.*'flash2'"):

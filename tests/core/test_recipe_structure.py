@@ -105,7 +105,7 @@ def test_every_config_field_is_documented_and_optional_fields_default_to_none(te
 
     import attrs
 
-    from argonne_kit.model.sections import MODEL_KINDS
+    from argonne_kit.recipe.model_sections import MODEL_KINDS
 
     classes = list(CORE_SECTIONS.values()) + list(MODEL_KINDS.values())
     for comp in [c for p in test_registry.plugins() if p.distribution.name == "argonne-kit" for c in p.components]:

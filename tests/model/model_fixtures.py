@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ def tiny_config(**overrides) -> ArgonneConfig:
     """A 3.0-shaped argonne2 config at toy size (every extra on, window 4 on odd layers)."""
     fields = dict(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
                   num_key_value_heads=2, intermediate_size=96, max_position_embeddings=64,
-                  qk_norm=True, v_norm=True, sandwich_norm=True, logit_softcap=15.0,
+                  qk_norm=True, v_norm=True, sandwich_norm=True, final_logit_softcapping=15.0,
                   interleaved_local_attention=True, local_attention_window=4, rope_theta=1e4)
     fields.update(overrides)
     return ArgonneConfig(**fields)
@@ -29,6 +31,20 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             if name.endswith("norm.weight") or name.endswith("norm_layer.weight") or ".ln" in name:
                 param.copy_(1 + 0.2 * torch.randn(param.shape, generator=gen))
     return model
+
+
+def released_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state dict under the released key names (``embed_tokens``, ``blocks.{i}``,
+    ``norm``; 1.x: ``token_embedding``, ``position_embedding``, ``blocks.{i}``, ``ln_f``, ``head``)."""
+    v1 = isinstance(model, ArgonneV1ForCausalLM)
+    out = {}
+    for key, value in model.state_dict().items():
+        key = re.sub(r"^model\.layers\.", "blocks.", key)
+        key = re.sub(r"^model\.", "", key)
+        if v1:
+            key = re.sub(r"^lm_head\.", "head.", key)
+        out[key] = value
+    return out
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_fixtures import VOCAB
+from model_fixtures import VOCAB, released_state
 from argonne_kit.errors import CheckpointError
 from argonne_kit.model import load_original_checkpoint
 
@@ -15,8 +15,8 @@ IDS = torch.randint(0, VOCAB, (1, 10), generator=torch.Generator().manual_seed(6
 def _pretrain_checkpoint(model, prefix="module._orig_mod.", pad_rows=0):
     """What pretrain.py wrote: model_state_dict (tied lm_head included) plus training state."""
     state = {}
-    for key, value in model.state_dict().items():
-        if key in model.embedding_keys and pad_rows:
+    for key, value in released_state(model).items():
+        if key in ("embed_tokens.weight", "lm_head.weight") and pad_rows:
             value = torch.cat([value, torch.randn(pad_rows, value.shape[1])])
         state[prefix + key] = value.clone()
     if pad_rows and model.config.tie_word_embeddings:
@@ -31,8 +31,8 @@ def test_pt_checkpoint_with_prefixes_and_padded_vocab(make_model, tmp_path):
     torch.save(_pretrain_checkpoint(source, pad_rows=11), path)   # 97 → 108 rows
     target = make_model(seed=2)
     report = load_original_checkpoint(path, target)
-    assert set(report["resized"]) == {"embed_tokens.weight", "lm_head.weight"}
-    assert target.lm_head.weight is target.embed_tokens.weight
+    assert set(report["resized"]) == {"model.embed_tokens.weight", "lm_head.weight"}
+    assert target.lm_head.weight is target.model.embed_tokens.weight
     with torch.no_grad():
         assert torch.equal(target(IDS).logits, source(IDS).logits)
 
@@ -40,15 +40,15 @@ def test_pt_checkpoint_with_prefixes_and_padded_vocab(make_model, tmp_path):
 def test_padded_model_keeps_its_extra_rows(make_model):
     source = make_model(seed=1)
     target = make_model(seed=2, vocab_size=VOCAB + 31)
-    extra = target.embed_tokens.weight[VOCAB:].clone()
-    load_original_checkpoint({"model_state_dict": source.state_dict()}, target)
-    assert torch.equal(target.embed_tokens.weight[:VOCAB], source.embed_tokens.weight)
-    assert torch.equal(target.embed_tokens.weight[VOCAB:], extra)
+    extra = target.model.embed_tokens.weight[VOCAB:].clone()
+    load_original_checkpoint({"model_state_dict": source.state_dict()}, target)   # the kit's own key names
+    assert torch.equal(target.model.embed_tokens.weight[:VOCAB], source.model.embed_tokens.weight)
+    assert torch.equal(target.model.embed_tokens.weight[VOCAB:], extra)
 
 
 def test_v1_state_dict_with_mask_buffers(make_v1_model):
     source, target = make_v1_model(seed=1), make_v1_model(seed=2)
-    load_original_checkpoint({"module." + k: v for k, v in source.state_dict().items()}, target)
+    load_original_checkpoint({"module." + k: v for k, v in released_state(source).items()}, target)
     with torch.no_grad():
         assert torch.equal(target(IDS).logits, source(IDS).logits)
 
@@ -69,32 +69,33 @@ def test_v1_pipeline_parallel_checkpoint_is_renumbered(make_v1_model, tmp_path):
     """5 blocks over 3 GPUs = ceil(5/3) = 2 per stage, the last stage holding 1 (spec §2.3)."""
     source, target = make_v1_model(seed=1, n_layer=5), make_v1_model(seed=2, n_layer=5)
     path = tmp_path / "mp_checkpoint.pt"
-    torch.save({"model_state_dict": _pipeline_staged(source.state_dict(), stages=3, per_stage=2)}, path)
+    torch.save({"model_state_dict": _pipeline_staged(released_state(source), stages=3, per_stage=2)}, path)
     load_original_checkpoint(path, target)
     with torch.no_grad():
         assert torch.equal(target(IDS).logits, source(IDS).logits)
     # a stage missing in the middle is refused, naming the layout
-    broken = {k: v for k, v in _pipeline_staged(source.state_dict(), 3, 2).items()
+    broken = {k: v for k, v in _pipeline_staged(released_state(source), 3, 2).items()
               if not k.startswith("pipeline_stages.1.1.")}
     with pytest.raises(CheckpointError, match="stage 1: 1 blocks"):
         load_original_checkpoint(broken, target)
 
 
 def test_missing_and_unexpected_keys_are_named(make_model):
-    state = dict(make_model().state_dict())
+    state = released_state(make_model())
     del state["blocks.1.attn.k_norm.weight"]
     state["blocks.0.attn.rotary.weight"] = torch.zeros(3)
     with pytest.raises(CheckpointError) as err:
         load_original_checkpoint(state, make_model())
-    assert "blocks.1.attn.k_norm.weight" in str(err.value) and "blocks.0.attn.rotary.weight" in str(err.value)
+    message = str(err.value)
+    assert "model.layers.1.attn.k_norm.weight" in message and "model.layers.0.attn.rotary.weight" in message
 
 
 def test_wrong_shape_and_untied_head_are_refused(make_model, tmp_path):
-    state = dict(make_model().state_dict())
+    state = released_state(make_model())
     state["blocks.0.mlp.up_proj.weight"] = torch.zeros(5, 64)
-    with pytest.raises(CheckpointError, match=r"blocks.0.mlp.up_proj.weight has shape \(5, 64\)"):
+    with pytest.raises(CheckpointError, match=r"model.layers.0.mlp.up_proj.weight has shape \(5, 64\)"):
         load_original_checkpoint(state, make_model())
-    state = {k: v.clone() for k, v in make_model().state_dict().items()}
+    state = {k: v.clone() for k, v in released_state(make_model()).items()}
     state["lm_head.weight"] += 1
     with pytest.raises(CheckpointError, match="tie_word_embeddings=false"):
         load_original_checkpoint(state, make_model())

@@ -29,12 +29,12 @@ def test_compiled_fullgraph_matches_eager(monkeypatch, precision):
     with autocast():
         eager = model(ids, labels=ids).loss
     eager.backward()
-    eager_grad = model.blocks[1].attn.q_proj.weight.grad.clone()
+    eager_grad = model.model.layers[1].attn.q_proj.weight.grad.clone()
     model.zero_grad(set_to_none=True)
     with autocast():
         backend = "inductor" if precision == "fp32" else "aot_eager"
         compiled = torch.compile(model, fullgraph=True, backend=backend)(ids, labels=ids).loss
     compiled.backward()
     torch.testing.assert_close(compiled, eager, **tol)
-    torch.testing.assert_close(model.blocks[1].attn.q_proj.weight.grad, eager_grad, rtol=10 * tol["rtol"],
+    torch.testing.assert_close(model.model.layers[1].attn.q_proj.weight.grad, eager_grad, rtol=10 * tol["rtol"],
                                atol=tol["atol"])

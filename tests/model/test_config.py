@@ -65,12 +65,23 @@ def test_init_follows_spec_1_9():
                         num_key_value_heads=2, intermediate_size=512)
     model = ArgonneForCausalLM(cfg)
     base, residual = d ** -0.5, (2 * layers) ** -0.5
-    block = model.blocks[3]
+    block = model.model.layers[3]
     assert block.attn.q_proj.weight.std().item() == pytest.approx(base, rel=0.03)
     assert block.mlp.gate_proj.weight.std().item() == pytest.approx(base, rel=0.03)
     assert block.attn.o_proj.weight.std().item() == pytest.approx(residual, rel=0.03)
     assert block.mlp.down_proj.weight.std().item() == pytest.approx(residual, rel=0.03)
-    assert model.embed_tokens.weight.std().item() == pytest.approx(base, rel=0.03)
+    assert model.model.embed_tokens.weight.std().item() == pytest.approx(base, rel=0.03)
     assert torch.equal(block.attn.q_norm.weight, torch.ones(64))
     assert torch.equal(block.mlp_out_norm.weight, torch.ones(d))
-    assert model.lm_head.weight is model.embed_tokens.weight
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+
+
+def test_softcap_has_the_trl_name_and_reads_the_earlier_one(tmp_path):
+    assert ArgonneConfig().final_logit_softcapping == 15.0
+    older = ArgonneConfig.from_dict({"model_type": "argonne2", "logit_softcap": 20.0})
+    assert older.final_logit_softcapping == older.softcap == 20.0
+    off = ArgonneConfig.from_dict({"model_type": "argonne2", "logit_softcap": 0.0})
+    assert off.final_logit_softcapping is None and off.softcap is None     # off is None, never a 0 cap
+    older.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["final_logit_softcapping"] == 20.0 and "logit_softcap" not in saved

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Qwen3Config, Qwen3ForCausalLM
 
-from model_fixtures import VOCAB, randomize_norms, tiny_config
+from model_fixtures import VOCAB, randomize_norms, released_state, tiny_config
 from argonne_kit.model import ArgonneForCausalLM
 
 QWEN_LIKE = dict(qk_norm=True, v_norm=False, sandwich_norm=False, logit_softcap=0.0,
@@ -29,7 +29,7 @@ def qwen3_from(model: ArgonneForCausalLM) -> Qwen3ForCausalLM:
         rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta}, attn_implementation="eager"))
     names = {"input_norm": "input_layernorm", "post_norm": "post_attention_layernorm", "attn.": "self_attn."}
     mapped = {}
-    for key, value in model.state_dict().items():
+    for key, value in released_state(model).items():
         if key.startswith("blocks."):
             key = "model.layers." + key[len("blocks."):]
             for ours, theirs in names.items():
@@ -74,7 +74,7 @@ def gpt2_from(model) -> GPT2LMHeadModel:
         vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
         n_head=cfg.n_head, activation_function="gelu", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
         layer_norm_epsilon=1e-5, tie_word_embeddings=False, attn_implementation="eager"))
-    state = model.state_dict()
+    state = released_state(model)
     mapped = {"transformer.wte.weight": state["token_embedding.weight"],
               "transformer.wpe.weight": state["position_embedding"][0],
               "transformer.ln_f.weight": state["ln_f.weight"], "transformer.ln_f.bias": state["ln_f.bias"],
@@ -109,5 +109,5 @@ def test_argonne1_equals_gpt2(make_v1_model):
 def test_randomized_norms_really_differ(make_model):
     # guards the parity tests above against trivially-equal (all-ones) norm weights
     model = make_model(**QWEN_LIKE)
-    assert not torch.equal(model.blocks[0].attn.q_norm.weight, torch.ones(16))
+    assert not torch.equal(model.model.layers[0].attn.q_norm.weight, torch.ones(16))
     assert randomize_norms is not None and tiny_config(**QWEN_LIKE).v_norm is False

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from model_fixtures import VOCAB
-from argonne_kit.model.loss import causal_lm_loss, lm_loss_sums
+from argonne_kit.loss import causal_lm_loss, lm_loss_sums
 
 IDS = torch.randint(0, VOCAB, (3, 16), generator=torch.Generator().manual_seed(8))
 

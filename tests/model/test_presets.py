@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from model_fixtures import released_state
 from argonne_kit.model import ArgonneForCausalLM, ArgonneV1ForCausalLM, build_model
 from argonne_kit.recipe import resolve_recipe
 
@@ -46,11 +47,11 @@ def test_preset_kinds_and_windows():
     assert isinstance(model, ArgonneForCausalLM)
     # the 3.x window was never active in training (§2.7): presets keep every layer full
     assert model.config.layer_windows() == [None] * 24
-    assert model.lm_head.weight is model.embed_tokens.weight
+    assert model.lm_head.weight is model.model.embed_tokens.weight
 
 
 def test_released_key_names_3_0():
-    keys = set(_build("argonne3_0").state_dict())
+    keys = set(released_state(_build("argonne3_0")))
     block = {k[len("blocks.0."):] for k in keys if k.startswith("blocks.0.")}
     assert block == {
         "attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight", "attn.o_proj.weight",
@@ -63,7 +64,7 @@ def test_released_key_names_3_0():
 
 
 def test_released_key_names_1_0():
-    state = _build("argonne1_0").state_dict()
+    state = released_state(_build("argonne1_0"))
     assert state["position_embedding"].shape == (1, 2048, 1296)
     assert state["blocks.0.attn.mask"].shape == (1, 1, 2048, 2048)
     block = {k[len("blocks.3."):] for k in state if k.startswith("blocks.3.")}

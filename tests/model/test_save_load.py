@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from model_fixtures import VOCAB
+from model_fixtures import VOCAB, released_state
 from argonne_kit.model import ArgonneForCausalLM, ArgonneV1ForCausalLM
 
 IDS = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(5))
@@ -25,14 +25,14 @@ def test_round_trip_identical_logits(make_model, tmp_path):
     model.save_pretrained(tmp_path)
     with safe_open(tmp_path / "model.safetensors", "pt") as f:
         keys = set(f.keys())
-    assert "lm_head.weight" not in keys and "embed_tokens.weight" in keys
+    assert "lm_head.weight" not in keys and "model.embed_tokens.weight" in keys
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "argonne2" and "n_embd" not in saved and "block_size" not in saved
 
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, ArgonneForCausalLM)
-    assert loaded.lm_head.weight is loaded.embed_tokens.weight           # tie restored (D-11)
-    torch.testing.assert_close(loaded.rotary_emb.inv_freq, model.rotary_emb.inv_freq, rtol=0, atol=0)
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight     # tie restored (D-11)
+    torch.testing.assert_close(loaded.model.rotary_emb.inv_freq, model.model.rotary_emb.inv_freq, rtol=0, atol=0)
     assert torch.equal(_logits(loaded), _logits(model))                 # RoPE recomputed (P6)
 
 
@@ -41,8 +41,22 @@ def test_round_trip_v1(make_v1_model, tmp_path):
     model.save_pretrained(tmp_path)
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, ArgonneV1ForCausalLM)
-    assert loaded.head.weight is not loaded.token_embedding.weight
+    assert loaded.lm_head.weight is not loaded.model.token_embedding.weight
     assert torch.equal(_logits(loaded), _logits(model))
+
+
+def test_released_v1_key_names_load(make_v1_model, tmp_path):
+    """A 1.x directory with the released key names (``head``, ``blocks.{i}``, ``ln_f`` …)."""
+    model = make_v1_model()
+    model.config.save_pretrained(tmp_path)
+    save_file({k: v.contiguous() for k, v in released_state(model).items()}, str(tmp_path / "model.safetensors"))
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        assert {"head.weight", "blocks.0.attn.mask", "position_embedding"} <= set(f.keys())
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(_logits(loaded), _logits(model))
+    loaded.save_pretrained(tmp_path / "again")                          # saved under the current names
+    with safe_open(tmp_path / "again" / "model.safetensors", "pt") as f:
+        assert {"lm_head.weight", "model.layers.0.attn.mask", "model.position_embedding"} <= set(f.keys())
 
 
 def test_released_style_directory_loads_with_plain_auto_class(make_model, tmp_path):
@@ -67,13 +81,13 @@ def test_released_style_directory_loads_with_plain_auto_class(make_model, tmp_pa
         "torch_dtype": "float32", "transformers_version": "4.57.1",
     }
     (tmp_path / "config.json").write_text(json.dumps(released))
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    state = {k: v.contiguous() for k, v in released_state(model).items() if k != "lm_head.weight"}
     save_file(state, str(tmp_path / "model.safetensors"))
 
     config = AutoConfig.from_pretrained(tmp_path)
     assert config.max_position_embeddings == 128                        # D-5: block_size=32 does not cap
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, ArgonneForCausalLM)
-    assert loaded.lm_head.weight is loaded.embed_tokens.weight
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
     assert torch.equal(_logits(loaded), _logits(model))
     assert loaded.config.eos_token_id == 3 and loaded.config.pad_token_id == 3

@@ -266,6 +266,8 @@ def test_probe_runs_before_during_after_without_changing_training(chain, tmp_pat
     config = json.loads((probed / "final_model" / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(probed / "final_model")
     assert config["eos_token_id"] == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    generation = json.loads((probed / "final_model" / "generation_config.json").read_text())
+    assert tokenizer.eos_token_id == generation["eos_token_id"] == config["eos_token_id"]
 
 
 def test_a_pipeline_file_runs_sft_then_dpo_and_skips_finished_stages(tmp_path, capsys):

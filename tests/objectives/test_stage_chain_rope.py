@@ -8,7 +8,7 @@ import json
 import pytest
 
 from argonne_kit.errors import CheckpointError
-from argonne_kit.model.sections import Argonne2ModelConfig
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 from argonne_kit.recipe.api import load_recipe
 from argonne_kit.stage_chain import explicit_model_keys, inherit_position_settings, read_init_model_config
 

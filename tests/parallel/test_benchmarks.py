@@ -22,7 +22,7 @@ def _matmul_params(config) -> int:
     with torch.device("meta"):
         model = ArgonneForCausalLM(config)
     blocks = sum(p.numel() for name, p in model.named_parameters()
-                 if p.dim() == 2 and not name.startswith("embed_tokens"))
+                 if p.dim() == 2 and not name.startswith("model.embed_tokens"))
     return blocks + config.hidden_size * config.vocab_size
 
 

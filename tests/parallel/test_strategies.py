@@ -174,7 +174,7 @@ def test_dcp_checkpoint_of_another_model_is_refused_with_the_reason(tmp_path):
 def test_full_state_dict_aliases_the_tied_head():
     strategy = single()
     state = strategy.full_model_state_dict(strategy.wrap(harness.build_model(), WrapOptions()))
-    assert state["lm_head.weight"] is state["embed_tokens.weight"]
+    assert state["lm_head.weight"] is state["model.embed_tokens.weight"]
 
 
 def test_relaunch_advice_prints_the_torchrun_line():
@@ -193,5 +193,5 @@ def test_compile_is_applied_per_block_in_place():
     strategy = single()
     model = strategy.wrap(harness.build_model(),
                           WrapOptions(activation_checkpointing=True, compile=True))
-    assert all(block._compiled_call_impl is not None for block in model.blocks)
-    assert "blocks.0.attn.q_proj.weight" in dict(model.named_parameters())
+    assert all(block._compiled_call_impl is not None for block in model.model.layers)
+    assert "model.layers.0.attn.q_proj.weight" in dict(model.named_parameters())

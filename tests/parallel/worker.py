@@ -56,7 +56,7 @@ def check(strategy, workdir: str, name: str, ref: dict, options=WrapOptions(), l
     }
     if strategy.is_main:
         out["weights"] = harness.max_diff(weights, ref["weights"])
-        out["tied_alias"] = weights["lm_head.weight"] is weights["embed_tokens.weight"]
+        out["tied_alias"] = weights["lm_head.weight"] is weights["model.embed_tokens.weight"]
         out["worst_grad"] = max(ref["grads0"], key=lambda k: (record["grads0"][k] - ref["grads0"][k]).abs().max().item())
     for source in (ckpt, *loads):
         out[f"resume:{os.path.basename(source)}"] = resume(strategy, source, options, ref, record)

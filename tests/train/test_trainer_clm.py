@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from argonne_kit.model import build_model
-from argonne_kit.model.sections import Argonne2ModelConfig
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 from argonne_kit.registry import get_registry
 
 

@@ -1,0 +1,146 @@
+"""What both Argonne families share as Hugging Face models: choosing attention from
+``attn_implementation``, loading checkpoints that use the original key names, caches for
+``generate``, and outputs shaped as transformers users expect.
+
+Attention names: transformers' ``eager`` / ``sdpa`` / ``flash_attention_2`` / ``flex_attention``
+select the kit's ``math`` / ``sdpa`` / ``flash2`` / ``flex`` kernels; the kit's own names and
+``auto`` are accepted too. ``config.attn_backend`` keeps the kit's name and
+``config._attn_implementation`` reports the transformers name of the kernel that runs (for
+``auto``: the one it picks for inference on this machine's default device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutputWithPast
+
+from argonne_kit.contracts.attention import AttentionSpec
+from argonne_kit.model.attend import default_runtime
+from argonne_kit.model.config import REPORTED_ATTENTION_KEY
+from argonne_kit.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
+
+#: the kit's backend name → the transformers name it is reported as
+REPORTED_NAMES = {kit: hf for hf, kit in HF_ATTENTION_NAMES.items()}
+
+
+def kit_backend_name(attn_implementation: str) -> str:
+    """The kit's backend name for a transformers or kit name; ValueError for anything else."""
+    name = HF_ATTENTION_NAMES.get(attn_implementation, attn_implementation)
+    if name != "auto" and name not in BUILTIN_BACKENDS:
+        raise ValueError(f"attn_implementation={attn_implementation!r} is not supported: choose one of "
+                         f"{sorted(HF_ATTENTION_NAMES)} (or the kit's {sorted(BUILTIN_BACKENDS)} / 'auto'); a "
+                         "plugin's backend is installed with model.set_attention_backend(name, backend)")
+    return name
+
+
+def reported_name(kit_name: str, runtime) -> str:
+    """What ``config._attn_implementation`` says for the kit backend ``kit_name``."""
+    if kit_name == "auto":
+        kit_name = first_capable(auto_candidates(), AttentionSpec(), runtime).name
+    return REPORTED_NAMES.get(kit_name, kit_name)
+
+
+class ArgonneHFMixin:
+    """Shared Hugging Face behaviour of the Argonne models (a ``PreTrainedModel`` mixin).
+    Subclasses set ``legacy_key_mapping`` (regex on an original key → its current name)."""
+
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    #: original checkpoint key (regex) → key of this class; applied when loading
+    legacy_key_mapping: dict[str, str] = {}
+    #: ``(model, directory)`` → None, run after every ``save_pretrained``: the kit installs the
+    #: writer of the standalone code files (exported code has none; transformers copies its files)
+    export_code: Callable | None = None
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """``PreTrainedModel.save_pretrained``, then the standalone code files and ``auto_map``."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if ArgonneHFMixin.export_code is not None and kwargs.get("is_main_process", True):
+            ArgonneHFMixin.export_code(self, save_directory)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained`` that also reads checkpoints with the original key
+        names (released models, the kit's earlier exports). The renaming is not remembered,
+        so ``save_pretrained`` writes the current names."""
+        kwargs.setdefault("key_mapping", cls.legacy_key_mapping or None)
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model._weight_conversions = None
+        return loaded
+
+    def _check_and_adjust_attn_implementation(self, attn_implementation: str | None, is_init_check: bool = False,
+                                              allow_all_kernels: bool = False) -> str:
+        config = self.config
+        # transformers re-checks, from every sub-model's __init__, the name it was given last time
+        if attn_implementation is not None and attn_implementation != getattr(config, REPORTED_ATTENTION_KEY, None):
+            config.attn_backend = kit_backend_name(attn_implementation)
+        reported = self._reported_attention(config.attn_backend)
+        setattr(config, REPORTED_ATTENTION_KEY, reported)
+        return reported
+
+    def set_attn_implementation(self, attn_implementation: str, allow_all_kernels: bool = False) -> None:
+        """Switch every layer to the kernel named by a transformers or kit name."""
+        self.set_attention_backend(kit_backend_name(attn_implementation))
+
+    def _report_attention(self, kit_name: str) -> None:
+        """Make ``config._attn_implementation`` name what ``kit_name`` runs."""
+        reported = self._reported_attention(kit_name)
+        self.config._attn_implementation_internal = reported
+        setattr(self.config, REPORTED_ATTENTION_KEY, reported)
+
+    def _reported_attention(self, kit_name: str) -> str:
+        if kit_name != "auto" and kit_name not in BUILTIN_BACKENDS:
+            return kit_name  # a plugin's backend, installed by set_attention_backend
+        return reported_name(kit_name, default_runtime(self.config))
+
+    def create_masks_for_generate(self, config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+                                  **kwargs) -> torch.Tensor | None:
+        """``generate`` builds a 4-D mask for compilable caches (StaticCache); these models take
+        the ``[batch, keys]`` padding mask and derive causality and windows themselves."""
+        return attention_mask
+
+
+def finish_output(output, return_dict: bool | None, config):
+    """``output`` as a ModelOutput, or as a tuple when ``return_dict`` (default
+    ``config.return_dict``) is false."""
+    if return_dict is None:
+        return_dict = config.return_dict
+    return output if return_dict else output.to_tuple()
+
+
+def past_length(cache, attention_mask: torch.Tensor | None, length: int) -> int:
+    """Tokens already in the cache, as a Python int read before any layer updates it: from the
+    padding mask's width when there is one (no device sync, so ``torch.compile`` keeps one graph),
+    else from the cache."""
+    if cache is None:
+        return 0
+    if attention_mask is not None and attention_mask.dim() == 2:
+        return attention_mask.shape[1] - length
+    return int(cache.get_seq_length())
+
+
+def score_last_token(model: PreTrainedModel, outputs, input_ids: torch.Tensor | None,
+                     labels: torch.Tensor | None) -> SequenceClassifierOutputWithPast:
+    """Apply ``model.score`` at each row's last non-padding token (the last position when
+    there is no ``input_ids`` or no pad token) and compute the loss."""
+    logits = model.score(outputs.last_hidden_state)
+    batch = logits.shape[0]
+    pad = model.config.pad_token_id
+    if pad is None and batch != 1:
+        raise ValueError("sequence classification of a batch needs config.pad_token_id to find each row's end")
+    if pad is None or input_ids is None:
+        last = torch.full((batch,), logits.shape[1] - 1, device=logits.device)
+    else:
+        real = (input_ids != pad).to(logits.device, torch.int32)
+        last = (torch.arange(input_ids.shape[-1], device=logits.device, dtype=torch.int32) * real).argmax(-1)
+    pooled = logits[torch.arange(batch, device=logits.device), last]
+    loss = None
+    if labels is not None:
+        loss = model.loss_function(logits=logits, labels=labels, pooled_logits=pooled, config=model.config)
+    return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, cache=outputs.cache,
+                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
