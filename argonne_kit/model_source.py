@@ -337,7 +337,7 @@ def _pick_checkpoint(spec: str, run_dir: Path, checkpoint: str | int) -> Path:
 
     found = dict(list_checkpoints(run_dir / CHECKPOINTS_DIR))
     if str(checkpoint) == "latest":
-        newest = _newest_verified(run_dir)
+        newest = _newest_verified(run_dir, has_final=False)
         if newest is None:
             raise CheckpointError(f"{spec}: --checkpoint latest: no verified checkpoint in {run_dir / CHECKPOINTS_DIR}")
         return newest
