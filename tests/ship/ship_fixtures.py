@@ -26,10 +26,3 @@ TINY = [
 
 #: 2 shards for the tiny model in bf16 (~274 kB of weights).
 SHARD = "150KB"
-
-
-def ships_auto_map(release: Path) -> bool:
-    """Whether the model's save_pretrained wrote ``auto_map`` (and so the standalone code)."""
-    import json
-
-    return "auto_map" in json.loads((release / "config.json").read_text())

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from ship_fixtures import ships_auto_map
 
 from argonne_kit.cli import main
 from argonne_kit.release.audit import Release, audit_release, check_clean_load, meta_model, output_embedding_key
@@ -173,13 +172,9 @@ def test_audit_cli_lines_exit_status_and_fix(tiny_export, tmp_path, capsys, monk
         assert any(line.startswith(f"{broken}: {check}: ") for line in out), check
 
     fixed = tmp_path / "fixed"
-    assert main(["audit", str(broken), "--fix", "--out", str(fixed)]) == (0 if ships_auto_map(tiny_export) else 1)
+    assert main(["audit", str(broken), "--fix", "--out", str(fixed)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line for line in out if line.startswith(f"{fixed}: ")] == (
-        []
-        if ships_auto_map(tiny_export)
-        else [f"{fixed}: auto_map: config.json has no auto_map: the model does not load without argonne_kit"]
-    )
+    assert [line for line in out if line.startswith(f"{fixed}: ") and "clean" not in line] == []
     original, repaired = {}, {}
     for directory, state in ((tiny_export, original), (fixed, repaired)):
         for file in directory.glob("*.safetensors"):
@@ -208,7 +203,11 @@ def test_clean_process_load_check(tiny_export, tmp_path):
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tiny_export / name, plain / name)
     assert check_clean_load(plain) == []  # a model transformers knows loads and generates
-    if not ships_auto_map(tiny_export):  # with auto_map, the end-to-end test's audit loads it cleanly
-        # without its standalone code an argonne2 model cannot load where argonne_kit is absent
-        problems = check_clean_load(tiny_export)
-        assert [p.check for p in problems] == ["load"] and "does not load without argonne_kit" in problems[0].message
+    # without its standalone code an argonne2 model cannot load where argonne_kit is absent
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_export, bare)
+    for name in ("configuration_argonne.py", "modeling_argonne.py"):
+        (bare / name).unlink()
+    edit_json(bare / "config.json", auto_map=...)
+    problems = check_clean_load(bare)
+    assert [p.check for p in problems] == ["load"] and "does not load without argonne_kit" in problems[0].message

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ship_fixtures import SHARD, ships_auto_map
+from ship_fixtures import SHARD
 
 from argonne_kit.cli import main
 from argonne_kit.model_source import resolve_model_source
@@ -19,16 +19,12 @@ def test_quickstart_to_hub_and_back(tiny_run, hub, tmp_path, capsys, monkeypatch
     index = json.loads((release / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) == 2
 
-    ready = ships_auto_map(release)  # the standalone modeling code comes with the model's save_pretrained
+    config = json.loads((release / "config.json").read_text())
+    assert "auto_map" in config and (release / "modeling_argonne.py").is_file()  # standalone code ships
     capsys.readouterr()
-    assert main(["audit", str(release)]) == (0 if ready else 1)
-    audit = capsys.readouterr().out.splitlines()
-    assert audit == (
-        [f"{release}: release audit clean"]
-        if ready
-        else [f"{release}: auto_map: config.json has no auto_map: the model does not load without argonne_kit"]
-    )
-    force = [] if ready else ["--force"]
+    assert main(["audit", str(release)]) == 0  # includes loading it where argonne_kit cannot be imported
+    assert capsys.readouterr().out.splitlines() == [f"{release}: release audit clean"]
+    force: list[str] = []
 
     assert main(["push", str(release), "argonne/tiny", "--dry-run", *force]) == 0
     assert "(dry run: nothing uploaded)" in capsys.readouterr().out and hub.state.log == []
@@ -51,5 +47,5 @@ def test_quickstart_to_hub_and_back(tiny_run, hub, tmp_path, capsys, monkeypatch
     assert source.kind == "hub" and source.path.is_relative_to(constants.HF_HUB_CACHE)
     assert main(["generate", "argonne/tiny", *GREEDY]) == 0  # from the cache alone
     assert capsys.readouterr().out == expected and len(hub.state.log) == requests
-    assert main(["audit", "argonne/tiny", "--no-load"]) == (0 if ready else 1)  # a Hub id audits from the cache
+    assert main(["audit", "argonne/tiny", "--no-load"]) == 0  # a Hub id audits from the cache
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"{source.path}: ")
