@@ -10,8 +10,8 @@ layer. A concrete name must honour every layer's spec or the run refuses to star
 from __future__ import annotations
 
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Runtime
-from argonne_kit.model.attend import assign_backends
 from argonne_kit.kernels import auto_candidates
+from argonne_kit.model.attend import assign_backends
 from argonne_kit.registry import get_registry
 
 
@@ -21,8 +21,9 @@ def build_backend(name: str) -> AttentionBackend:
     return component.factory(component.config_cls())
 
 
-def select_backends(name: str, specs: list[AttentionSpec], runtime: Runtime,
-                    backend: AttentionBackend | None = None) -> list[AttentionBackend]:
+def select_backends(
+    name: str, specs: list[AttentionSpec], runtime: Runtime, backend: AttentionBackend | None = None
+) -> list[AttentionBackend]:
     """One backend per layer spec, checked against ``runtime``. ``backend`` may be given
     pre-built (a recipe's ``[attention]`` section with a non-default config)."""
     if name == "auto":

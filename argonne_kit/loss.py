@@ -45,10 +45,7 @@ def logit_loss_sums(logits: torch.Tensor, targets: torch.Tensor, with_z: bool):
     logits = logits.float()
     nll = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum")
     keep = targets != IGNORE_INDEX
-    if with_z:
-        z = (torch.logsumexp(logits, dim=-1).pow(2) * keep).sum()
-    else:
-        z = nll.new_zeros(())
+    z = (torch.logsumexp(logits, dim=-1).pow(2) * keep).sum() if with_z else nll.new_zeros(())
     return nll, z, keep.sum()
 
 
@@ -57,8 +54,13 @@ def _chunk_sums(logits_fn, hidden, targets, with_z):
 
 
 @torch.compiler.disable  # inductor would re-materialise the full logits (original b12b240)
-def lm_loss_sums(hidden: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],
-                 targets: torch.Tensor, chunk_size: int = 0, with_z: bool = False):
+def lm_loss_sums(
+    hidden: torch.Tensor,
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor,
+    chunk_size: int = 0,
+    with_z: bool = False,
+):
     """CE sum, z-loss sum and supervised-token count for ``hidden [..., d]`` and ``targets [...]``
     (already aligned). ``chunk_size > 0``: chunked, never materialising all logits."""
     hidden = hidden.reshape(-1, hidden.size(-1))
@@ -67,8 +69,14 @@ def lm_loss_sums(hidden: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch
         return logit_loss_sums(logits_fn(hidden), targets, with_z)
     nll = z = count = None
     for start in range(0, hidden.size(0), chunk_size):
-        part = checkpoint(_chunk_sums, logits_fn, hidden[start:start + chunk_size],
-                          targets[start:start + chunk_size], with_z, use_reentrant=False)
+        part = checkpoint(
+            _chunk_sums,
+            logits_fn,
+            hidden[start : start + chunk_size],
+            targets[start : start + chunk_size],
+            with_z,
+            use_reentrant=False,
+        )
         nll, z, count = part if nll is None else (nll + part[0], z + part[1], count + part[2])
     return nll, z, count
 
@@ -79,8 +87,14 @@ def shifted_targets(labels: torch.Tensor, shift: int = 1) -> torch.Tensor:
     return F.pad(labels[:, shift:], (0, shift), value=IGNORE_INDEX)
 
 
-def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, z_loss_weight: float = 0.0,
-                   mtp_horizon: int = 1, mtp_loss_weight: float = 0.0) -> torch.Tensor:
+def causal_lm_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    z_loss_weight: float = 0.0,
+    mtp_horizon: int = 1,
+    mtp_loss_weight: float = 0.0,
+) -> torch.Tensor:
     """Mean next-token CE of ``logits [B, T, V]`` against ``labels [B, T]`` (shifted here), plus
     ``z_loss_weight``·mean(logsumexp²) and ``mtp_loss_weight``·mean_h(CE_h / h) for the
     shifted-logit terms h = 2…``mtp_horizon`` (logits at t scored against labels at t+h; the
@@ -92,13 +106,13 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, z_loss_weight:
     if z_loss_weight:
         loss = loss + z_loss_weight * z / count
     if mtp_loss_weight and mtp_horizon > 1:
-        loss = loss + mtp_loss_weight * multi_token_term(flat, shifted_targets(labels), mtp_horizon,
-                                                         logits.size(1) - 1)
+        loss = loss + mtp_loss_weight * multi_token_term(flat, shifted_targets(labels), mtp_horizon, logits.size(1) - 1)
     return loss
 
 
-def multi_token_term(flat_logits: torch.Tensor, next_targets: torch.Tensor, horizon: int,
-                     max_shift: int) -> torch.Tensor:
+def multi_token_term(
+    flat_logits: torch.Tensor, next_targets: torch.Tensor, horizon: int, max_shift: int
+) -> torch.Tensor:
     """The shifted-logit "multi-token" term of the original: mean over h = 2…``horizon`` of
     CE(logits at t, token t+h) / h, each CE a mean over its supervised positions. The *same*
     logits are reused (no extra heads). ``flat_logits [B·T, V]``; ``next_targets [B, T]`` are the
@@ -113,8 +127,13 @@ def multi_token_term(flat_logits: torch.Tensor, next_targets: torch.Tensor, hori
     return torch.stack(terms).mean()
 
 
-def chunked_causal_lm_loss(hidden: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],
-                           labels: torch.Tensor, chunk_size: int, z_loss_weight: float = 0.0) -> torch.Tensor:
+def chunked_causal_lm_loss(
+    hidden: torch.Tensor,
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    labels: torch.Tensor,
+    chunk_size: int,
+    z_loss_weight: float = 0.0,
+) -> torch.Tensor:
     """:func:`causal_lm_loss` (without MTP) from the final hidden states ``[B, T, d]``, chunked."""
     nll, z, count = lm_loss_sums(hidden[:, :-1], logits_fn, labels[:, 1:], chunk_size, z_loss_weight > 0)
     count = count.clamp(min=1)

@@ -105,9 +105,12 @@ def _jsonl_conversation(line: str, file: Path, number: int) -> list[dict[str, st
     if isinstance(row, dict) and isinstance(row.get("prompt"), str):
         return [{"role": "user", "content": row["prompt"]}]
     messages = row.get("messages") if isinstance(row, dict) else None
-    if (not isinstance(messages, list) or not messages
-            or not all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in messages)):
-        raise DataError(f"{file}:{number}: expected {{\"prompt\": str}} or {{\"messages\": [{{role, content}}, …]}}")
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in messages)
+    ):
+        raise DataError(f'{file}:{number}: expected {{"prompt": str}} or {{"messages": [{{role, content}}, …]}}')
     if messages[-1]["role"] == "assistant":
         messages = messages[:-1]  # a reference answer: probe the question that precedes it
     if not messages or messages[-1]["role"] != "user":
@@ -127,8 +130,10 @@ def _token_ids(encoded: Any) -> list[int]:
 def render_prompt(tokenizer, messages: Sequence[dict[str, str]]) -> list[int]:
     """Token ids of ``messages`` plus the assistant generation prompt, via the chat template."""
     if not getattr(tokenizer, "chat_template", None):
-        raise DataError(f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no chat template; "
-                        "chat needs a chat (SFT) tokenizer")
+        raise DataError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no chat template; "
+            "chat needs a chat (SFT) tokenizer"
+        )
     return _token_ids(tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True))
 
 
@@ -139,29 +144,48 @@ def chat_eos_token_id(tokenizer) -> int:
         if tokenizer.eos_token_id is None:
             raise DataError("tokenizer has neither a chat template nor an EOS token")
         return tokenizer.eos_token_id
-    ids = _token_ids(tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}], tokenize=True))
+    ids = _token_ids(
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}], tokenize=True
+        )
+    )
     for token_id in reversed(ids):
         if tokenizer.decode([token_id]).strip():
             return token_id
     raise DataError("the chat template renders an empty assistant turn; cannot find the chat EOS")
 
 
-def generate_reply(model: torch.nn.Module, tokenizer, messages: Sequence[dict[str, str]], *,
-                   max_new_tokens: int, eos_token_id: int, temperature: float = 0.0,
-                   top_p: float = 1.0) -> dict[str, Any]:
+def generate_reply(
+    model: torch.nn.Module,
+    tokenizer,
+    messages: Sequence[dict[str, str]],
+    *,
+    max_new_tokens: int,
+    eos_token_id: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> dict[str, Any]:
     """One assistant turn: ``{"answer", "new_tokens", "stopped"}`` (``stopped`` = ended at the chat
     EOS rather than the token limit). Greedy when ``temperature <= 0``."""
     from argonne_kit.train.sampling import continue_ids
 
-    new = continue_ids(model, render_prompt(tokenizer, messages), max_new_tokens=max_new_tokens,
-                       eos_token_id=eos_token_id, pad_token_id=tokenizer.pad_token_id, temperature=temperature,
-                       top_p=top_p)
+    new = continue_ids(
+        model,
+        render_prompt(tokenizer, messages),
+        max_new_tokens=max_new_tokens,
+        eos_token_id=eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        temperature=temperature,
+        top_p=top_p,
+    )
     stopped = eos_token_id in new
     if stopped:
-        new = new[:new.index(eos_token_id)]
-    return {"answer": tokenizer.decode(new, skip_special_tokens=True).strip(), "new_tokens": len(new),
-            "stopped": stopped}
+        new = new[: new.index(eos_token_id)]
+    return {
+        "answer": tokenizer.decode(new, skip_special_tokens=True).strip(),
+        "new_tokens": len(new),
+        "stopped": stopped,
+    }
 
 
 @attrs.define
@@ -178,8 +202,9 @@ class ChatProbe:
             conversations = [[{"role": "system", "content": cfg.probe_system}, *c] for c in conversations]
         return cls(conversations, cfg.probe_max_new_tokens)
 
-    def run(self, model: torch.nn.Module, tokenizer, run_dir: str | Path, *, step: int,
-            label: str) -> list[dict[str, Any]]:
+    def run(
+        self, model: torch.nn.Module, tokenizer, run_dir: str | Path, *, step: int, label: str
+    ) -> list[dict[str, Any]]:
         """Answer every prompt greedily and append the rows to ``run_dir/probe.jsonl``."""
         eos = chat_eos_token_id(tokenizer)
         rows = []

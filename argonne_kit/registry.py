@@ -93,23 +93,18 @@ class Registry:
                 other = self._plugins[ep.name].distribution
                 if other == distribution:
                     continue  # the same distribution seen twice on sys.path
-                raise PluginError(
-                    f"plugin name {ep.name!r} is provided by both {other} and {distribution}"
-                )
+                raise PluginError(f"plugin name {ep.name!r} is provided by both {other} and {distribution}")
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken third-party plugin must name itself
-                raise PluginError(
-                    f"cannot load plugin {ep.name!r} ({ep.value}) from {distribution}: {exc}"
-                ) from exc
+                raise PluginError(f"cannot load plugin {ep.name!r} ({ep.value}) from {distribution}: {exc}") from exc
             self.register_plugin(plugin, ep.name, distribution)
 
     def register_plugin(self, plugin: object, name: str, distribution: Distribution = LOCAL) -> None:
         """Register one plugin object and collect the components it registers."""
         if name in self._plugins:
             raise PluginError(
-                f"plugin name {name!r} is provided by both {self._plugins[name].distribution} "
-                f"and {distribution}"
+                f"plugin name {name!r} is provided by both {self._plugins[name].distribution} and {distribution}"
             )
         try:
             self.plugin_manager.register(plugin, name=name)
@@ -132,8 +127,7 @@ class Registry:
     def _add(self, kind, name, factory, config_cls, plugin, distribution) -> Component:
         if kind not in KINDS:
             raise PluginError(
-                f"plugin {plugin!r} from {distribution} registers unknown kind {kind!r}; "
-                f"kinds are {', '.join(KINDS)}"
+                f"plugin {plugin!r} from {distribution} registers unknown kind {kind!r}; kinds are {', '.join(KINDS)}"
             )
         if not attrs.has(config_cls):
             raise PluginError(
@@ -167,9 +161,7 @@ class Registry:
 
             known = self.names(kind)
             hint = suggest(name, known)
-            raise PluginError(
-                f"no {kind} named {name!r}{hint}; registered: {', '.join(known) or 'none'}"
-            ) from None
+            raise PluginError(f"no {kind} named {name!r}{hint}; registered: {', '.join(known) or 'none'}") from None
 
     def has(self, kind: str, name: str) -> bool:
         return (kind, name) in self._components

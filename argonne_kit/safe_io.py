@@ -157,8 +157,9 @@ def _allowed_globals() -> list[Any]:
     return [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
-TRUST_PICKLE_HINT = ("if you trust the file, convert it once with "
-                     "`argonne-kit convert-checkpoint --trust-pickle SRC DST`")
+TRUST_PICKLE_HINT = (
+    "if you trust the file, convert it once with `argonne-kit convert-checkpoint --trust-pickle SRC DST`"
+)
 
 
 def safe_torch_load(path: str | Path, *, mmap: bool = False, what: str = "file") -> Any:
@@ -173,13 +174,15 @@ def safe_torch_load(path: str | Path, *, mmap: bool = False, what: str = "file")
     except pickle.UnpicklingError as exc:
         unsafe = _unsafe_globals(path)
         if unsafe:
-            raise CheckpointError(f"{path}: refused to load {what}: it holds Python objects beyond tensors "
-                                  f"and plain values ({', '.join(unsafe[:4])}), and unpickling them could run "
-                                  f"code; {TRUST_PICKLE_HINT}") from None
+            raise CheckpointError(
+                f"{path}: refused to load {what}: it holds Python objects beyond tensors "
+                f"and plain values ({', '.join(unsafe[:4])}), and unpickling them could run "
+                f"code; {TRUST_PICKLE_HINT}"
+            ) from None
         raise CheckpointError(f"{path}: unreadable {what}: {_first_line(exc)}") from None
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing") from None
-    except Exception as exc:  # noqa: BLE001 — a truncated or corrupt file, whatever torch raises
+    except Exception as exc:
         raise CheckpointError(f"{path}: unreadable {what}: {_first_line(exc)}") from None
 
 
@@ -188,7 +191,7 @@ def _unsafe_globals(path: str | Path) -> list[str]:
 
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # noqa: BLE001 — not a zip checkpoint at all: the caller reports it unreadable
+    except Exception:
         return []
     allowed = {f"{g.__module__}.{g.__qualname__}" for g in _allowed_globals()}
     return [name for name in found if name not in allowed]
@@ -206,8 +209,7 @@ def load_pretrained_model(model_dir: str | Path, *, trust_remote_code: bool = Fa
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code,
-                                                    **model_kwargs)
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code, **model_kwargs)
     except Exception as exc:  # transformers raises many kinds (OSError, ValueError, UnpicklingError…)
         raise CheckpointError(f"{model_dir}: cannot load the model: {_first_line(exc)}") from None
 

@@ -53,8 +53,9 @@ def read_init_model_config(kind: str, path: str | Path) -> dict[str, Any] | None
     return None
 
 
-def inherit_position_settings(model_config: Any, init_config: Mapping[str, Any] | None,
-                              explicit: set[str]) -> tuple[Any, list[str]]:
+def inherit_position_settings(
+    model_config: Any, init_config: Mapping[str, Any] | None, explicit: set[str]
+) -> tuple[Any, list[str]]:
     """``model_config`` (an attrs ``[model]`` config) with the :data:`INHERITED_FIELDS` of
     ``init_config`` unless ``explicit``, and one note per value taken or explicitly overridden."""
     if not init_config:
@@ -68,8 +69,10 @@ def inherit_position_settings(model_config: Any, init_config: Mapping[str, Any] 
         if theirs is None or theirs == ours:
             continue
         if name in explicit:
-            notes.append(f"model.{name}: the recipe sets {ours!r}; the init model was trained with {theirs!r} "
-                         f"(explicit override kept)")
+            notes.append(
+                f"model.{name}: the recipe sets {ours!r}; the init model was trained with {theirs!r} "
+                f"(explicit override kept)"
+            )
         else:
             changes[name] = type(ours)(theirs) if ours is not None else theirs
             notes.append(f"model.{name}: {theirs!r} from the init model (the recipe did not set it; D-26)")

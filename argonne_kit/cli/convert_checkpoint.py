@@ -18,14 +18,20 @@ from argonne_kit.errors import ArgonneError, CheckpointError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert-checkpoint", help="rewrite a trusted pickle .pt into a safely loadable one",
-                       description="Unpickle SRC (this runs whatever code the pickle holds: only for files you "
-                                   "trust) and write its tensors and plain values to DST, which init.from and "
-                                   "the model loaders then read with weights_only=True.")
+    p = sub.add_parser(
+        "convert-checkpoint",
+        help="rewrite a trusted pickle .pt into a safely loadable one",
+        description="Unpickle SRC (this runs whatever code the pickle holds: only for files you "
+        "trust) and write its tensors and plain values to DST, which init.from and "
+        "the model loaders then read with weights_only=True.",
+    )
     p.add_argument("src", help="the .pt/.pth/.bin file to convert")
     p.add_argument("dst", help="the new file (must not exist)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="required: confirms SRC comes from a trusted source (unpickling can run code)")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="required: confirms SRC comes from a trusted source (unpickling can run code)",
+    )
     p.set_defaults(func=cmd_convert_checkpoint)
 
 
@@ -36,15 +42,17 @@ def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
 
     src, dst = Path(args.src), Path(args.dst)
     if not args.trust_pickle:
-        raise ArgonneError(f"{src}: converting unpickles the file, which can run arbitrary code; pass "
-                           f"--trust-pickle if it comes from a source you trust")
+        raise ArgonneError(
+            f"{src}: converting unpickles the file, which can run arbitrary code; pass "
+            f"--trust-pickle if it comes from a source you trust"
+        )
     if not src.is_file():
         raise CheckpointError(f"{src}: not found")
     if dst.exists():
         raise ArgonneError(f"{dst}: already exists; choose a new destination")
     try:
         blob = torch.load(src, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 — a damaged file, whatever torch raises: one line
+    except Exception as exc:
         raise CheckpointError(f"{src}: unreadable: {exc}") from None
     dropped: list[str] = []
     plain = to_plain(blob, "", dropped)

@@ -12,29 +12,41 @@ from argonne_kit.errors import ArgonneError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="perplexity, NLL by position, probe and lm-eval tasks of a model",
-                       description="Evaluate MODEL (a Hub id, an exported model, a run, a checkpoint or an original .pt). Without "
-                                   "--data, perplexity uses the run's own validation batches ([val_data], "
-                                   "train.val_batches), so it equals the trainer's val_loss. With --data (token "
-                                   "shards, parquet or JSONL text) documents are packed with EOS separators as "
-                                   "in training and scored one epoch in order. Without a task flag: --ppl.")
+    p = sub.add_parser(
+        "eval",
+        help="perplexity, NLL by position, probe and lm-eval tasks of a model",
+        description="Evaluate MODEL (a Hub id, an exported model, a run, a checkpoint or an original .pt). Without "
+        "--data, perplexity uses the run's own validation batches ([val_data], "
+        "train.val_batches), so it equals the trainer's val_loss. With --data (token "
+        "shards, parquet or JSONL text) documents are packed with EOS separators as "
+        "in training and scored one epoch in order. Without a task flag: --ppl.",
+    )
     add_model_arguments(p)
-    p.add_argument("--data", help="token shard directory/.bin, parquet file/directory or .jsonl ({\"text\": …} rows)")
+    p.add_argument("--data", help='token shard directory/.bin, parquet file/directory or .jsonl ({"text": …} rows)')
     p.add_argument("--ppl", action="store_true", help="perplexity (mean NLL per predicted token)")
     p.add_argument("--nll-by-position", action="store_true", help="mean NLL per position bucket, as a table and a PNG")
     p.add_argument("--probe", action="store_true", help="answer the quality-probe prompts greedily into probe.jsonl")
     p.add_argument("--tasks", help="lm-eval tasks: T1,T2 or a task .yaml (needs the [eval] extra)")
     p.add_argument("--out", help="write every result to this JSON file")
-    p.add_argument("--seq-len", type=int, help="window length (default: the run's train.seq_len, else the model's context)")
+    p.add_argument(
+        "--seq-len", type=int, help="window length (default: the run's train.seq_len, else the model's context)"
+    )
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward (default 8)")
     p.add_argument("--max-batches", type=int, help="score at most this many batches")
-    p.add_argument("--mode", choices=("packed", "document"), default="packed",
-                   help="packed windows across documents, or the start of each long-enough document")
+    p.add_argument(
+        "--mode",
+        choices=("packed", "document"),
+        default="packed",
+        help="packed windows across documents, or the start of each long-enough document",
+    )
     p.add_argument("--text-column", default="text", help="text field of parquet/JSONL rows (default text)")
     p.add_argument("--buckets", help="position bucket edges, e.g. 0,1024,2048,4096 (default: 0, 1k, 2k, 4k, …)")
     p.add_argument("--plot", help="PNG of the NLL by position (default: nll_by_position.png beside --out, or here)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                   help="autocast dtype (default: the run's train.precision, else fp32)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        help="autocast dtype (default: the run's train.precision, else fp32)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run the model (default cpu)")
     p.add_argument("--probe-prompts", help="prompt file (lines or .jsonl), default: the six built-in prompts")
     p.add_argument("--probe-max-new-tokens", type=int, default=160, help="tokens per probe answer (default 160)")
@@ -69,8 +81,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.tasks:
         from argonne_kit.evaluate.harness import run_tasks
 
-        results["tasks"] = run_tasks(loaded.model, loaded.tokenizer, args.tasks, batch_size=args.batch_size,
-                                     limit=args.limit, max_length=args.seq_len)
+        results["tasks"] = run_tasks(
+            loaded.model,
+            loaded.tokenizer,
+            args.tasks,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            max_length=args.seq_len,
+        )
     print(summary(results))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
@@ -110,8 +128,10 @@ def _score(args: argparse.Namespace, loaded, out_dir: Path) -> dict:
         tokens += nll.numel()
         buckets.add(nll)
     if tokens == 0:
-        raise ArgonneError(f"{source}: no window of at least 2 tokens" +
-                           (f" (document mode needs documents of {seq_len + 1} tokens)" if args.mode == "document" else ""))
+        raise ArgonneError(
+            f"{source}: no window of at least 2 tokens"
+            + (f" (document mode needs documents of {seq_len + 1} tokens)" if args.mode == "document" else "")
+        )
     out: dict = {"data": source, "seq_len": seq_len, "tokens": tokens}
     if args.ppl:
         out["nll"] = nll_sum / tokens

@@ -27,9 +27,11 @@ def check_sampling_args(args: argparse.Namespace) -> None:
     """``--max-new-tokens`` > 0, ``--temperature`` >= 0 and ``--top-p`` in (0, 1], all finite."""
     import math
 
-    checks = (("--max-new-tokens", args.max_new_tokens, args.max_new_tokens > 0, "> 0"),
-              ("--temperature", args.temperature, math.isfinite(args.temperature) and args.temperature >= 0, ">= 0"),
-              ("--top-p", args.top_p, math.isfinite(args.top_p) and 0 < args.top_p <= 1, "in (0, 1]"))
+    checks = (
+        ("--max-new-tokens", args.max_new_tokens, args.max_new_tokens > 0, "> 0"),
+        ("--temperature", args.temperature, math.isfinite(args.temperature) and args.temperature >= 0, ">= 0"),
+        ("--top-p", args.top_p, math.isfinite(args.top_p) and 0 < args.top_p <= 1, "in (0, 1]"),
+    )
     for flag, value, ok, rule in checks:
         if not ok:
             raise ArgonneError(f"command line: {flag}: must be {rule}, got {value}")

@@ -9,10 +9,13 @@ from argonne_kit.errors import ArgonneError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="plot loss and LR of a run to a PNG",
-                       description="Read RUN_DIR/metrics.jsonl and write a PNG with the training loss "
-                                   "(and validation loss, when recorded) over steps and the learning rate "
-                                   "below it. Needs matplotlib (pip install 'argonne-kit[dev]').")
+    p = sub.add_parser(
+        "plot",
+        help="plot loss and LR of a run to a PNG",
+        description="Read RUN_DIR/metrics.jsonl and write a PNG with the training loss "
+        "(and validation loss, when recorded) over steps and the learning rate "
+        "below it. Needs matplotlib (pip install 'argonne-kit[dev]').",
+    )
     p.add_argument("run_dir", help="run directory (or its metrics.jsonl)")
     p.add_argument("-o", "--output", help="PNG path (default: RUN_DIR/loss.png)")
     p.add_argument("--log-y", action="store_true", help="logarithmic loss axis")
@@ -50,6 +53,7 @@ def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False, up_to_s
         raise ArgonneError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

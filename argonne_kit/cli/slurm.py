@@ -17,23 +17,29 @@ OVERRIDE_HELP = "dotted overrides, e.g. optim.lr=1e-4 (passed to every slice)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("slurm", help="write/submit a SLURM job that trains a recipe slice by slice",
-                       description="Write RUN_DIR/slurm/argonne.sbatch for a recipe: one task per GPU "
-                                   "on NODES nodes, SIGUSR1 before the time limit makes the trainer "
-                                   "save and exit, and the job resubmits itself until the run's budget "
-                                   "completes (final_model/ exists). With --submit, also run sbatch.")
+    p = sub.add_parser(
+        "slurm",
+        help="write/submit a SLURM job that trains a recipe slice by slice",
+        description="Write RUN_DIR/slurm/argonne.sbatch for a recipe: one task per GPU "
+        "on NODES nodes, SIGUSR1 before the time limit makes the trainer "
+        "save and exit, and the job resubmits itself until the run's budget "
+        "completes (final_model/ exists). With --submit, also run sbatch.",
+    )
     p.add_argument("recipe", help="recipe .toml file")
     p.add_argument("overrides", nargs="*", help=OVERRIDE_HELP)
     p.add_argument("--nodes", type=int, default=1, help="nodes per slice (default 1)")
     p.add_argument("--gpus-per-node", type=int, default=8, help="GPUs (= processes) per node (default 8)")
     p.add_argument("--time", default="24:00:00", help="time limit of one slice, SLURM format (default 24:00:00)")
     p.add_argument("--cpus-per-task", type=int, default=8, help="CPU cores per process (default 8)")
-    p.add_argument("--warning-s", type=int, default=300,
-                   help="seconds before the time limit at which SIGUSR1 asks the trainer to save and exit "
-                        "(default 300; leave room for one checkpoint)")
+    p.add_argument(
+        "--warning-s",
+        type=int,
+        default=300,
+        help="seconds before the time limit at which SIGUSR1 asks the trainer to save and exit "
+        "(default 300; leave room for one checkpoint)",
+    )
     p.add_argument("--max-slices", type=int, default=100, help="never run more slices than this (default 100)")
-    p.add_argument("--max-failures", type=int, default=2,
-                   help="failed slices retried before giving up (default 2)")
+    p.add_argument("--max-failures", type=int, default=2, help="failed slices retried before giving up (default 2)")
     p.add_argument("--partition", help="SLURM partition")
     p.add_argument("--account", help="SLURM account")
     p.add_argument("--qos", help="SLURM quality of service")
@@ -60,18 +66,33 @@ def cmd_slurm(args: argparse.Namespace) -> int:
         overrides.append(f"run.nproc={nproc}")
         resolved = resolve_recipe(args.recipe, overrides)
     elif wanted != nproc:
-        raise RecipeError(f"{args.recipe}: run.nproc = {wanted} but --nodes {args.nodes} × "
-                          f"--gpus-per-node {args.gpus_per_node} = {nproc} processes")
+        raise RecipeError(
+            f"{args.recipe}: run.nproc = {wanted} but --nodes {args.nodes} × "
+            f"--gpus-per-node {args.gpus_per_node} = {nproc} processes"
+        )
     run_dir = Path(resolved.recipe.run.dir).resolve()
     script = run_dir / "slurm" / "argonne.sbatch"
-    extra = {key: value for key, value in
-             (("partition", args.partition), ("account", args.account), ("qos", args.qos)) if value}
-    text = render_sbatch(recipe=str(Path(args.recipe).resolve()), overrides=overrides,
-                         run_dir=str(run_dir), script=str(script), python=sys.executable,
-                         nodes=args.nodes, gpus_per_node=args.gpus_per_node, time=args.time,
-                         job_name=args.job_name or run_dir.name, cpus_per_task=args.cpus_per_task,
-                         warning_s=args.warning_s, max_slices=args.max_slices,
-                         max_failures=args.max_failures, extra_sbatch=extra)
+    extra = {
+        key: value
+        for key, value in (("partition", args.partition), ("account", args.account), ("qos", args.qos))
+        if value
+    }
+    text = render_sbatch(
+        recipe=str(Path(args.recipe).resolve()),
+        overrides=overrides,
+        run_dir=str(run_dir),
+        script=str(script),
+        python=sys.executable,
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        time=args.time,
+        job_name=args.job_name or run_dir.name,
+        cpus_per_task=args.cpus_per_task,
+        warning_s=args.warning_s,
+        max_slices=args.max_slices,
+        max_failures=args.max_failures,
+        extra_sbatch=extra,
+    )
     script.parent.mkdir(parents=True, exist_ok=True)  # only once every value passed the checks
     atomic_write_text(script, text)
     os.chmod(script, 0o755)
@@ -82,8 +103,9 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     try:
         done = subprocess.run(["sbatch", str(script)], capture_output=True, text=True)
     except FileNotFoundError:
-        raise ArgonneError("sbatch not found: run this on a SLURM login node, or submit the script "
-                           "written above yourself") from None
+        raise ArgonneError(
+            "sbatch not found: run this on a SLURM login node, or submit the script written above yourself"
+        ) from None
     sys.stdout.write(done.stdout)
     if done.returncode != 0:
         raise ArgonneError(f"sbatch failed (exit {done.returncode}): {done.stderr.strip()}")

@@ -23,7 +23,6 @@ Masking semantics shared by every backend (``math`` is the reference):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
 from dataclasses import dataclass
 
 import torch

@@ -80,8 +80,9 @@ class Objective(ABC):
         """Whether this CPU batch holds anything the reference has not scored yet."""
         raise TypeError(f"{type(self).__name__} does not precompute reference scores")
 
-    def record_reference_pass(self, reference: torch.nn.Module, batch: Mapping[str, torch.Tensor],
-                              device_batch: Mapping[str, torch.Tensor]) -> None:
+    def record_reference_pass(
+        self, reference: torch.nn.Module, batch: Mapping[str, torch.Tensor], device_batch: Mapping[str, torch.Tensor]
+    ) -> None:
         """Run the frozen reference on ``device_batch`` (the device copy of the CPU ``batch``,
         under the training autocast and ``no_grad``) and keep what the loss will need."""
         raise TypeError(f"{type(self).__name__} does not precompute reference scores")

@@ -117,4 +117,3 @@ class ParallelStrategy(ABC):
 
 #: Type of a registered parallel factory: ``factory(config) -> ParallelStrategy``.
 ParallelFactory = Callable[[Any], ParallelStrategy]
-

@@ -34,8 +34,10 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: Added as plain (non-special) tokens, as in Qwen3, so CoT targets keep them when decoded.
 THINK_TOKENS = ["<think>", "</think>"]
 #: Qwen's pre-tokenizer split (single digits; see environment.md §4).
-QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-              r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 CHATML_TEMPLATE = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -122,17 +124,24 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE):
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
-                                   chat_template=CHATML_TEMPLATE)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>", chat_template=CHATML_TEMPLATE
+    )
 
 
 def _chat_texts() -> list[str]:
@@ -159,20 +168,22 @@ def _generate(root: Path) -> None:
         out.mkdir(parents=True)
         per_file = -(-len(docs) // files)
         for index in range(files):
-            part = docs[index * per_file:(index + 1) * per_file]
+            part = docs[index * per_file : (index + 1) * per_file]
             name = f"{split}-{index:05d}.parquet"
             counts = [len(ids) for ids in tokenizer(part, add_special_tokens=False)["input_ids"]]
-            table = pa.table({
-                "text": part,
-                "id": [f"<urn:argonne-kit:quickstart:{split}:{index}:{i}>" for i in range(len(part))],
-                "dump": ["argonne-kit-quickstart"] * len(part),
-                "url": [f"https://argonne-kit.invalid/quickstart/{split}/{index}/{i}" for i in range(len(part))],
-                "date": ["2026-01-01T00:00:00Z"] * len(part),
-                "file_path": [name] * len(part),
-                "language": ["en"] * len(part),
-                "language_score": pa.array([1.0] * len(part), pa.float64()),
-                "token_count": pa.array(counts, pa.int64()),
-            })
+            table = pa.table(
+                {
+                    "text": part,
+                    "id": [f"<urn:argonne-kit:quickstart:{split}:{index}:{i}>" for i in range(len(part))],
+                    "dump": ["argonne-kit-quickstart"] * len(part),
+                    "url": [f"https://argonne-kit.invalid/quickstart/{split}/{index}/{i}" for i in range(len(part))],
+                    "date": ["2026-01-01T00:00:00Z"] * len(part),
+                    "file_path": [name] * len(part),
+                    "language": ["en"] * len(part),
+                    "language_score": pa.array([1.0] * len(part), pa.float64()),
+                    "token_count": pa.array(counts, pa.int64()),
+                }
+            )
             pq.write_table(table, out / name, row_group_size=500)
 
     write(train, "train", TRAIN_FILES)

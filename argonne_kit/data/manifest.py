@@ -53,15 +53,19 @@ class ShardSet:
         path = self.lengths[index]
         shard = self.shards[index]
         if path is None:
-            raise DataError(f"{shard.path}: no document lengths file; per-document mode needs shards written "
-                            f"by `argonne-kit preprocess` (X.lengths.npy) or the original doc-manifest format")
+            raise DataError(
+                f"{shard.path}: no document lengths file; per-document mode needs shards written "
+                f"by `argonne-kit preprocess` (X.lengths.npy) or the original doc-manifest format"
+            )
         try:
             lengths = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot read document lengths: {exc}") from None
         if int(lengths.sum(dtype=np.int64)) != shard.num_tokens:
-            raise DataError(f"{path}: document lengths sum to {int(lengths.sum(dtype=np.int64)):,} "
-                            f"but {shard.path.name} holds {shard.num_tokens:,} tokens")
+            raise DataError(
+                f"{path}: document lengths sum to {int(lengths.sum(dtype=np.int64)):,} "
+                f"but {shard.path.name} holds {shard.num_tokens:,} tokens"
+            )
         return np.asarray(lengths, dtype=np.int64)
 
 

@@ -81,8 +81,7 @@ def _identity(item: Any) -> Any:
     return item
 
 
-def ordered_map(fn: Callable[[int], Any], start: int, num_workers: int = 0,
-                prefetch_factor: int = 2) -> Iterator[Any]:
+def ordered_map(fn: Callable[[int], Any], start: int, num_workers: int = 0, prefetch_factor: int = 2) -> Iterator[Any]:
     """Yield ``fn(i)`` for ``i = start, start + 1, …`` forever, in order. With ``num_workers > 0``,
     worker ``w`` computes the indices ``≡ w (mod num_workers)`` and the DataLoader's round-robin
     collection restores the order. ``fn`` must be picklable when the start method is not fork."""
@@ -105,6 +104,13 @@ def ordered_map(fn: Callable[[int], Any], start: int, num_workers: int = 0,
     from argonne_kit.train.stop import ignore_stop_signals
 
     # workers leave SIGTERM/SIGINT to the main process, which saves and then ends them
-    loader = tud.DataLoader(_Strided(), batch_size=None, num_workers=num_workers, collate_fn=_identity,
-                            prefetch_factor=prefetch_factor, in_order=True, worker_init_fn=ignore_stop_signals)
+    loader = tud.DataLoader(
+        _Strided(),
+        batch_size=None,
+        num_workers=num_workers,
+        collate_fn=_identity,
+        prefetch_factor=prefetch_factor,
+        in_order=True,
+        worker_init_fn=ignore_stop_signals,
+    )
     yield from loader

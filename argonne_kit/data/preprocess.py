@@ -48,9 +48,15 @@ class PreprocessSettings:
     shard_tokens: int = DEFAULT_SHARD_TOKENS
 
     def key(self) -> dict[str, Any]:
-        return {"tokenizer_sha256": self.tokenizer_sha256, "text_column": self.text_column,
-                "append_eos": self.append_eos, "prepend_bos": self.prepend_bos, "eos_id": self.eos_id,
-                "bos_id": self.bos_id, "shard_tokens": self.shard_tokens}
+        return {
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "text_column": self.text_column,
+            "append_eos": self.append_eos,
+            "prepend_bos": self.prepend_bos,
+            "eos_id": self.eos_id,
+            "bos_id": self.bos_id,
+            "shard_tokens": self.shard_tokens,
+        }
 
 
 @attrs.frozen
@@ -86,19 +92,34 @@ def list_parquet_files(input_dir: str | Path) -> list[Path]:
     return files
 
 
-def preprocess(input_dir: str | Path, tokenizer: str | None, output_dir: str | Path, *,
-               text_column: str = "text", workers: int = 1, shard_tokens: int = DEFAULT_SHARD_TOKENS,
-               append_eos: bool = True, prepend_bos: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
-               progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def preprocess(
+    input_dir: str | Path,
+    tokenizer: str | None,
+    output_dir: str | Path,
+    *,
+    text_column: str = "text",
+    workers: int = 1,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
+    append_eos: bool = True,
+    prepend_bos: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Tokenize every parquet file under ``input_dir`` into shards under ``output_dir``; return the manifest."""
     inputs = list_parquet_files(input_dir)
     root = Path(input_dir) if Path(input_dir).is_dir() else Path(input_dir).parent
     hf_tokenizer, sha = load_tokenizer(tokenizer)
     settings = PreprocessSettings(
-        tokenizer_name=str(tokenizer) if tokenizer else "embedded:quickstart", tokenizer_sha256=sha,
-        text_column=text_column, append_eos=append_eos, prepend_bos=prepend_bos,
-        eos_id=_required_id(hf_tokenizer, "eos", append_eos), bos_id=_required_id(hf_tokenizer, "bos", prepend_bos),
-        shard_tokens=shard_tokens)
+        tokenizer_name=str(tokenizer) if tokenizer else "embedded:quickstart",
+        tokenizer_sha256=sha,
+        text_column=text_column,
+        append_eos=append_eos,
+        prepend_bos=prepend_bos,
+        eos_id=_required_id(hf_tokenizer, "eos", append_eos),
+        bos_id=_required_id(hf_tokenizer, "bos", prepend_bos),
+        shard_tokens=shard_tokens,
+    )
     out = Path(output_dir)
     (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
     _check_compatible(out, settings)
@@ -146,21 +167,27 @@ def preprocess(input_dir: str | Path, tokenizer: str | None, output_dir: str | P
 
     manifest = _assemble_manifest(settings, hf_tokenizer, [records[job.relpath] for job in jobs])
     if manifest["totals"]["docs"] == 0:  # nothing to train on: an error, not a manifest of zero shards
-        raise DataError(f"{input_dir}: no documents: {len(jobs)} parquet file(s) with "
-                        f"{manifest['totals']['rows']:,} rows, none with text in column {text_column!r}")
+        raise DataError(
+            f"{input_dir}: no documents: {len(jobs)} parquet file(s) with "
+            f"{manifest['totals']['rows']:,} rows, none with text in column {text_column!r}"
+        )
     atomic_write_bytes(out / MANIFEST_NAME, (json.dumps(manifest, indent=1) + "\n").encode())
     totals = manifest["totals"]
-    log(f"preprocess: {totals['docs']:,} documents, {totals['tokens']:,} tokens in {totals['shards']} shards "
+    log(
+        f"preprocess: {totals['docs']:,} documents, {totals['tokens']:,} tokens in {totals['shards']} shards "
         f"→ {out}; {totals['empty_rows']:,} empty/None rows skipped and counted"
-        + "".join(f"\n  {s['file']}: {s['empty_rows']:,} empty rows" for s in manifest["sources"] if s["empty_rows"]))
+        + "".join(f"\n  {s['file']}: {s['empty_rows']:,} empty rows" for s in manifest["sources"] if s["empty_rows"])
+    )
     return manifest
 
 
 def _required_id(tokenizer: Any, which: str, needed: bool) -> int | None:
     value = getattr(tokenizer, f"{which}_token_id")
     if needed and value is None:
-        raise DataError(f"tokenizer {tokenizer.name_or_path}: has no {which.upper()} token but "
-                        f"{'--append-eos' if which == 'eos' else '--bos'} asks for one")
+        raise DataError(
+            f"tokenizer {tokenizer.name_or_path}: has no {which.upper()} token but "
+            f"{'--append-eos' if which == 'eos' else '--bos'} asks for one"
+        )
     return value if needed else None
 
 
@@ -172,8 +199,10 @@ def _check_compatible(out: Path, settings: PreprocessSettings) -> None:
             continue  # an unreadable record is redone, not trusted
         if previous != settings.key():
             changed = sorted(k for k in settings.key() if (previous or {}).get(k) != settings.key()[k])
-            raise DataError(f"{out}: already holds shards made with different settings ({', '.join(changed)}); "
-                            f"use a new --output directory")
+            raise DataError(
+                f"{out}: already holds shards made with different settings ({', '.join(changed)}); "
+                f"use a new --output directory"
+            )
         return
 
 
@@ -204,7 +233,7 @@ def _row_count(path: Path) -> int:
 
     try:
         return pq.ParquetFile(path).metadata.num_rows
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+    except Exception as exc:
         raise DataError(f"{path}: not a readable parquet file: {exc}") from None
 
 
@@ -216,11 +245,10 @@ def open_parquet_column(path: Path, column: str, hint: str):
     try:
         parquet = pq.ParquetFile(path)
         names = parquet.schema_arrow.names
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a foreign file
+    except Exception as exc:
         raise DataError(f"{path}: not a readable parquet file: {exc}") from None
     if column not in names:
-        raise DataError(f"{path}: no column {column!r}{suggest(column, names)}; columns: {', '.join(names)} "
-                        f"({hint})")
+        raise DataError(f"{path}: no column {column!r}{suggest(column, names)}; columns: {', '.join(names)} ({hint})")
     return parquet
 
 
@@ -233,8 +261,9 @@ def text_rows(values: list[Any], order, path: Path, first_row: int, column: str)
         if value is None or value == "":
             empty += 1
         elif not isinstance(value, str):
-            raise DataError(f"{path}: row {first_row + int(i)}: column {column!r} "
-                            f"holds {type(value).__name__}, not text")
+            raise DataError(
+                f"{path}: row {first_row + int(i)}: column {column!r} holds {type(value).__name__}, not text"
+            )
         else:
             texts.append(value)
     return texts, empty
@@ -252,7 +281,7 @@ def iter_text_batches(path: Path, column: str, batch_rows: int) -> Iterator[tupl
             row += len(values)
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(f"{path}: corrupt parquet data after row {row}: {exc}") from None
 
 
@@ -274,8 +303,15 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
         name = f"{job.stem}-{len(shards):04d}"
         atomic_save_npy(job.output_dir / f"{name}.lengths.npy", np.asarray(lengths, dtype=np.uint32))
         writer.close()
-        shards.append({"path": f"{name}.bin", "lengths": f"{name}.lengths.npy", "docs": len(lengths),
-                       "tokens": writer.num_tokens, "source": job.relpath})
+        shards.append(
+            {
+                "path": f"{name}.bin",
+                "lengths": f"{name}.lengths.npy",
+                "docs": len(lengths),
+                "tokens": writer.num_tokens,
+                "source": job.relpath,
+            }
+        )
         writer, lengths = None, []
 
     try:
@@ -284,7 +320,9 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
             empty += skipped
             rows += len(values)
             if texts:
-                flat, doc_lengths = flatten_encodings(tokenizer.encode_batch_fast(texts, add_special_tokens=False), prefix, suffix)
+                flat, doc_lengths = flatten_encodings(
+                    tokenizer.encode_batch_fast(texts, add_special_tokens=False), prefix, suffix
+                )
                 start = 0
                 while start < len(doc_lengths):
                     if writer is None:
@@ -294,8 +332,8 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
                     room = settings.shard_tokens - writer.num_tokens
                     take = min(int(np.searchsorted(ends, room)) + 1, len(ends))
                     token_start = int(doc_lengths[:start].sum())
-                    writer.write(flat[token_start:token_start + int(ends[take - 1])])
-                    lengths.extend(doc_lengths[start:start + take].tolist())
+                    writer.write(flat[token_start : token_start + int(ends[take - 1])])
+                    lengths.extend(doc_lengths[start : start + take].tolist())
                     start += take
                     if writer.num_tokens >= settings.shard_tokens:
                         finish_shard()
@@ -308,8 +346,16 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
         if writer is not None:
             writer.abort()
         raise
-    record = {"file": job.relpath, "input": _input_identity(job.path), "settings": settings.key(), "rows": rows,
-              "docs": docs, "empty_rows": empty, "tokens": sum(s["tokens"] for s in shards), "shards": shards}
+    record = {
+        "file": job.relpath,
+        "input": _input_identity(job.path),
+        "settings": settings.key(),
+        "rows": rows,
+        "docs": docs,
+        "empty_rows": empty,
+        "tokens": sum(s["tokens"] for s in shards),
+        "shards": shards,
+    }
     atomic_write_bytes(job.record_path, (json.dumps(record, indent=1) + "\n").encode())
     return record
 
@@ -322,27 +368,46 @@ def flatten_encodings(encodings: list[Any], prefix: list[int], suffix: list[int]
     pos = 0
     for encoding, length in zip(encodings, doc_lengths.tolist()):
         body = pos + len(prefix)
-        flat[body:body + length - extra] = encoding.ids
+        flat[body : body + length - extra] = encoding.ids
         if prefix:
-            flat[pos:pos + len(prefix)] = prefix
+            flat[pos : pos + len(prefix)] = prefix
         if suffix:
-            flat[pos + length - len(suffix):pos + length] = suffix
+            flat[pos + length - len(suffix) : pos + length] = suffix
         pos += length
     return flat, doc_lengths
 
 
 def _assemble_manifest(settings: PreprocessSettings, tokenizer: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
     shards = [shard for record in records for shard in record["shards"]]
-    sources = [{"file": r["file"], "size": r["input"]["size"], "rows": r["rows"], "docs": r["docs"],
-                "empty_rows": r["empty_rows"], "tokens": r["tokens"], "shards": [s["path"] for s in r["shards"]]}
-               for r in records]
+    sources = [
+        {
+            "file": r["file"],
+            "size": r["input"]["size"],
+            "rows": r["rows"],
+            "docs": r["docs"],
+            "empty_rows": r["empty_rows"],
+            "tokens": r["tokens"],
+            "shards": [s["path"] for s in r["shards"]],
+        }
+        for r in records
+    ]
     return {
-        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
-        "tokenizer": {"name": settings.tokenizer_name, "sha256": settings.tokenizer_sha256,
-                      "vocab_size": len(tokenizer), "eos_id": tokenizer.eos_token_id, "bos_id": tokenizer.bos_token_id},
-        "text_column": settings.text_column, "append_eos": settings.append_eos, "prepend_bos": settings.prepend_bos,
-        "dtype": "uint32", "shard_tokens": settings.shard_tokens,
-        "sources": sources, "shards": shards,
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "tokenizer": {
+            "name": settings.tokenizer_name,
+            "sha256": settings.tokenizer_sha256,
+            "vocab_size": len(tokenizer),
+            "eos_id": tokenizer.eos_token_id,
+            "bos_id": tokenizer.bos_token_id,
+        },
+        "text_column": settings.text_column,
+        "append_eos": settings.append_eos,
+        "prepend_bos": settings.prepend_bos,
+        "dtype": "uint32",
+        "shard_tokens": settings.shard_tokens,
+        "sources": sources,
+        "shards": shards,
         "totals": {key: sum(s[key] for s in sources) for key in ("rows", "docs", "empty_rows", "tokens")}
         | {"shards": len(shards)},
     }

@@ -10,18 +10,63 @@ from __future__ import annotations
 
 import random
 
-NAMES = ["Mia", "Tom", "Lily", "Ben", "Anna", "Sam", "Nora", "Leo", "Ella", "Max", "Rosa", "Finn",
-         "Ivy", "Jack", "Zoe", "Owen", "Ruby", "Theo", "Lucy", "Noah"]
-ANIMALS = {"cat": "meow", "dog": "woof", "duck": "quack", "cow": "moo", "owl": "hoot", "frog": "ribbit",
-           "sheep": "baa", "horse": "neigh", "mouse": "squeak", "bee": "buzz", "lion": "roar", "pig": "oink"}
+NAMES = [
+    "Mia",
+    "Tom",
+    "Lily",
+    "Ben",
+    "Anna",
+    "Sam",
+    "Nora",
+    "Leo",
+    "Ella",
+    "Max",
+    "Rosa",
+    "Finn",
+    "Ivy",
+    "Jack",
+    "Zoe",
+    "Owen",
+    "Ruby",
+    "Theo",
+    "Lucy",
+    "Noah",
+]
+ANIMALS = {
+    "cat": "meow",
+    "dog": "woof",
+    "duck": "quack",
+    "cow": "moo",
+    "owl": "hoot",
+    "frog": "ribbit",
+    "sheep": "baa",
+    "horse": "neigh",
+    "mouse": "squeak",
+    "bee": "buzz",
+    "lion": "roar",
+    "pig": "oink",
+}
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "pink", "brown", "white", "gold"]
 OBJECTS = ["ball", "kite", "hat", "box", "cup", "book", "boat", "drum", "lamp", "key", "shoe", "bell"]
 PLACES = ["park", "garden", "forest", "beach", "farm", "river", "hill", "school", "market", "lake"]
 FEELINGS = ["happy", "tired", "brave", "curious", "proud", "excited", "calm", "hungry"]
 WEATHER = ["sunny", "rainy", "windy", "cold", "warm", "snowy", "cloudy"]
 FOODS = ["apples", "bread", "soup", "cake", "carrots", "cheese", "berries", "rice"]
-NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                "eleven", "twelve"]
+NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 OPENINGS = ["Long long time ago", "Once upon a time", "One day", "Long ago"]
 
 
@@ -45,23 +90,33 @@ def story(rng: random.Random) -> str:
     ]
     twist = rng.randrange(3)
     if twist == 0:
-        lines += [f"{friend} said, \"{ANIMALS[friend_animal].capitalize()}! Can I play with the {thing} too?\"",
-                  f"{hero} said yes, and they played with the {color} {thing} all day.",
-                  f"They were very {feeling}."]
+        lines += [
+            f'{friend} said, "{ANIMALS[friend_animal].capitalize()}! Can I play with the {thing} too?"',
+            f"{hero} said yes, and they played with the {color} {thing} all day.",
+            f"They were very {feeling}.",
+        ]
     elif twist == 1:
-        lines += [f"But the wind took the {thing} to the {other_place}.",
-                  f"{hero} and {friend} walked to the {other_place} to find it.",
-                  f"{friend} saw the {color} {thing} first and gave it back to {hero}.",
-                  f"{hero} said, \"Thank you, {friend}!\""]
+        lines += [
+            f"But the wind took the {thing} to the {other_place}.",
+            f"{hero} and {friend} walked to the {other_place} to find it.",
+            f"{friend} saw the {color} {thing} first and gave it back to {hero}.",
+            f'{hero} said, "Thank you, {friend}!"',
+        ]
     else:
-        lines += [f"{hero} was {feeling}, so {hero} went home to eat some {food}.",
-                  f"{friend} came too, and they shared the {food}.",
-                  f"After lunch, they put the {color} {thing} on a shelf."]
-    lines.append(rng.choice([
-        f"From that day on, {hero} and {friend} were best friends. The end.",
-        f"And {hero} kept the {color} {thing} forever. The end.",
-        f"That night, {hero} dreamed about the {color} {thing}. The end.",
-    ]))
+        lines += [
+            f"{hero} was {feeling}, so {hero} went home to eat some {food}.",
+            f"{friend} came too, and they shared the {food}.",
+            f"After lunch, they put the {color} {thing} on a shelf.",
+        ]
+    lines.append(
+        rng.choice(
+            [
+                f"From that day on, {hero} and {friend} were best friends. The end.",
+                f"And {hero} kept the {color} {thing} forever. The end.",
+                f"That night, {hero} dreamed about the {color} {thing}. The end.",
+            ]
+        )
+    )
     return " ".join(lines)
 
 
@@ -79,7 +134,9 @@ def sums(rng: random.Random) -> str:
     out = []
     for _ in range(4):
         a, b = rng.randrange(7), rng.randrange(6)
-        out.append(f"{a} plus {b} is {a + b}. {NUMBER_WORDS[a].capitalize()} and {NUMBER_WORDS[b]} make {NUMBER_WORDS[a + b]}.")
+        out.append(
+            f"{a} plus {b} is {a + b}. {NUMBER_WORDS[a].capitalize()} and {NUMBER_WORDS[b]} make {NUMBER_WORDS[a + b]}."
+        )
     return "Counting with numbers. " + " ".join(out)
 
 

@@ -76,19 +76,25 @@ def read_header(path: str | Path) -> ShardInfo:
     elif magic == MAGIC_GPT2 and version == VERSION_GPT2:
         count, dtype = int(header[2]), np.dtype("<u2")
     elif magic in (MAGIC_UINT32, MAGIC_GPT2):
-        raise DataError(f"{path}: token shard magic {magic} with unsupported version {version} "
-                        f"(supported: {MAGIC_UINT32} v{VERSION_ORIGINAL}/v{VERSION_UINT32}, {MAGIC_GPT2} v{VERSION_GPT2})")
+        raise DataError(
+            f"{path}: token shard magic {magic} with unsupported version {version} "
+            f"(supported: {MAGIC_UINT32} v{VERSION_ORIGINAL}/v{VERSION_UINT32}, {MAGIC_GPT2} v{VERSION_GPT2})"
+        )
     else:
         raise DataError(f"{path}: not a token shard (magic {magic}; expected {MAGIC_UINT32} or {MAGIC_GPT2})")
     if count < 0:
         raise DataError(f"{path}: corrupt token shard header (negative token count {count})")
     expected = HEADER_BYTES + count * dtype.itemsize
     if size < expected:
-        raise DataError(f"{path}: truncated token shard: header says {count:,} tokens "
-                        f"({expected:,} bytes) but the file has {size:,} bytes")
+        raise DataError(
+            f"{path}: truncated token shard: header says {count:,} tokens "
+            f"({expected:,} bytes) but the file has {size:,} bytes"
+        )
     if size > expected:
-        raise DataError(f"{path}: token shard has {size - expected:,} bytes after its {count:,} tokens "
-                        f"(header count and file size disagree)")
+        raise DataError(
+            f"{path}: token shard has {size - expected:,} bytes after its {count:,} tokens "
+            f"(header count and file size disagree)"
+        )
     return ShardInfo(path, count, dtype, version)
 
 

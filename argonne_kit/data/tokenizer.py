@@ -19,8 +19,16 @@ from argonne_kit.errors import DataError
 EMBEDDED_NAME = "embedded:quickstart"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json"]
+_TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -50,13 +58,15 @@ def resolve_tokenizer_location(path: str | None, base_dir: str | Path = ".") -> 
     if path is None:
         return EMBEDDED_NAME, None
     candidate = Path(path).expanduser()
-    for root in ([candidate] if candidate.is_absolute() else [Path(base_dir) / candidate, candidate]):
+    for root in [candidate] if candidate.is_absolute() else [Path(base_dir) / candidate, candidate]:
         if root.exists():
             return path, root.resolve()
     if _HUB_ID.match(path) and not path.startswith("."):
         return path, None
-    raise DataError(f"tokenizer {path!r}: no such file or directory (looked in {Path(base_dir).resolve()} "
-                    f"and {Path.cwd()}), and it is not a Hugging Face Hub id")
+    raise DataError(
+        f"tokenizer {path!r}: no such file or directory (looked in {Path(base_dir).resolve()} "
+        f"and {Path.cwd()}), and it is not a Hugging Face Hub id"
+    )
 
 
 def load_tokenizer(path: str | None, base_dir: str | Path = ".", cache_dir: str | Path | None = None):
@@ -85,7 +95,7 @@ def _load_local(location: Path):
         if location.is_file():
             return PreTrainedTokenizerFast(tokenizer_file=str(location))
         return AutoTokenizer.from_pretrained(str(location), trust_remote_code=False)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad directory
+    except Exception as exc:
         raise DataError(f"tokenizer {location}: cannot load: {exc}") from None
 
 
@@ -101,13 +111,17 @@ def _download_from_hub(repo_id: str) -> Path:
         raise DataError(
             f"tokenizer {repo_id!r}: not in the local Hugging Face cache and the Hub cannot be reached "
             f"(offline, or HF_HUB_OFFLINE=1). Download it once where there is network "
-            f"(`hf download {repo_id}`), or set tokenizer.path / --tokenizer to a local directory") from None
+            f"(`hf download {repo_id}`), or set tokenizer.path / --tokenizer to a local directory"
+        ) from None
     except RepositoryNotFoundError:
-        raise DataError(f"tokenizer {repo_id!r}: no such repository on the Hugging Face Hub "
-                        f"(and no such local path)") from None
-    except Exception as exc:  # noqa: BLE001 - network errors come in many types
-        raise DataError(f"tokenizer {repo_id!r}: cannot download from the Hugging Face Hub: {exc}. "
-                        f"Offline? Point tokenizer.path at a local directory instead") from None
+        raise DataError(
+            f"tokenizer {repo_id!r}: no such repository on the Hugging Face Hub (and no such local path)"
+        ) from None
+    except Exception as exc:
+        raise DataError(
+            f"tokenizer {repo_id!r}: cannot download from the Hugging Face Hub: {exc}. "
+            f"Offline? Point tokenizer.path at a local directory instead"
+        ) from None
 
 
 def special_token_id(tokenizer: Any, token: str | None) -> int | None:
@@ -116,4 +130,4 @@ def special_token_id(tokenizer: Any, token: str | None) -> int | None:
         return None
     ids = tokenizer.convert_tokens_to_ids([token])
     value = ids[0] if ids else None
-    return None if value is None or value == tokenizer.unk_token_id and token != tokenizer.unk_token else int(value)
+    return None if value is None or (value == tokenizer.unk_token_id and token != tokenizer.unk_token) else int(value)

@@ -26,8 +26,9 @@ def task_names(spec: str) -> tuple[list[str], str | None]:
     return names, None
 
 
-def run_tasks(model, tokenizer, spec: str, *, batch_size: int = 1, limit: int | None = None,
-              max_length: int | None = None) -> dict[str, Any]:
+def run_tasks(
+    model, tokenizer, spec: str, *, batch_size: int = 1, limit: int | None = None, max_length: int | None = None
+) -> dict[str, Any]:
     """``{task: {metric: value}}`` of lm-eval's ``simple_evaluate`` on ``model`` (an instance, not a path)."""
     try:
         from lm_eval import simple_evaluate
@@ -41,9 +42,17 @@ def run_tasks(model, tokenizer, spec: str, *, batch_size: int = 1, limit: int | 
     if unknown:
         raise ArgonneError(f"--tasks: unknown lm-eval task(s): {', '.join(unknown)}")
     device = str(next(model.parameters()).device)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device,
-              max_length=max_length or getattr(model.config, "max_position_embeddings", None))
-    results = simple_evaluate(model=lm, tasks=names, task_manager=manager, limit=limit,
-                              log_samples=False, bootstrap_iters=0)
-    return {task: {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "alias"}
-            for task, metrics in results["results"].items()}
+    lm = HFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        device=device,
+        max_length=max_length or getattr(model.config, "max_position_embeddings", None),
+    )
+    results = simple_evaluate(
+        model=lm, tasks=names, task_manager=manager, limit=limit, log_samples=False, bootstrap_iters=0
+    )
+    return {
+        task: {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "alias"}
+        for task, metrics in results["results"].items()
+    }

@@ -22,5 +22,6 @@ def load_model_for_eval(source: ModelSource, device: str = "cpu") -> LoadedModel
     """The model, tokenizer and recipe of a MODEL located by the kit's one resolver
     (:mod:`argonne_kit.model_source`: Hub id, export, run, checkpoint or original ``.pt``)."""
     model = source.load_model(dtype=torch.float32, device=device)
-    return LoadedModel(model=model.eval(), tokenizer=source.load_tokenizer(), resolved=source.resolved_recipe(),
-                       path=str(source.path))
+    return LoadedModel(
+        model=model.eval(), tokenizer=source.load_tokenizer(), resolved=source.resolved_recipe(), path=str(source.path)
+    )

@@ -39,8 +39,10 @@ class PositionBuckets:
         self.counts.index_add_(0, index[keep], torch.full((int(keep.sum()),), float(nll.size(0)), dtype=torch.float64))
 
     def rows(self) -> list[dict]:
-        return [{"from": a, "to": b, "tokens": int(c), "nll": (s / c).item() if c else math.nan}
-                for a, b, s, c in zip(self.edges, self.edges[1:], self.sums, self.counts)]
+        return [
+            {"from": a, "to": b, "tokens": int(c), "nll": (s / c).item() if c else math.nan}
+            for a, b, s, c in zip(self.edges, self.edges[1:], self.sums, self.counts)
+        ]
 
     def table(self) -> str:
         lines = [f"{'positions':>17}  {'tokens':>10}  {'mean NLL':>9}"]
@@ -50,6 +52,7 @@ class PositionBuckets:
 
     def plot(self, path: Path, label: str, trained_context: int | None = None) -> Path:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 

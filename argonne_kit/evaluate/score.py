@@ -25,6 +25,8 @@ def token_nll(model: torch.nn.Module, ids: torch.Tensor, precision: str = "fp32"
             return F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none").double()
         hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
         flat, targets = hidden.reshape(-1, hidden.size(-1)), y.reshape(-1)
-        parts = [F.cross_entropy(head(flat[i:i + HEAD_CHUNK]).float(), targets[i:i + HEAD_CHUNK], reduction="none")
-                 for i in range(0, flat.size(0), HEAD_CHUNK)]
+        parts = [
+            F.cross_entropy(head(flat[i : i + HEAD_CHUNK]).float(), targets[i : i + HEAD_CHUNK], reduction="none")
+            for i in range(0, flat.size(0), HEAD_CHUNK)
+        ]
     return torch.cat(parts).double().view_as(y)

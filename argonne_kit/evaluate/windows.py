@@ -31,15 +31,24 @@ def validation_batches(resolved, tokenizer, max_batches: int | None) -> Iterator
         raise DataError(f"{resolved.source}: the recipe has no [val_data]; pass --data")
     train = recipe.train
     world = resolved.derived.get("train", {}).get("dp_world_assumed", 1)
-    ctx = DataContext(dp_rank=0, dp_world=1, micro_batch_size=train.micro_batch_size * world, seq_len=train.seq_len,
-                      seed=train.seed, tokenizer=tokenizer, recipe_dir=str(resolved.base_dir))
+    ctx = DataContext(
+        dp_rank=0,
+        dp_world=1,
+        micro_batch_size=train.micro_batch_size * world,
+        seq_len=train.seq_len,
+        seed=train.seed,
+        tokenizer=tokenizer,
+        recipe_dir=str(resolved.base_dir),
+    )
     source = get_registry().get("data", recipe.val_data.kind).factory(recipe.val_data.config, ctx)
     batches = iter(source)
     for _ in range(max_batches or train.val_batches):
         yield next(batches)["input_ids"]
 
 
-def documents(path: str | Path, tokenizer, text_column: str = "text", split_shards: bool = True) -> Iterator[np.ndarray]:
+def documents(
+    path: str | Path, tokenizer, text_column: str = "text", split_shards: bool = True
+) -> Iterator[np.ndarray]:
     """Token ids of every document in ``path`` (token shards, parquet or JSONL text), EOS included.
     ``split_shards=False`` yields each token shard whole (packing does not need the boundaries)."""
     path = Path(path)
@@ -103,7 +112,7 @@ def _shard_documents(path: Path, split: bool) -> Iterator[np.ndarray]:
         lengths = shard_set.doc_lengths(index)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         for start, length in zip(starts, lengths):
-            yield np.asarray(tokens[start:start + length], dtype=np.int64)
+            yield np.asarray(tokens[start : start + length], dtype=np.int64)
 
 
 def windows(docs: Iterator[np.ndarray], seq_len: int, mode: str = "packed") -> Iterator[np.ndarray]:
@@ -111,13 +120,13 @@ def windows(docs: Iterator[np.ndarray], seq_len: int, mode: str = "packed") -> I
     if mode == "document":
         for doc in docs:
             if len(doc) >= seq_len + 1:
-                yield doc[:seq_len + 1]
+                yield doc[: seq_len + 1]
         return
     buffer = np.zeros(0, dtype=np.int64)
     for doc in docs:
         buffer = np.concatenate([buffer, doc])
         while len(buffer) >= seq_len + 1:
-            yield buffer[:seq_len + 1]
+            yield buffer[: seq_len + 1]
             buffer = buffer[seq_len:]  # the next window starts with this one's last token
     if len(buffer) >= 2:
         yield buffer

@@ -18,7 +18,10 @@ from argonne_kit.kernels.sdpa import SdpaAttention
 
 #: built-in backend name → class (constructed with default options)
 BUILTIN_BACKENDS: dict[str, type[AttentionBackend]] = {
-    "math": MathAttention, "sdpa": SdpaAttention, "flex": FlexAttention, "flash2": Flash2Attention,
+    "math": MathAttention,
+    "sdpa": SdpaAttention,
+    "flex": FlexAttention,
+    "flash2": Flash2Attention,
 }
 
 #: Order in which ``auto`` tries backends: the fastest that can honour a layer wins.
@@ -33,8 +36,12 @@ def auto_candidates() -> list[AttentionBackend]:
     return [BUILTIN_BACKENDS[name]() for name in AUTO_PREFERENCE]
 
 
-def first_capable(candidates: list[AttentionBackend], spec: AttentionSpec, runtime: Runtime,
-                  refusal: str = "attention backend 'auto': no backend") -> AttentionBackend:
+def first_capable(
+    candidates: list[AttentionBackend],
+    spec: AttentionSpec,
+    runtime: Runtime,
+    refusal: str = "attention backend 'auto': no backend",
+) -> AttentionBackend:
     """``auto``'s rule, the only place it is written: the first candidate whose ``check``
     accepts ``spec`` under ``runtime``; otherwise AttentionUnsupported, starting with
     ``refusal`` and listing every candidate's reason."""
@@ -46,5 +53,4 @@ def first_capable(candidates: list[AttentionBackend], spec: AttentionSpec, runti
             reasons.append(str(exc))
             continue
         return candidate
-    raise AttentionUnsupported(f"{refusal} can run window={spec.window} under {runtime}: "
-                               + "; ".join(reasons))
+    raise AttentionUnsupported(f"{refusal} can run window={spec.window} under {runtime}: " + "; ".join(reasons))

@@ -36,11 +36,9 @@ from argonne_kit.contracts.attention import (
     AttentionUnsupported,
     Capabilities,
 )
-
 from argonne_kit.kernels.inputs import validate
 
 INSTALL_HINT = "pip install 'argonne-kit[flash]' on a CUDA machine"
-
 
 
 class Flash2Attention(AttentionBackend):
@@ -73,8 +71,10 @@ class Flash2Attention(AttentionBackend):
             reason = "padding mask / packed-document segments not supported"
         num_queries, num_keys = q.shape[2], k.shape[2]
         if reason is None and spec.query_offset != num_keys - num_queries:
-            reason = (f"query_offset {spec.query_offset} != S - T = {num_keys - num_queries} "
-                      "(flash-attn aligns the queries with the end of the keys)")
+            reason = (
+                f"query_offset {spec.query_offset} != S - T = {num_keys - num_queries} "
+                "(flash-attn aligns the queries with the end of the keys)"
+            )
         if reason:
             raise AttentionUnsupported(f"attention backend {self.name!r}: {reason}")
         try:  # an optional, CUDA-only dependency, imported on first use
@@ -83,7 +83,9 @@ class Flash2Attention(AttentionBackend):
             raise AttentionUnsupported(f"attention backend {self.name!r}: {exc} ({INSTALL_HINT})") from exc
 
         out = flash_attn_func(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
             dropout_p=spec.dropout,
             softmax_scale=spec.scale,
             causal=spec.causal,
@@ -107,6 +109,8 @@ def _unavailable_reason() -> str | None:
     if importlib.util.find_spec("flash_attn") is None:
         return f"flash_attn not installed ({INSTALL_HINT})"
     if importlib.util.find_spec("flash_attn.flash_attn_interface") is None:
-        return ("the installed flash_attn has no flash_attn.flash_attn_interface (not the flash-attn 2 "
-                f"API; flash-attn 4 is not supported by this backend) — {INSTALL_HINT}")
+        return (
+            "the installed flash_attn has no flash_attn.flash_attn_interface (not the flash-attn 2 "
+            f"API; flash-attn 4 is not supported by this backend) — {INSTALL_HINT}"
+        )
     return None

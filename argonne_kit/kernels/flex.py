@@ -26,12 +26,10 @@ from argonne_kit.contracts.attention import (
     AttentionUnsupported,
     Capabilities,
 )
-
 from argonne_kit.kernels.inputs import exact_dtype, needs_grad, validate
 
 #: Block masks kept per backend instance (a model asks for a handful per step).
 BLOCK_MASK_CACHE_SIZE = 16
-
 
 
 @functools.cache
@@ -39,8 +37,14 @@ def _compiled_flex_attention():
     return torch.compile(flex_attention, dynamic=False)
 
 
-def _mask_mod(spec: AttentionSpec, num_queries: int, num_keys: int, device: torch.device,
-              key_padding_mask: torch.Tensor | None, segment_ids: torch.Tensor | None):
+def _mask_mod(
+    spec: AttentionSpec,
+    num_queries: int,
+    num_keys: int,
+    device: torch.device,
+    key_padding_mask: torch.Tensor | None,
+    segment_ids: torch.Tensor | None,
+):
     """The contract's visibility rule as a FlexAttention ``mask_mod(b, h, q_idx, kv_idx)``."""
     # Offset and window are captured as tensors, not ints: FlexAttention traces ``mask_mod``
     # and would recompile for every new integer (every decode step), but not for a new tensor.
@@ -48,7 +52,7 @@ def _mask_mod(spec: AttentionSpec, num_queries: int, num_keys: int, device: torc
     window = None if spec.window is None else torch.tensor(spec.window, device=device)
     causal = spec.causal
     if segment_ids is not None:
-        query_segments = segment_ids[:, num_keys - num_queries:]
+        query_segments = segment_ids[:, num_keys - num_queries :]
 
     def mask_mod(b, h, q_idx, kv_idx):
         distance = q_idx + offset - kv_idx
@@ -79,19 +83,21 @@ class FlexAttention(AttentionBackend):
     def forward(self, q, k, v, spec: AttentionSpec, key_padding_mask=None, segment_ids=None):
         validate(q, k, v, spec, key_padding_mask, segment_ids)
         if spec.dropout:
-            raise AttentionUnsupported(f"attention backend {self.name!r}: attention dropout {spec.dropout} "
-                                       "not supported (FlexAttention has none)")
+            raise AttentionUnsupported(
+                f"attention backend {self.name!r}: attention dropout {spec.dropout} "
+                "not supported (FlexAttention has none)"
+            )
         device_type = q.device.type
         if device_type not in self.capabilities.backward_devices and needs_grad(q, k, v):
             raise AttentionUnsupported(
                 f"attention backend {self.name!r}: no backward on {device_type!r} (FlexAttention has no "
-                "CPU backward in this PyTorch); run it under torch.no_grad() or train with 'sdpa'")
+                "CPU backward in this PyTorch); run it under torch.no_grad() or train with 'sdpa'"
+            )
         block_mask = self._block_mask(spec, q, k, key_padding_mask, segment_ids)
         compile_kernel = self.compile if self.compile is not None else device_type == "cuda"
         kernel = _compiled_flex_attention() if compile_kernel else flex_attention
         with exact_dtype(device_type):
-            return kernel(q, k, v, block_mask=block_mask, scale=spec.scale,
-                          enable_gqa=q.shape[1] != k.shape[1])
+            return kernel(q, k, v, block_mask=block_mask, scale=spec.scale, enable_gqa=q.shape[1] != k.shape[1])
 
     def _block_mask(self, spec, q, k, key_padding_mask, segment_ids):
         num_queries, num_keys = q.shape[2], k.shape[2]
@@ -100,15 +106,28 @@ class FlexAttention(AttentionBackend):
             key = None  # inference tensors have no version counter: never cache those
         else:
             # Holding the tensors in the entry keeps their ids unique while it is cached.
-            key = (num_queries, num_keys, spec.causal, spec.window, spec.query_offset, q.device,
-                   tuple((id(t), t._version) for t in data))
+            key = (
+                num_queries,
+                num_keys,
+                spec.causal,
+                spec.window,
+                spec.query_offset,
+                q.device,
+                tuple((id(t), t._version) for t in data),
+            )
             hit = self._block_masks.get(key)
             if hit is not None:
                 self._block_masks.move_to_end(key)
                 return hit[0]
         batch = q.shape[0] if data else None
-        block_mask = create_block_mask(_mask_mod(spec, num_queries, num_keys, q.device, key_padding_mask, segment_ids),
-                                       batch, None, num_queries, num_keys, device=q.device)
+        block_mask = create_block_mask(
+            _mask_mod(spec, num_queries, num_keys, q.device, key_padding_mask, segment_ids),
+            batch,
+            None,
+            num_queries,
+            num_keys,
+            device=q.device,
+        )
         if key is not None:
             self._block_masks[key] = (block_mask, data)
             if len(self._block_masks) > BLOCK_MASK_CACHE_SIZE:

@@ -48,31 +48,41 @@ def effective_window(spec: AttentionSpec, num_queries: int) -> int | None:
     return spec.window
 
 
-def visibility(spec: AttentionSpec, num_queries: int, num_keys: int, device: torch.device,
-               key_padding_mask: torch.Tensor | None = None,
-               segment_ids: torch.Tensor | None = None) -> Visibility:
+def visibility(
+    spec: AttentionSpec,
+    num_queries: int,
+    num_keys: int,
+    device: torch.device,
+    key_padding_mask: torch.Tensor | None = None,
+    segment_ids: torch.Tensor | None = None,
+) -> Visibility:
     """The visibility of ``num_keys`` keys to ``num_queries`` queries under ``spec``."""
     # Inside torch.compile the mask is traced into the graph (built once per compiled graph);
     # the cache serves eager mode.
     build = _positional if torch.compiler.is_compiling() else _cached_positional
-    positional = build(num_queries, num_keys, spec.causal, effective_window(spec, num_queries),
-                       spec.query_offset, device)
+    positional = build(
+        num_queries, num_keys, spec.causal, effective_window(spec, num_queries), spec.query_offset, device
+    )
     if key_padding_mask is None and segment_ids is None:
         return positional
-    mask = positional.mask if positional.mask is not None else torch.ones(
-        num_queries, num_keys, dtype=torch.bool, device=device)
+    mask = (
+        positional.mask
+        if positional.mask is not None
+        else torch.ones(num_queries, num_keys, dtype=torch.bool, device=device)
+    )
     if key_padding_mask is not None:
         mask = mask & key_padding_mask[:, None, None, :]
     if segment_ids is not None:
-        query_segments = segment_ids[:, num_keys - num_queries:]
+        query_segments = segment_ids[:, num_keys - num_queries :]
         mask = mask & (query_segments[:, None, :, None] == segment_ids[:, None, None, :])
     # No host sync: always open and report, whether or not a row is actually empty.
     empty = ~mask.any(dim=-1, keepdim=True)
     return Visibility(mask | empty, empty)
 
 
-def _positional(num_queries: int, num_keys: int, causal: bool, window: int | None, query_offset: int,
-                device: torch.device) -> Visibility:
+def _positional(
+    num_queries: int, num_keys: int, causal: bool, window: int | None, query_offset: int, device: torch.device
+) -> Visibility:
     """Causal/window/offset visibility. Which rows are full or empty is decided from the
     integers, never by reading the tensor back: no host sync, and no graph break."""
     last_query = query_offset + num_queries - 1

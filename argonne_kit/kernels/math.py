@@ -15,10 +15,8 @@ from argonne_kit.contracts.attention import (
     AttentionSpec,
     Capabilities,
 )
-
 from argonne_kit.kernels.inputs import exact_dtype, validate
 from argonne_kit.kernels.masks import visibility
-
 
 
 class MathAttention(AttentionBackend):
@@ -39,7 +37,7 @@ class MathAttention(AttentionBackend):
         num_queries, num_keys, head_dim = q.shape[2], k.shape[2], q.shape[3]
         visible = visibility(spec, num_queries, num_keys, q.device, key_padding_mask, segment_ids)
         group = q.shape[1] // k.shape[1]
-        scale = spec.scale if spec.scale is not None else head_dim ** -0.5
+        scale = spec.scale if spec.scale is not None else head_dim**-0.5
         with exact_dtype(q.device.type):
             keys = k.float().repeat_interleave(group, dim=1)
             values = v.float().repeat_interleave(group, dim=1)

@@ -17,10 +17,8 @@ from argonne_kit.contracts.attention import (
     AttentionSpec,
     Capabilities,
 )
-
 from argonne_kit.kernels.inputs import exact_dtype, validate
 from argonne_kit.kernels.masks import effective_window, visibility
-
 
 
 class SdpaAttention(AttentionBackend):
@@ -34,9 +32,14 @@ class SdpaAttention(AttentionBackend):
         validate(q, k, v, spec, key_padding_mask, segment_ids)
         num_queries, num_keys = q.shape[2], k.shape[2]
         kwargs = {"scale": spec.scale, "enable_gqa": q.shape[1] != k.shape[1], "dropout_p": spec.dropout}
-        plain_causal = (spec.causal and spec.query_offset == 0 and num_queries == num_keys
-                        and effective_window(spec, num_queries) is None
-                        and key_padding_mask is None and segment_ids is None)
+        plain_causal = (
+            spec.causal
+            and spec.query_offset == 0
+            and num_queries == num_keys
+            and effective_window(spec, num_queries) is None
+            and key_padding_mask is None
+            and segment_ids is None
+        )
         with exact_dtype(q.device.type):
             if plain_causal:
                 return F.scaled_dot_product_attention(q, k, v, is_causal=True, **kwargs)

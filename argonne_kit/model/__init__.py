@@ -46,6 +46,17 @@ def register_auto_classes() -> None:
 
 register_auto_classes()
 
-__all__ = ["ArgonneConfig", "ArgonneForCausalLM", "ArgonneForSequenceClassification", "ArgonneModel",
-           "ArgonneV1Config", "ArgonneV1ForCausalLM", "ArgonneV1ForSequenceClassification", "ArgonneV1Model",
-           "build_config", "build_model", "load_original_checkpoint", "register_auto_classes"]
+__all__ = [
+    "ArgonneConfig",
+    "ArgonneForCausalLM",
+    "ArgonneForSequenceClassification",
+    "ArgonneModel",
+    "ArgonneV1Config",
+    "ArgonneV1ForCausalLM",
+    "ArgonneV1ForSequenceClassification",
+    "ArgonneV1Model",
+    "build_config",
+    "build_model",
+    "load_original_checkpoint",
+    "register_auto_classes",
+]

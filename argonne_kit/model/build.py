@@ -17,8 +17,9 @@ from argonne_kit.model.modeling import ArgonneForCausalLM
 from argonne_kit.recipe.model_sections import Argonne1ModelConfig, Argonne2ModelConfig
 
 
-def build_config(section, derived: dict | None = None, vocab_size: int | None = None,
-                 **overrides) -> ArgonneConfig | ArgonneV1Config:
+def build_config(
+    section, derived: dict | None = None, vocab_size: int | None = None, **overrides
+) -> ArgonneConfig | ArgonneV1Config:
     """The HF config for a ``[model]`` section (a ``PluginSection`` or its config object).
 
     ``vocab_size`` is the tokenizer's length; the section's explicit ``vocab_size`` wins but
@@ -53,8 +54,9 @@ def _vocab_size(section_vocab: int | None, tokenizer_vocab: int | None) -> int:
     if section_vocab is None:
         return tokenizer_vocab
     if tokenizer_vocab is not None and tokenizer_vocab > section_vocab:
-        raise RecipeError(f"model.vocab_size: {section_vocab} rows cannot hold the tokenizer's "
-                          f"{tokenizer_vocab} tokens")
+        raise RecipeError(
+            f"model.vocab_size: {section_vocab} rows cannot hold the tokenizer's {tokenizer_vocab} tokens"
+        )
     return section_vocab
 
 
@@ -63,8 +65,12 @@ def _check_derived(config: ArgonneConfig, derived: dict) -> None:
     ``resolved.derived["model"]`` or the whole ``resolved.derived``."""
     derived = derived.get("model", derived)
     windows = [w or 0 for w in config.layer_windows()]
-    ours = {"head_dim": config.head_dim, "num_key_value_heads": config.num_key_value_heads,
-            "intermediate_size": config.intermediate_size, "layer_windows": windows}
+    ours = {
+        "head_dim": config.head_dim,
+        "num_key_value_heads": config.num_key_value_heads,
+        "intermediate_size": config.intermediate_size,
+        "layer_windows": windows,
+    }
     for key, value in ours.items():
         if key in derived and derived[key] != value:
             raise RecipeError(f"model: resolved {key}={derived[key]!r} but the model config gives {value!r}")

@@ -120,13 +120,16 @@ class ArgonneConfig(PreTrainedConfig):
             if getattr(self, name) is None:
                 setattr(self, name, default)
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"num_attention_heads {self.num_attention_heads} does not divide "
-                             f"hidden_size {self.hidden_size}")
+            raise ValueError(
+                f"num_attention_heads {self.num_attention_heads} does not divide hidden_size {self.hidden_size}"
+            )
         if self.num_key_value_heads is None:
             self.num_key_value_heads = max(1, self.num_attention_heads // 2)
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"num_key_value_heads {self.num_key_value_heads} does not divide "
-                             f"num_attention_heads {self.num_attention_heads}")
+            raise ValueError(
+                f"num_key_value_heads {self.num_key_value_heads} does not divide "
+                f"num_attention_heads {self.num_attention_heads}"
+            )
         if self.intermediate_size is None:
             self.intermediate_size = default_intermediate_size(self.hidden_size)
         if self.local_attention_window is not None and self.local_attention_window <= 0:
@@ -137,12 +140,16 @@ class ArgonneConfig(PreTrainedConfig):
         if self.sliding_window is not None:
             # transformers would build sliding-window KV caches from it, and the original model
             # never read it: the window comes from interleaved_local_attention (§2.7).
-            raise ValueError("sliding_window is not used by Argonne models; set "
-                             "interleaved_local_attention=true and local_attention_window instead")
+            raise ValueError(
+                "sliding_window is not used by Argonne models; set "
+                "interleaved_local_attention=true and local_attention_window instead"
+            )
         for name in ("attention_dropout", "hidden_dropout"):
             if getattr(self, name):
-                raise ValueError(f"{name}={getattr(self, name)} is not supported: every argonne2 "
-                                 "release trained without dropout and the attention contract has none")
+                raise ValueError(
+                    f"{name}={getattr(self, name)} is not supported: every argonne2 "
+                    "release trained without dropout and the attention contract has none"
+                )
         super().__post_init__(**kwargs)
 
     @property
@@ -179,8 +186,9 @@ def _apply_legacy_aliases(config: ArgonneConfig, kwargs: dict) -> None:
             log.warning("config: legacy field %r=%s read as %s", alias, value, field)
             setattr(config, field, value)
         elif current != value:
-            log.warning("config: legacy field %r=%s ignored; %s=%s takes precedence (D-5)",
-                        alias, value, field, current)
+            log.warning(
+                "config: legacy field %r=%s ignored; %s=%s takes precedence (D-5)", alias, value, field, current
+            )
 
 
 class ArgonneV1Config(PreTrainedConfig):

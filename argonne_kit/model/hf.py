@@ -18,9 +18,9 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
 from argonne_kit.contracts.attention import AttentionSpec
+from argonne_kit.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
 from argonne_kit.model.attend import default_runtime
 from argonne_kit.model.config import REPORTED_ATTENTION_KEY
-from argonne_kit.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
 
 #: the kit's backend name → the transformers name it is reported as
 REPORTED_NAMES = {kit: hf for hf, kit in HF_ATTENTION_NAMES.items()}
@@ -30,9 +30,11 @@ def kit_backend_name(attn_implementation: str) -> str:
     """The kit's backend name for a transformers or kit name; ValueError for anything else."""
     name = HF_ATTENTION_NAMES.get(attn_implementation, attn_implementation)
     if name != "auto" and name not in BUILTIN_BACKENDS:
-        raise ValueError(f"attn_implementation={attn_implementation!r} is not supported: choose one of "
-                         f"{sorted(HF_ATTENTION_NAMES)} (or the kit's {sorted(BUILTIN_BACKENDS)} / 'auto'); a "
-                         "plugin's backend is installed with model.set_attention_backend(name, backend)")
+        raise ValueError(
+            f"attn_implementation={attn_implementation!r} is not supported: choose one of "
+            f"{sorted(HF_ATTENTION_NAMES)} (or the kit's {sorted(BUILTIN_BACKENDS)} / 'auto'); a "
+            "plugin's backend is installed with model.set_attention_backend(name, backend)"
+        )
     return name
 
 
@@ -73,8 +75,9 @@ class ArgonneHFMixin:
         model._weight_conversions = None
         return loaded
 
-    def _check_and_adjust_attn_implementation(self, attn_implementation: str | None, is_init_check: bool = False,
-                                              allow_all_kernels: bool = False) -> str:
+    def _check_and_adjust_attn_implementation(
+        self, attn_implementation: str | None, is_init_check: bool = False, allow_all_kernels: bool = False
+    ) -> str:
         config = self.config
         # transformers re-checks, from every sub-model's __init__, the name it was given last time
         if attn_implementation is not None and attn_implementation != getattr(config, REPORTED_ATTENTION_KEY, None):
@@ -98,8 +101,9 @@ class ArgonneHFMixin:
             return kit_name  # a plugin's backend, installed by set_attention_backend
         return reported_name(kit_name, default_runtime(self.config))
 
-    def create_masks_for_generate(self, config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
-                                  **kwargs) -> torch.Tensor | None:
+    def create_masks_for_generate(
+        self, config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs
+    ) -> torch.Tensor | None:
         """``generate`` builds a 4-D mask for compilable caches (StaticCache); these models take
         the ``[batch, keys]`` padding mask and derive causality and windows themselves."""
         return attention_mask
@@ -124,8 +128,9 @@ def past_length(cache, attention_mask: torch.Tensor | None, length: int) -> int:
     return int(cache.get_seq_length())
 
 
-def score_last_token(model: PreTrainedModel, outputs, input_ids: torch.Tensor | None,
-                     labels: torch.Tensor | None) -> SequenceClassifierOutputWithPast:
+def score_last_token(
+    model: PreTrainedModel, outputs, input_ids: torch.Tensor | None, labels: torch.Tensor | None
+) -> SequenceClassifierOutputWithPast:
     """Apply ``model.score`` at each row's last non-padding token (the last position when
     there is no ``input_ids`` or no pad token) and compute the loss."""
     logits = model.score(outputs.last_hidden_state)
@@ -142,5 +147,10 @@ def score_last_token(model: PreTrainedModel, outputs, input_ids: torch.Tensor | 
     loss = None
     if labels is not None:
         loss = model.loss_function(logits=logits, labels=labels, pooled_logits=pooled, config=model.config)
-    return SequenceClassifierOutputWithPast(loss=loss, logits=pooled, cache=outputs.cache,
-                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+    return SequenceClassifierOutputWithPast(
+        loss=loss,
+        logits=pooled,
+        cache=outputs.cache,
+        hidden_states=outputs.hidden_states,
+        attentions=outputs.attentions,
+    )

@@ -24,11 +24,11 @@ from transformers.cache_utils import DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
+from argonne_kit.loss import causal_lm_loss
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneV1Config
 from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
-from argonne_kit.loss import causal_lm_loss
 
 INIT_STD = 0.02
 
@@ -101,9 +101,13 @@ class ArgonneV1PreTrainedModel(ArgonneHFMixin, PreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["ArgonneV1Block"]
-    legacy_key_mapping = {r"^token_embedding\.": "model.token_embedding.",
-                          r"^position_embedding$": "model.position_embedding",
-                          r"^blocks\.": "model.layers.", r"^ln_f\.": "model.ln_f.", r"^head\.": "lm_head."}
+    legacy_key_mapping = {
+        r"^token_embedding\.": "model.token_embedding.",
+        r"^position_embedding$": "model.position_embedding",
+        r"^blocks\.": "model.layers.",
+        r"^ln_f\.": "model.ln_f.",
+        r"^head\.": "lm_head.",
+    }
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -128,12 +132,22 @@ class ArgonneV1PreTrainedModel(ArgonneHFMixin, PreTrainedModel):
         self.config.attn_backend = name
         self._report_attention(name)
 
-    def attention_plan(self, device_type: str | None = None, dtype: torch.dtype | None = None,
-                       training: bool | None = None, decoding: bool = False) -> list[tuple[str, int | None]]:
+    def attention_plan(
+        self,
+        device_type: str | None = None,
+        dtype: torch.dtype | None = None,
+        training: bool | None = None,
+        decoding: bool = False,
+    ) -> list[tuple[str, int | None]]:
         """``[(backend name, window), …]`` per layer as resolved for the given conditions."""
         weight = self.get_input_embeddings().weight
-        return resolve_plan_names(self.base_model._attention, device_type or weight.device.type,
-                                  dtype or weight.dtype, self.training if training is None else training, decoding)
+        return resolve_plan_names(
+            self.base_model._attention,
+            device_type or weight.device.type,
+            dtype or weight.dtype,
+            self.training if training is None else training,
+            decoding,
+        )
 
 
 class ArgonneV1Model(ArgonneV1PreTrainedModel):
@@ -149,8 +163,14 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
         self.drop = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(ArgonneV1Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(d)
-        self._attention = AttentionPlan(config.attn_backend, [None] * config.n_layer, config.head_dim,
-                                        config.n_head, config.n_head, dropout=config.dropout)
+        self._attention = AttentionPlan(
+            config.attn_backend,
+            [None] * config.n_layer,
+            config.head_dim,
+            config.n_head,
+            config.n_head,
+            dropout=config.dropout,
+        )
         if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
             self.post_init()
 
@@ -160,11 +180,20 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.token_embedding = value
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, cache=None, past_key_values=None,
-                use_cache: bool | None = None, inputs_embeds: torch.Tensor | None = None,
-                segment_ids: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                output_attentions: bool | None = None, return_dict: bool | None = None):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache=None,
+        past_key_values=None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ):
         """Same contract as ``ArgonneModel.forward``; positions must stay below ``block_size``."""
         cache = cache if cache is not None else past_key_values
         if (input_ids is None) == (inputs_embeds is None):
@@ -177,11 +206,20 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
         if position_ids is None:
             position_ids = torch.arange(past, past + length, device=tokens.device).unsqueeze(0)
         if not torch.compiler.is_compiling() and int(position_ids.max()) >= self.config.block_size:
-            raise ValueError(f"position {int(position_ids.max())} is beyond block_size {self.config.block_size} "
-                             "(Argonne 1.x has learned positions)")
+            raise ValueError(
+                f"position {int(position_ids.max())} is beyond block_size {self.config.block_size} "
+                "(Argonne 1.x has learned positions)"
+            )
         hidden = self.drop(tokens + self.position_embedding[0, position_ids])
-        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past, training=self.training,
-                            output_attentions=bool(output_attentions))
+        ctx = build_context(
+            self._attention,
+            hidden,
+            attention_mask,
+            segment_ids,
+            past,
+            training=self.training,
+            output_attentions=bool(output_attentions),
+        )
 
         all_hidden = [hidden] if output_hidden_states else None
         for block in self.layers:
@@ -191,9 +229,12 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
         hidden = self.ln_f(hidden)
         if all_hidden is not None:
             all_hidden[-1] = hidden
-        out = BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache if use_cache else None,
-                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-                                      attentions=tuple(ctx.weights) if ctx.weights is not None else None)
+        out = BaseModelOutputWithPast(
+            last_hidden_state=hidden,
+            cache=cache if use_cache else None,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(ctx.weights) if ctx.weights is not None else None,
+        )
         return finish_output(out, return_dict, self.config)
 
 
@@ -225,18 +266,37 @@ class ArgonneV1ForCausalLM(ArgonneV1PreTrainedModel, GenerationMixin):
         """The untied head on final (``ln_f``) hidden states."""
         return self.lm_head(hidden)
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                cache=None, past_key_values=None, use_cache: bool | None = None,
-                inputs_embeds: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
-                logits_to_keep: int = 0, output_hidden_states: bool | None = None,
-                output_attentions: bool | None = None, return_dict: bool | None = None,
-                return_logits: bool = True):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        cache=None,
+        past_key_values=None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        return_logits: bool = True,
+    ):
         """Same contract as ``ArgonneForCausalLM.forward`` (labels shifted inside)."""
-        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
-                             segment_ids=segment_ids, output_hidden_states=output_hidden_states,
-                             output_attentions=output_attentions, return_dict=True)
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            inputs_embeds=inputs_embeds,
+            segment_ids=segment_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
         hidden = outputs.last_hidden_state
         loss = logits = None
         if return_logits or labels is not None:
@@ -244,8 +304,13 @@ class ArgonneV1ForCausalLM(ArgonneV1PreTrainedModel, GenerationMixin):
             logits = self.logits_from_hidden(kept)
             if labels is not None:
                 loss = causal_lm_loss(logits, labels)
-        out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
-                                     hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        out = CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
         return finish_output(out, return_dict, self.config)
 
 
@@ -265,14 +330,31 @@ class ArgonneV1ForSequenceClassification(ArgonneV1PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.token_embedding = value
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                cache=None, past_key_values=None, use_cache: bool | None = None,
-                inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                output_attentions: bool | None = None, return_dict: bool | None = None):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        cache=None,
+        past_key_values=None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ):
         """Scores ``[B, num_labels]`` (and the loss transformers picks from ``problem_type``)."""
-        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
-                             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                             return_dict=True)
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
         return finish_output(score_last_token(self, outputs, input_ids, labels), return_dict, self.config)

@@ -31,8 +31,10 @@ _routing = {"enabled": True}
 
 def _native_cpu_gemm() -> dict[torch.dtype, bool]:
     mkldnn = torch.backends.mkldnn.is_available()
-    return {torch.bfloat16: mkldnn and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-            torch.float16: mkldnn and bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())}
+    return {
+        torch.bfloat16: mkldnn and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        torch.float16: mkldnn and bool(torch.ops.mkldnn._is_mkldnn_fp16_supported()),
+    }
 
 
 # Probed once at import: a plain dict lookup is a constant to torch.compile (a cached probe is not).
@@ -103,7 +105,10 @@ class Linear(nn.Linear):
             compute = torch.get_autocast_dtype("cpu")
         else:
             compute = x.dtype if x.dtype == self.weight.dtype else None
-        if (compute not in (torch.bfloat16, torch.float16) or isinstance(self.weight, DTensor)
-                or cpu_has_native_gemm(compute)):
+        if (
+            compute not in (torch.bfloat16, torch.float16)
+            or isinstance(self.weight, DTensor)
+            or cpu_has_native_gemm(compute)
+        ):
             return None
         return compute

@@ -51,8 +51,10 @@ def read_state_dict(source: str | Path | Mapping) -> dict[str, torch.Tensor]:
     tensors = {}
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{_name(source)}: entry {key!r} is a {type(value).__name__}, not a tensor "
-                                  "(not a model state dict; pretrain.py checkpoints keep it under 'model_state_dict')")
+            raise CheckpointError(
+                f"{_name(source)}: entry {key!r} is a {type(value).__name__}, not a tensor "
+                "(not a model state dict; pretrain.py checkpoints keep it under 'model_state_dict')"
+            )
         tensors[strip_wrapper_prefixes(key)] = value
     return renumber_pipeline_stages(tensors, _name(source))
 
@@ -67,7 +69,7 @@ def renumber_pipeline_stages(state: dict[str, torch.Tensor], name: str = "state 
     staged: dict[tuple[int, int], list[tuple[str, str]]] = {}  # (stage, j) → [(key, rest of the key)]
     for key in state:
         if key.startswith(PIPELINE_PREFIX):
-            stage, j, rest = key[len(PIPELINE_PREFIX):].split(".", 2)
+            stage, j, rest = key[len(PIPELINE_PREFIX) :].split(".", 2)
             staged.setdefault((int(stage), int(j)), []).append((key, rest))
     if not staged:
         return state
@@ -76,19 +78,26 @@ def renumber_pipeline_stages(state: dict[str, torch.Tensor], name: str = "state 
         per_stage[stage] = max(per_stage.get(stage, 0), j + 1)
     stages = sorted(per_stage)
     width = per_stage[stages[0]]
-    contiguous = stages == list(range(len(stages))) and all((s, j) in staged for s in stages
-                                                             for j in range(per_stage[s]))
+    contiguous = stages == list(range(len(stages))) and all(
+        (s, j) in staged for s in stages for j in range(per_stage[s])
+    )
     equal_sized = all(per_stage[s] == width for s in stages[:-1]) and per_stage[stages[-1]] <= width
     if not (contiguous and equal_sized):
         layout = ", ".join(f"stage {s}: {per_stage[s]} blocks" for s in stages)
-        raise CheckpointError(f"{name}: pipeline_stages keys do not form contiguous stages of equal size "
-                              f"(the last may be smaller): {layout}")
+        raise CheckpointError(
+            f"{name}: pipeline_stages keys do not form contiguous stages of equal size "
+            f"(the last may be smaller): {layout}"
+        )
     out = {k: v for k, v in state.items() if not k.startswith(PIPELINE_PREFIX)}
     for (stage, j), keys in staged.items():
         for key, rest in keys:
             out[f"blocks.{stage * width + j}.{rest}"] = state[key]
-    log.info("checkpoint: %d pipeline stages × %d blocks renumbered to blocks.0–%d", len(stages), width,
-             (len(stages) - 1) * width + per_stage[stages[-1]] - 1)
+    log.info(
+        "checkpoint: %d pipeline stages × %d blocks renumbered to blocks.0–%d",
+        len(stages),
+        width,
+        (len(stages) - 1) * width + per_stage[stages[-1]] - 1,
+    )
     return out
 
 
@@ -99,7 +108,7 @@ def strip_wrapper_prefixes(key: str) -> str:
         stripped = False
         for prefix in WRAPPER_PREFIXES:
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
                 stripped = True
     return key
 
@@ -148,15 +157,23 @@ def load_original_checkpoint(source: str | Path | Mapping, model: nn.Module) -> 
         if key in vocab_keys and value.shape[1:] == target.shape[1:]:
             state[key] = _fit_rows(value, target)
             resized.append(key)
-            log.info("checkpoint: %s has %d vocabulary rows, model has %d; %s", key, value.shape[0],
-                     target.shape[0], "trimmed" if value.shape[0] > target.shape[0] else "kept the model's extra rows")
+            log.info(
+                "checkpoint: %s has %d vocabulary rows, model has %d; %s",
+                key,
+                value.shape[0],
+                target.shape[0],
+                "trimmed" if value.shape[0] > target.shape[0] else "kept the model's extra rows",
+            )
             continue
-        raise CheckpointError(f"{_name(source)}: {key} has shape {tuple(value.shape)}, the model expects "
-                              f"{tuple(target.shape)}")
+        raise CheckpointError(
+            f"{_name(source)}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
+        )
     if tied is not None and tied in state:
         if not torch.equal(state[tied], state[input_key]):
-            raise CheckpointError(f"{_name(source)}: {tied} differs from {input_key} but the model ties them "
-                                  "(load it into a config with tie_word_embeddings=false)")
+            raise CheckpointError(
+                f"{_name(source)}: {tied} differs from {input_key} but the model ties them "
+                "(load it into a config with tie_word_embeddings=false)"
+            )
         del state[tied]
     model.load_state_dict(state, strict=False)
     model.tie_weights()

@@ -37,11 +37,11 @@ from transformers.cache_utils import DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
+from argonne_kit.loss import causal_lm_loss, chunked_causal_lm_loss
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneConfig
 from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
-from argonne_kit.loss import causal_lm_loss, chunked_causal_lm_loss
 from argonne_kit.model.rope import RotaryEmbedding, apply_rotary
 from argonne_kit.model.swiglu import swiglu
 
@@ -87,8 +87,9 @@ class ArgonneAttention(nn.Module):
             self.v_norm_layer = RMSNorm(self.head_dim, config.rms_norm_eps)
         self.qk_norm, self.v_norm = config.qk_norm, config.v_norm
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ctx: AttentionContext,
-                cache=None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ctx: AttentionContext, cache=None
+    ) -> torch.Tensor:
         batch, length, _ = x.shape
         q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
         k = self.k_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
@@ -134,8 +135,9 @@ class ArgonneBlock(GradientCheckpointingLayer):
             self.attn_out_norm = RMSNorm(d, eps)
             self.mlp_out_norm = RMSNorm(d, eps)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ctx: AttentionContext,
-                cache=None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ctx: AttentionContext, cache=None
+    ) -> torch.Tensor:
         a = self.attn(self.input_norm(x), cos, sin, ctx, cache)
         if self.sandwich:
             a = self.attn_out_norm(a)
@@ -155,8 +157,11 @@ class ArgonnePreTrainedModel(ArgonneHFMixin, PreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["ArgonneBlock"]
-    legacy_key_mapping = {r"^embed_tokens\.": "model.embed_tokens.", r"^blocks\.": "model.layers.",
-                          r"^norm\.": "model.norm."}
+    legacy_key_mapping = {
+        r"^embed_tokens\.": "model.embed_tokens.",
+        r"^blocks\.": "model.layers.",
+        r"^norm\.": "model.norm.",
+    }
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -166,12 +171,12 @@ class ArgonnePreTrainedModel(ArgonneHFMixin, PreTrainedModel):
         cfg = self.config
         if isinstance(module, nn.Linear):
             residual = getattr(module, "residual_projection", False)
-            std = (2 * cfg.num_hidden_layers) ** -0.5 if residual else cfg.hidden_size ** -0.5
+            std = (2 * cfg.num_hidden_layers) ** -0.5 if residual else cfg.hidden_size**-0.5
             init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=cfg.hidden_size ** -0.5)
+            init.normal_(module.weight, mean=0.0, std=cfg.hidden_size**-0.5)
         elif isinstance(module, RMSNorm):
             init.ones_(module.weight)
         elif isinstance(module, RotaryEmbedding):
@@ -185,14 +190,24 @@ class ArgonnePreTrainedModel(ArgonneHFMixin, PreTrainedModel):
         self.config.attn_backend = name
         self._report_attention(name)
 
-    def attention_plan(self, device_type: str | None = None, dtype: torch.dtype | None = None,
-                       training: bool | None = None, decoding: bool = False) -> list[tuple[str, int | None]]:
+    def attention_plan(
+        self,
+        device_type: str | None = None,
+        dtype: torch.dtype | None = None,
+        training: bool | None = None,
+        decoding: bool = False,
+    ) -> list[tuple[str, int | None]]:
         """``[(backend name, window), …]`` per layer as resolved for the given conditions
         (default: this model's device and dtype, its training flag)."""
         weight = self.get_input_embeddings().weight
         plan = self.base_model._attention
-        return resolve_plan_names(plan, device_type or weight.device.type, dtype or weight.dtype,
-                                  self.training if training is None else training, decoding)
+        return resolve_plan_names(
+            plan,
+            device_type or weight.device.type,
+            dtype or weight.dtype,
+            self.training if training is None else training,
+            decoding,
+        )
 
 
 class ArgonneModel(ArgonnePreTrainedModel):
@@ -208,8 +223,13 @@ class ArgonneModel(ArgonnePreTrainedModel):
         self.layers = nn.ModuleList(ArgonneBlock(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
-        self._attention = AttentionPlan(config.attn_backend, config.layer_windows(), config.head_dim,
-                                        config.num_attention_heads, config.num_key_value_heads)
+        self._attention = AttentionPlan(
+            config.attn_backend,
+            config.layer_windows(),
+            config.head_dim,
+            config.num_attention_heads,
+            config.num_key_value_heads,
+        )
         if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
             self.post_init()
 
@@ -219,11 +239,20 @@ class ArgonneModel(ArgonnePreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, cache=None, past_key_values=None,
-                use_cache: bool | None = None, inputs_embeds: torch.Tensor | None = None,
-                segment_ids: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                output_attentions: bool | None = None, return_dict: bool | None = None):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache=None,
+        past_key_values=None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ):
         """``attention_mask [B, past+T]`` marks real tokens (1) and padding (0); ``position_ids``
         default to ``past .. past+T-1``; ``segment_ids [B, T]`` hides keys of other packed
         documents; ``cache``/``past_key_values`` is a transformers ``Cache`` (``use_cache``
@@ -238,8 +267,9 @@ class ArgonneModel(ArgonnePreTrainedModel):
         past = past_length(cache, attention_mask, length)
         if position_ids is None:
             position_ids = torch.arange(past, past + length, device=hidden.device).unsqueeze(0)
-        ctx = build_context(self._attention, hidden, attention_mask, segment_ids, past,
-                            output_attentions=bool(output_attentions))
+        ctx = build_context(
+            self._attention, hidden, attention_mask, segment_ids, past, output_attentions=bool(output_attentions)
+        )
         cos, sin = self.rotary_emb(position_ids, hidden.dtype)
 
         all_hidden = [hidden] if output_hidden_states else None
@@ -250,9 +280,12 @@ class ArgonneModel(ArgonnePreTrainedModel):
         hidden = self.norm(hidden)
         if all_hidden is not None:
             all_hidden[-1] = hidden  # hidden_states[-1] is the final-norm output (what the head reads)
-        out = BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache if use_cache else None,
-                                      hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-                                      attentions=tuple(ctx.weights) if ctx.weights is not None else None)
+        out = BaseModelOutputWithPast(
+            last_hidden_state=hidden,
+            cache=cache if use_cache else None,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(ctx.weights) if ctx.weights is not None else None,
+        )
         return finish_output(out, return_dict, self.config)
 
 
@@ -292,13 +325,23 @@ class ArgonneForCausalLM(ArgonnePreTrainedModel, GenerationMixin):
             logits = cap * torch.tanh(logits / cap)
         return logits
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                cache=None, past_key_values=None, use_cache: bool | None = None,
-                inputs_embeds: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
-                logits_to_keep: int = 0, output_hidden_states: bool | None = None,
-                output_attentions: bool | None = None, return_dict: bool | None = None,
-                return_logits: bool = True):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        cache=None,
+        past_key_values=None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        return_logits: bool = True,
+    ):
         """Logits (and loss when ``labels`` are given; labels are shifted inside, HF convention).
 
         Inputs as :meth:`ArgonneModel.forward`. ``logits_to_keep=k`` computes logits for the
@@ -307,26 +350,50 @@ class ArgonneForCausalLM(ArgonnePreTrainedModel, GenerationMixin):
         (MTP off) the loss is chunked and ``logits`` is None. ``return_dict=False`` returns the
         output as a tuple.
         """
-        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
-                             segment_ids=segment_ids, output_hidden_states=output_hidden_states,
-                             output_attentions=output_attentions, return_dict=True)
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            inputs_embeds=inputs_embeds,
+            segment_ids=segment_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
         hidden = outputs.last_hidden_state
         cfg = self.config
         loss = logits = None
-        chunked = (labels is not None and self.training and cfg.loss_chunk_size > 0
-                   and not (cfg.mtp_loss_weight and cfg.mtp_horizon > 1))
+        chunked = (
+            labels is not None
+            and self.training
+            and cfg.loss_chunk_size > 0
+            and not (cfg.mtp_loss_weight and cfg.mtp_horizon > 1)
+        )
         if chunked:
-            loss = chunked_causal_lm_loss(hidden, self.logits_from_hidden, labels, cfg.loss_chunk_size,
-                                          cfg.z_loss_weight)
+            loss = chunked_causal_lm_loss(
+                hidden, self.logits_from_hidden, labels, cfg.loss_chunk_size, cfg.z_loss_weight
+            )
         elif return_logits or labels is not None:
             kept = hidden[:, -logits_to_keep:] if logits_to_keep and labels is None else hidden
             logits = self.logits_from_hidden(kept)
             if labels is not None:
-                loss = causal_lm_loss(logits, labels, z_loss_weight=cfg.z_loss_weight,
-                                      mtp_horizon=cfg.mtp_horizon, mtp_loss_weight=cfg.mtp_loss_weight)
-        out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
-                                     hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+                loss = causal_lm_loss(
+                    logits,
+                    labels,
+                    z_loss_weight=cfg.z_loss_weight,
+                    mtp_horizon=cfg.mtp_horizon,
+                    mtp_loss_weight=cfg.mtp_loss_weight,
+                )
+        out = CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
         return finish_output(out, return_dict, cfg)
 
 
@@ -347,14 +414,31 @@ class ArgonneForSequenceClassification(ArgonnePreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                cache=None, past_key_values=None, use_cache: bool | None = None,
-                inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                output_attentions: bool | None = None, return_dict: bool | None = None):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        cache=None,
+        past_key_values=None,
+        use_cache: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ):
         """Scores ``[B, num_labels]`` (and the loss transformers picks from ``problem_type``)."""
-        outputs = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-                             past_key_values=past_key_values, use_cache=use_cache, inputs_embeds=inputs_embeds,
-                             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                             return_dict=True)
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
         return finish_output(score_last_token(self, outputs, input_ids, labels), return_dict, self.config)

@@ -74,8 +74,13 @@ def bundle(modules: tuple[str, ...], version: str) -> str:
         lines = text.splitlines(keepends=True)
         drop: set[int] = set()
         # imports guarded by try/except are optional (transformers' import check skips them too)
-        optional = {line for node in ast.walk(tree) if isinstance(node, ast.Try)
-                    for stmt in node.body for line in range(stmt.lineno, stmt.end_lineno + 1)}
+        optional = {
+            line
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Try)
+            for stmt in node.body
+            for line in range(stmt.lineno, stmt.end_lineno + 1)
+        }
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
@@ -90,10 +95,15 @@ def bundle(modules: tuple[str, ...], version: str) -> str:
                     elif top == "__future__":
                         drop.update(range(node.lineno - 1, node.end_lineno))
                     elif top not in ALLOWED_IMPORTS and node.lineno not in optional:
-                        raise ValueError(f"{module} imports {name!r}: the exported modeling code may import "
-                                         "only the standard library, torch and transformers")
-        docstring = tree.body[0] if tree.body and isinstance(tree.body[0], ast.Expr) \
-            and isinstance(tree.body[0].value, ast.Constant) else None
+                        raise ValueError(
+                            f"{module} imports {name!r}: the exported modeling code may import "
+                            "only the standard library, torch and transformers"
+                        )
+        docstring = (
+            tree.body[0]
+            if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(tree.body[0].value, ast.Constant)
+            else None
+        )
         if docstring is not None:
             drop.update(range(docstring.lineno - 1, docstring.end_lineno))
         body = "".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")
@@ -117,10 +127,12 @@ def auto_map(model) -> dict[str, str]:
 
     config_cls = type(model.config)
     backbone, causal_lm, classifier = FAMILIES[config_cls]
-    return {"AutoConfig": f"configuration_argonne.{config_cls.__name__}",
-            "AutoModel": f"modeling_argonne.{backbone.__name__}",
-            "AutoModelForCausalLM": f"modeling_argonne.{causal_lm.__name__}",
-            "AutoModelForSequenceClassification": f"modeling_argonne.{classifier.__name__}"}
+    return {
+        "AutoConfig": f"configuration_argonne.{config_cls.__name__}",
+        "AutoModel": f"modeling_argonne.{backbone.__name__}",
+        "AutoModelForCausalLM": f"modeling_argonne.{causal_lm.__name__}",
+        "AutoModelForSequenceClassification": f"modeling_argonne.{classifier.__name__}",
+    }
 
 
 def write_standalone_code(model, save_directory: str | Path) -> None:

@@ -21,7 +21,7 @@ class GPU:
         return self.peak_tf32 if precision == "fp32" else self.peak_bf16
 
 
-MIB = 2 ** 20
+MIB = 2**20
 
 GPUS = {
     "a100-80": GPU("A100 80GB SXM", 81_920 * MIB, 312e12, 156e12),

@@ -32,7 +32,7 @@ import attrs
 
 from argonne_kit.plan.shape import ModelShape
 
-GIB = 2 ** 30
+GIB = 2**30
 
 
 @attrs.frozen
@@ -66,11 +66,25 @@ def block_activation_bytes(shape: ModelShape, precision: str) -> float:
     # clamped SwiGLU (one autograd node) keeps gate and up; plain autograd also keeps silu(gate)
     mlp = 3 if shape.swiglu_clamp else 4
     if precision == "fp32":
-        per = ((32 + 8 * qk + 16 * sw) * d + (8 + 8 * qk + 8 * vn) * kv + 4 * mlp * f + (4 + 4 * qk) * h
-               + (4 * qk + 4 * vn) * n_kv + 8 + 8 * sw)
+        per = (
+            (32 + 8 * qk + 16 * sw) * d
+            + (8 + 8 * qk + 8 * vn) * kv
+            + 4 * mlp * f
+            + (4 + 4 * qk) * h
+            + (4 * qk + 4 * vn) * n_kv
+            + 8
+            + 8 * sw
+        )
     else:
-        per = ((30 + 6 * qk + 12 * sw) * d + (4 + 6 * qk + 6 * vn) * kv + 2 * mlp * f + (4 + 4 * qk) * h
-               + (4 * qk + 4 * vn) * n_kv + 8 + 8 * sw)
+        per = (
+            (30 + 6 * qk + 12 * sw) * d
+            + (4 + 6 * qk + 6 * vn) * kv
+            + 2 * mlp * f
+            + (4 + 4 * qk) * h
+            + (4 * qk + 4 * vn) * n_kv
+            + 8
+            + 8 * sw
+        )
     if shape.swiglu_clamp:
         per += 2 * f  # two one-byte in-range masks
     return float(per)
@@ -118,8 +132,11 @@ def plan_memory(shape: ModelShape, params: int, setup: StepSetup) -> MemoryPlan:
     tokens = setup.micro_batch_size * setup.seq_len
     d, v, layers = shape.hidden_size, shape.vocab_size, shape.num_layers
     tp = max(1, setup.tp_degree)
-    shards = setup.world_size if setup.strategy == "fsdp" else (
-        setup.world_size // tp if setup.strategy == "tp" and setup.world_size > tp else 1)
+    shards = (
+        setup.world_size
+        if setup.strategy == "fsdp"
+        else (setup.world_size // tp if setup.strategy == "tp" and setup.world_size > tp else 1)
+    )
     block_params = block_linear_params(shape)
     root_params = params - layers * block_params  # embedding/head and norms (norms are tiny)
     local_params = (root_params + layers * block_params / tp) / shards

@@ -51,13 +51,20 @@ def count_parameters(model: torch.nn.Module, vocab_unpadded: int) -> ParamCounts
     embed = model.get_input_embeddings()
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is embed.weight
-    embedding = embed.weight.numel() + sum(p.numel() for n, p in model.named_parameters()
-                                           if "position" in n or n.startswith("wpe") or ".wpe" in n)
+    embedding = embed.weight.numel() + sum(
+        p.numel() for n, p in model.named_parameters() if "position" in n or n.startswith("wpe") or ".wpe" in n
+    )
     total = sum(p.numel() for p in model.parameters())
     # the head is an nn.Linear whether tied or not, so it is counted once here
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    return ParamCounts(total=total, embedding=embedding, head=0 if tied or head is None else head.weight.numel(),
-                       matmul=linear, vocab_rows=embed.weight.shape[0], vocab_unpadded=vocab_unpadded)
+    return ParamCounts(
+        total=total,
+        embedding=embedding,
+        head=0 if tied or head is None else head.weight.numel(),
+        matmul=linear,
+        vocab_rows=embed.weight.shape[0],
+        vocab_unpadded=vocab_unpadded,
+    )
 
 
 def model_shape(model: torch.nn.Module) -> ModelShape:
@@ -65,13 +72,27 @@ def model_shape(model: torch.nn.Module) -> ModelShape:
     cfg = model.config
     if getattr(cfg, "model_type", "") == "argonne2":
         return ModelShape(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_hidden_layers,
-            num_heads=cfg.num_attention_heads, num_kv_heads=cfg.num_key_value_heads,
-            intermediate_size=cfg.intermediate_size, tie_embeddings=bool(cfg.tie_word_embeddings),
-            qk_norm=cfg.qk_norm, v_norm=cfg.v_norm, sandwich_norm=cfg.sandwich_norm,
-            swiglu_clamp=bool(cfg.swiglu_clamp), layer_windows=tuple(cfg.layer_windows()))
+            vocab_size=cfg.vocab_size,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_hidden_layers,
+            num_heads=cfg.num_attention_heads,
+            num_kv_heads=cfg.num_key_value_heads,
+            intermediate_size=cfg.intermediate_size,
+            tie_embeddings=bool(cfg.tie_word_embeddings),
+            qk_norm=cfg.qk_norm,
+            v_norm=cfg.v_norm,
+            sandwich_norm=cfg.sandwich_norm,
+            swiglu_clamp=bool(cfg.swiglu_clamp),
+            layer_windows=tuple(cfg.layer_windows()),
+        )
     return ModelShape(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_hidden_layers,
-        num_heads=cfg.num_attention_heads, num_kv_heads=cfg.num_attention_heads,
-        intermediate_size=4 * cfg.hidden_size, tie_embeddings=False,
-        layer_windows=(None,) * cfg.num_hidden_layers, family="argonne")
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_hidden_layers,
+        num_heads=cfg.num_attention_heads,
+        num_kv_heads=cfg.num_attention_heads,
+        intermediate_size=4 * cfg.hidden_size,
+        tie_embeddings=False,
+        layer_windows=(None,) * cfg.num_hidden_layers,
+        family="argonne",
+    )

@@ -68,22 +68,42 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         p = self.params
         out: dict[str, Any] = {
-            "parameters": {"total": p.total, "non_embedding": p.non_embedding, "embedding": p.embedding,
-                           "untied_head": p.head, "matmul": p.matmul, "vocab_rows": p.vocab_rows,
-                           "vocab_unpadded": p.vocab_unpadded, "total_unpadded": p.total_unpadded},
-            "gpu": self.gpu.name, "gpus": self.gpus, "strategy": self.setup.strategy,
-            "flops_per_token": self.flops_per_token, "attention_flops_per_token": self.attention_flops_per_token,
-            "flops_per_step": self.flops_per_step, "tokens_per_step": self.tokens_per_step,
-            "grad_accum_steps": self.grad_accum_steps, "total_steps": self.total_steps,
-            "phase_tokens": self.phase_tokens, "mfu": self.mfu, "hours": self.hours(),
+            "parameters": {
+                "total": p.total,
+                "non_embedding": p.non_embedding,
+                "embedding": p.embedding,
+                "untied_head": p.head,
+                "matmul": p.matmul,
+                "vocab_rows": p.vocab_rows,
+                "vocab_unpadded": p.vocab_unpadded,
+                "total_unpadded": p.total_unpadded,
+            },
+            "gpu": self.gpu.name,
+            "gpus": self.gpus,
+            "strategy": self.setup.strategy,
+            "flops_per_token": self.flops_per_token,
+            "attention_flops_per_token": self.attention_flops_per_token,
+            "flops_per_step": self.flops_per_step,
+            "tokens_per_step": self.tokens_per_step,
+            "grad_accum_steps": self.grad_accum_steps,
+            "total_steps": self.total_steps,
+            "phase_tokens": self.phase_tokens,
+            "mfu": self.mfu,
+            "hours": self.hours(),
             "gpu_hours": None if self.hours() is None else self.hours() * self.gpus,
-            "tokens_per_s": self.tokens_per_s, "implied_mfu": self.implied_mfu(), "warnings": self.warnings,
+            "tokens_per_s": self.tokens_per_s,
+            "implied_mfu": self.implied_mfu(),
+            "warnings": self.warnings,
             "lr_landmarks": [{"name": n, "step": s, "lr": lr} for n, s, lr in self.lr_marks],
         }
         if self.memory is not None:
-            out["memory"] = {"components_bytes": self.memory.components, "peak_bytes": self.memory.peak,
-                             "peak_phase": self.memory.peak_phase, "gpu_bytes": self.gpu.memory_bytes,
-                             "verdict": self.fits()}
+            out["memory"] = {
+                "components_bytes": self.memory.components,
+                "peak_bytes": self.memory.peak,
+                "peak_phase": self.memory.peak_phase,
+                "gpu_bytes": self.gpu.memory_bytes,
+                "verdict": self.fits(),
+            }
         return out
 
 
@@ -103,15 +123,30 @@ def step_setup(resolved, world: int, micro_batch_size: int | None = None) -> Ste
     if objective.needs_reference_model:
         rows *= 2  # chosen and rejected go through the model together
     return StepSetup(
-        micro_batch_size=rows, seq_len=train.seq_len, precision=train.precision,
-        activation_checkpointing=train.activation_checkpointing, checkpoint_every=train.checkpoint_every,
-        loss_chunk_size=int(chunk), strategy=parallel.kind, world_size=world, tp_degree=degree,
+        micro_batch_size=rows,
+        seq_len=train.seq_len,
+        precision=train.precision,
+        activation_checkpointing=train.activation_checkpointing,
+        checkpoint_every=train.checkpoint_every,
+        loss_chunk_size=int(chunk),
+        strategy=parallel.kind,
+        world_size=world,
+        tp_degree=degree,
         reference_model=objective.needs_reference_model,
-        reference_precomputed=objective.needs_reference_model and objective.precomputes_reference())
+        reference_precomputed=objective.needs_reference_model and objective.precomputes_reference(),
+    )
 
 
-def make_plan(resolved, *, gpu: GPU, gpus: int, mfu: float, tokens_per_s: float | None = None,
-              vocab_size: int | None = None, data_tokens: int | None = None) -> Plan:
+def make_plan(
+    resolved,
+    *,
+    gpu: GPU,
+    gpus: int,
+    mfu: float,
+    tokens_per_s: float | None = None,
+    vocab_size: int | None = None,
+    data_tokens: int | None = None,
+) -> Plan:
     """Plan ``resolved`` on ``gpus`` GPUs of kind ``gpu``. ``vocab_size`` is the tokenizer's length,
     used when the recipe does not set ``model.vocab_size``; ``data_tokens`` sizes an epoch of
     ``[data]`` when the data is not on disk."""
@@ -122,8 +157,10 @@ def make_plan(resolved, *, gpu: GPU, gpus: int, mfu: float, tokens_per_s: float 
     recipe = resolved.recipe
     train = recipe.train
     if recipe.parallel.kind == "single" and gpus > 1:
-        raise RecipeError(f"{resolved.source}: parallel.kind = \"single\" runs one process; plan it on one GPU "
-                          f"or choose ddp/fsdp/tp for {gpus}")
+        raise RecipeError(
+            f'{resolved.source}: parallel.kind = "single" runs one process; plan it on one GPU '
+            f"or choose ddp/fsdp/tp for {gpus}"
+        )
     section_vocab = attrs.asdict(recipe.model.config).get("vocab_size")
     if section_vocab is None and vocab_size is None:
         raise RecipeError(f"{resolved.source}: model.vocab_size comes from the tokenizer; give its length")
@@ -142,14 +179,27 @@ def make_plan(resolved, *, gpu: GPU, gpus: int, mfu: float, tokens_per_s: float 
     dp_world = gpus // setup.tp_degree if setup.strategy == "tp" else gpus
     batch = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, max(1, dp_world))
     total_steps = _phase_steps(train, batch["tokens_per_step"], data_tokens, resolved)
-    plan = Plan(params=params, shape=shape, setup=setup, memory=memory, gpu=gpu, gpus=gpus,
-                flops_per_token=flops_per_token(shape, params.matmul, train.seq_len),
-                attention_flops_per_token=attention_flops_per_token(shape, train.seq_len),
-                tokens_per_step=batch["tokens_per_step"], grad_accum_steps=batch["grad_accum_steps"],
-                total_steps=total_steps, mfu=mfu, tokens_per_s=tokens_per_s, warnings=warnings)
+    plan = Plan(
+        params=params,
+        shape=shape,
+        setup=setup,
+        memory=memory,
+        gpu=gpu,
+        gpus=gpus,
+        flops_per_token=flops_per_token(shape, params.matmul, train.seq_len),
+        attention_flops_per_token=attention_flops_per_token(shape, train.seq_len),
+        tokens_per_step=batch["tokens_per_step"],
+        grad_accum_steps=batch["grad_accum_steps"],
+        total_steps=total_steps,
+        mfu=mfu,
+        tokens_per_s=tokens_per_s,
+        warnings=warnings,
+    )
     if total_steps is None:
-        warnings.append("steps: the phase length depends on the data size, which is unknown here (no data "
-                        "at the recipe's path); pass --data-tokens N")
+        warnings.append(
+            "steps: the phase length depends on the data size, which is unknown here (no data "
+            "at the recipe's path); pass --data-tokens N"
+        )
     else:
         section = recipe.schedule
         schedule = get_registry().get("schedule", section.kind).factory(section.config)
@@ -161,8 +211,10 @@ def make_plan(resolved, *, gpu: GPU, gpus: int, mfu: float, tokens_per_s: float 
     if memory is not None:
         _memory_warnings(plan, resolved)
         if train.compile:
-            warnings.append("memory: planned for eager execution; with train.compile inductor fuses elementwise "
-                            "work (softcap, cross-entropy) and usually needs less")
+            warnings.append(
+                "memory: planned for eager execution; with train.compile inductor fuses elementwise "
+                "work (softcap, cross-entropy) and usually needs less"
+            )
     return plan
 
 
@@ -192,7 +244,7 @@ def _data_tokens(resolved) -> int | None:
         return None
     try:
         return sum(s.num_tokens for s in find_shards(location).shards)
-    except Exception:  # noqa: BLE001 — an unreadable shard set only leaves the length unknown
+    except Exception:
         return None
 
 
@@ -200,17 +252,23 @@ def _memory_warnings(plan: Plan, resolved) -> None:
     memory, gpu = plan.memory, plan.gpu
     share = memory.peak / gpu.memory_bytes
     if share > 1.0:
-        plan.warnings.append(f"memory: the predicted peak {memory.peak / GIB:.1f} GiB does not fit a {gpu.name} "
-                             f"({gpu.memory_bytes / GIB:.1f} GiB); lower train.micro_batch_size, turn on "
-                             "train.activation_checkpointing or chunked cross-entropy, or shard (fsdp)")
+        plan.warnings.append(
+            f"memory: the predicted peak {memory.peak / GIB:.1f} GiB does not fit a {gpu.name} "
+            f"({gpu.memory_bytes / GIB:.1f} GiB); lower train.micro_batch_size, turn on "
+            "train.activation_checkpointing or chunked cross-entropy, or shard (fsdp)"
+        )
     elif share > USABLE_FRACTION:
-        plan.warnings.append(f"memory: the predicted peak uses {share:.0%} of a {gpu.name}; little room for the "
-                             "CUDA context and fragmentation")
+        plan.warnings.append(
+            f"memory: the predicted peak uses {share:.0%} of a {gpu.name}; little room for the "
+            "CUDA context and fragmentation"
+        )
     elif share < 0.5:
         best = largest_micro_batch(plan, resolved)
         if best > resolved.recipe.train.micro_batch_size:
-            plan.warnings.append(f"memory: the predicted peak uses only {share:.0%} of a {gpu.name}; "
-                                 f"train.micro_batch_size up to {best} would fit")
+            plan.warnings.append(
+                f"memory: the predicted peak uses only {share:.0%} of a {gpu.name}; "
+                f"train.micro_batch_size up to {best} would fit"
+            )
 
 
 def largest_micro_batch(plan: Plan, resolved, limit: int = 4096) -> int:
@@ -231,6 +289,7 @@ def plot_lr(plan: Plan, resolved, path: Path) -> Path:
 
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

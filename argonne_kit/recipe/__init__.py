@@ -1,5 +1,5 @@
 """Typed TOML recipes: loading (``extends``, overrides), structuring, resolving, diffing."""
 
-from argonne_kit.recipe.api import load_recipe, resolve_recipe, ResolvedRecipe
+from argonne_kit.recipe.api import ResolvedRecipe, load_recipe, resolve_recipe
 
-__all__ = ["load_recipe", "resolve_recipe", "ResolvedRecipe"]
+__all__ = ["ResolvedRecipe", "load_recipe", "resolve_recipe"]

@@ -13,6 +13,7 @@ import tomli_w
 from argonne_kit.errors import RecipeError, suggest
 from argonne_kit.recipe.convert import FieldError, structure, unstructure
 from argonne_kit.recipe.load import RawRecipe, apply_overrides, read_recipe_file
+from argonne_kit.recipe.model_sections import MODEL_KINDS
 from argonne_kit.recipe.schema import (
     CORE_SECTIONS,
     DEFAULT_MODEL_KIND,
@@ -22,7 +23,6 @@ from argonne_kit.recipe.schema import (
     PluginSection,
     Recipe,
 )
-from argonne_kit.recipe.model_sections import MODEL_KINDS
 
 
 @attrs.define
@@ -98,8 +98,10 @@ def structure_recipe(raw: RawRecipe) -> Recipe:
         model = dict(data.get("model", {}))
         kind = model.pop("kind", DEFAULT_MODEL_KIND)
         if kind not in MODEL_KINDS:
-            raise FieldError("model.kind", f"unknown model kind {kind!r}{suggest(str(kind), MODEL_KINDS)}; "
-                             f"known: {', '.join(MODEL_KINDS)}")
+            raise FieldError(
+                "model.kind",
+                f"unknown model kind {kind!r}{suggest(str(kind), MODEL_KINDS)}; known: {', '.join(MODEL_KINDS)}",
+            )
         sections["model"] = PluginSection(kind, structure(model, MODEL_KINDS[kind], "model"))
         for name, cls in CORE_SECTIONS.items():
             sections[name] = structure(data.get(name, {}), cls, name)
@@ -113,14 +115,18 @@ def structure_recipe(raw: RawRecipe) -> Recipe:
                 raise FieldError(name, f"expected a table, got {section!r}")
             kind = section.pop("kind", default)
             if kind is None:
-                raise FieldError(f"{name}.kind", f"required key is missing; registered: "
-                                 f"{', '.join(registry.names(registry_kind))}")
+                raise FieldError(
+                    f"{name}.kind", f"required key is missing; registered: {', '.join(registry.names(registry_kind))}"
+                )
             if not isinstance(kind, str):
                 raise FieldError(f"{name}.kind", f"expected str, got {kind!r}")
             if not registry.has(registry_kind, kind):
                 known_names = registry.names(registry_kind)
-                raise FieldError(f"{name}.kind", f"no {registry_kind} plugin named {kind!r}"
-                                 f"{suggest(kind, known_names)}; registered: {', '.join(known_names) or 'none'}")
+                raise FieldError(
+                    f"{name}.kind",
+                    f"no {registry_kind} plugin named {kind!r}"
+                    f"{suggest(kind, known_names)}; registered: {', '.join(known_names) or 'none'}",
+                )
             component = registry.get(registry_kind, kind)
             sections[name] = PluginSection(kind, structure(section, component.config_cls, name))
     except FieldError as exc:

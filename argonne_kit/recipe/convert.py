@@ -71,6 +71,7 @@ def _strict(tp: type):
         if not ok:
             raise FieldError("", f"expected {tp.__name__}, got {show(value)}")
         return value
+
     return hook
 
 
@@ -117,9 +118,11 @@ def _structure(data: Any, tp: Any, path: str) -> Any:
         raise FieldError(path, f"expected {type_name(tp)}, got {show(data)}")
     if origin is Literal:
         if data not in get_args(tp) or type(data) is not type(next(a for a in get_args(tp) if a == data)):
-            raise FieldError(path, f"expected one of {type_name(tp)}, got {show(data)}"
-                             + (suggest(data, [a for a in get_args(tp) if isinstance(a, str)])
-                                if isinstance(data, str) else ""))
+            raise FieldError(
+                path,
+                f"expected one of {type_name(tp)}, got {show(data)}"
+                + (suggest(data, [a for a in get_args(tp) if isinstance(a, str)]) if isinstance(data, str) else ""),
+            )
         return data
     if origin is list:
         if not isinstance(data, list):
@@ -146,7 +149,7 @@ def _structure(data: Any, tp: Any, path: str) -> Any:
         return CONVERTER.structure(data, tp)
     except FieldError as exc:
         raise FieldError(path, exc.message) from None
-    except Exception as exc:  # noqa: BLE001 - cattrs raises many kinds
+    except Exception as exc:
         raise FieldError(path, f"expected {type_name(tp)}, got {show(data)} ({exc})") from None
 
 

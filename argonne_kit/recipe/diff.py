@@ -41,11 +41,14 @@ def locate_recipe(path: str | Path) -> Path:
         for candidate in (path / RESOLVED_RECIPE_FILE, path / "final_model" / RESOLVED_RECIPE_FILE):
             if candidate.is_file():
                 return candidate
-        raise RecipeError(f"{path}: no {RESOLVED_RECIPE_FILE} in this directory (expected a run "
-                          f"directory, a checkpoint or an exported model)")
+        raise RecipeError(
+            f"{path}: no {RESOLVED_RECIPE_FILE} in this directory (expected a run "
+            f"directory, a checkpoint or an exported model)"
+        )
     if path.suffix == ".pt":
-        raise RecipeError(f"{path}: single-file checkpoints carry their recipe beside them; "
-                          f"pass the checkpoint directory")
+        raise RecipeError(
+            f"{path}: single-file checkpoints carry their recipe beside them; pass the checkpoint directory"
+        )
     if not path.exists():
         raise RecipeError(f"not found: {path}")
     return path
@@ -82,8 +85,9 @@ def load_side(spec: str | Path) -> ResolvedRecipe | dict[str, Any]:
     return config
 
 
-def diff_any(a: str | Path, b: str | Path, *, include_meta: bool = False,
-             include_derived: bool = False) -> list[Change]:
+def diff_any(
+    a: str | Path, b: str | Path, *, include_meta: bool = False, include_derived: bool = False
+) -> list[Change]:
     """:func:`diff_resolved` of two recipe-bearing sides, or :func:`model_config_changes` when one
     side is a model without a recipe (the changes then read recipe → config, whichever side the
     recipe is on)."""
@@ -94,8 +98,9 @@ def diff_any(a: str | Path, b: str | Path, *, include_meta: bool = False,
         return model_config_changes(side_a, side_b)
     if isinstance(side_b, ResolvedRecipe) and isinstance(side_a, dict):
         return [Change(c.section, c.key, c.b, c.a) for c in model_config_changes(side_b, side_a)]
-    raise RecipeError(f"{a} and {b} are both models without a recipe; one side must be a recipe, run, "
-                      f"checkpoint or export")
+    raise RecipeError(
+        f"{a} and {b} are both models without a recipe; one side must be a recipe, run, checkpoint or export"
+    )
 
 
 def model_config_changes(resolved: ResolvedRecipe, config: dict[str, Any]) -> list[Change]:
@@ -139,8 +144,9 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def diff_resolved(a: ResolvedRecipe, b: ResolvedRecipe, *, include_meta: bool = False,
-                  include_derived: bool = False) -> list[Change]:
+def diff_resolved(
+    a: ResolvedRecipe, b: ResolvedRecipe, *, include_meta: bool = False, include_derived: bool = False
+) -> list[Change]:
     """Every key whose value differs, in section order. Derived values (consequences of the
     inputs: LR landmarks, accumulation steps…) and provenance are left out unless asked for, so a
     changed input is reported once, where it was set."""

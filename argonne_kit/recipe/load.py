@@ -59,8 +59,10 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
         raise RecipeError(f"{stack[-1]}: extends cycle: {chain}")
     data = read_toml(path)
     if isinstance(data.get("stage"), list):
-        raise RecipeError(f"{path}: a pipeline file ([[stage]] tables), not a recipe: `argonne-kit run` and "
-                          f"`resolve` take it; other commands (and extends) take one of its stage recipes")
+        raise RecipeError(
+            f"{path}: a pipeline file ([[stage]] tables), not a recipe: `argonne-kit run` and "
+            f"`resolve` take it; other commands (and extends) take one of its stage recipes"
+        )
     extends = data.pop("extends", [])
     if isinstance(extends, str):
         extends = [extends]
@@ -69,7 +71,7 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for parent in extends:
-        parent_path = (path.parent / parent)
+        parent_path = path.parent / parent
         if not parent_path.exists():
             raise RecipeError(f"{path}: extends: file not found: {parent_path}")
         parent_data, parent_origin = _read_with_extends(parent_path, (*stack, resolved))
@@ -93,8 +95,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"{path}: is a directory, expected a recipe .toml file") from None
 
 
-def deep_merge(base: dict, update: dict, origin: dict | None = None, update_origin: dict | None = None,
-               prefix: str = "") -> dict:
+def deep_merge(
+    base: dict, update: dict, origin: dict | None = None, update_origin: dict | None = None, prefix: str = ""
+) -> dict:
     """Merge ``update`` into ``base`` in place: tables merge key by key, everything else
     (scalars, arrays) is replaced. Provenance of replaced keys follows the update."""
     for key, value in update.items():

@@ -22,9 +22,12 @@ class Argonne2ModelConfig:
     The training losses (z-loss, shifted-logit MTP terms, chunked cross-entropy) are the
     objective's settings, each with one key in ``[objective]``; the model section has none."""
 
-    __recipe_hints__ = {"z_loss_weight": "objective.z_loss_weight", "mtp_horizon": "objective.mtp_horizon",
-                        "mtp_loss_weight": "objective.mtp_loss_weight",
-                        "loss_chunk_size": "objective.loss_chunk_size"}
+    __recipe_hints__ = {
+        "z_loss_weight": "objective.z_loss_weight",
+        "mtp_horizon": "objective.mtp_horizon",
+        "mtp_loss_weight": "objective.mtp_loss_weight",
+        "loss_chunk_size": "objective.loss_chunk_size",
+    }
 
     vocab_size: int | None = attrs.field(default=None, validator=_positive)
     """Embedding rows; None = the tokenizer's length (``len(tokenizer)``, as every release did)."""

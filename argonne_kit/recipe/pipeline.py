@@ -61,8 +61,10 @@ def load_pipeline(path: str | Path) -> list[Stage] | None:
         return None
     stray = sorted(set(data) - PIPELINE_KEYS)
     if stray:
-        raise RecipeError(f"{path}: a pipeline file holds only [[stage]] tables and a description; "
-                          f"move {', '.join(stray)} into the stage recipes")
+        raise RecipeError(
+            f"{path}: a pipeline file holds only [[stage]] tables and a description; "
+            f"move {', '.join(stray)} into the stage recipes"
+        )
     tables = data["stage"]
     if not isinstance(tables, list) or not tables:
         raise RecipeError(f"{path}: stage: expected one or more [[stage]] tables")
@@ -70,13 +72,13 @@ def load_pipeline(path: str | Path) -> list[Stage] | None:
     for index, table in enumerate(tables, start=1):
         where = f"{path}: stage {index}"
         if not isinstance(table, dict) or not isinstance(table.get("recipe"), str):
-            raise RecipeError(f"{where}: needs recipe = \"FILE.toml\"")
+            raise RecipeError(f'{where}: needs recipe = "FILE.toml"')
         unknown = sorted(set(table) - {"recipe", "overrides"})
         if unknown:
             raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: recipe, overrides)")
         overrides = table.get("overrides", [])
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-            raise RecipeError(f"{where}: overrides: expected a list of \"section.key=value\" strings")
+            raise RecipeError(f'{where}: overrides: expected a list of "section.key=value" strings')
         recipe = path.parent / table["recipe"]
         if not recipe.is_file():
             raise RecipeError(f"{where}: recipe not found: {recipe}")

@@ -22,20 +22,23 @@ def resolve_model(resolved: ResolvedRecipe) -> None:
     out: dict = {}
     if section.kind == "argonne2":
         if cfg.hidden_size % cfg.num_attention_heads:
-            raise RecipeError(f"model.num_attention_heads: {cfg.num_attention_heads} does not divide "
-                              f"hidden_size {cfg.hidden_size}")
+            raise RecipeError(
+                f"model.num_attention_heads: {cfg.num_attention_heads} does not divide hidden_size {cfg.hidden_size}"
+            )
         kv = cfg.num_key_value_heads or max(1, cfg.num_attention_heads // 2)
         if cfg.num_attention_heads % kv:
-            raise RecipeError(f"model.num_key_value_heads: {kv} does not divide "
-                              f"num_attention_heads {cfg.num_attention_heads}")
+            raise RecipeError(
+                f"model.num_key_value_heads: {kv} does not divide num_attention_heads {cfg.num_attention_heads}"
+            )
         out["head_dim"] = cfg.hidden_size // cfg.num_attention_heads
         out["num_key_value_heads"] = kv
         out["intermediate_size"] = cfg.intermediate_size or round_up(int(8 * cfg.hidden_size / 3), 256)
         window = cfg.local_attention_window if (cfg.local_attention_window or 0) > 0 else None
         if cfg.interleaved_local_attention and window is None:
             raise RecipeError("model.interleaved_local_attention: true needs local_attention_window > 0")
-        windows = [window if (cfg.interleaved_local_attention and i % 2 == 1) else 0
-                   for i in range(cfg.num_hidden_layers)]
+        windows = [
+            window if (cfg.interleaved_local_attention and i % 2 == 1) else 0 for i in range(cfg.num_hidden_layers)
+        ]
         out["layer_windows"] = windows  # 0 = full causal attention
     else:
         if cfg.n_embd % cfg.n_head:
@@ -68,7 +71,8 @@ def batch_math(total_batch_tokens: int | None, micro_batch_size: int, seq_len: i
             raise RecipeError(
                 f"train.total_batch_tokens: requested {total_batch_tokens:,} tokens per step is not a "
                 f"multiple of micro_batch_size·seq_len·dp_world = {micro_batch_size}·{seq_len}·{dp_world} "
-                f"= {per_micro:,}; the nearest possible values are {lower:,} and {lower + per_micro:,}")
+                f"= {per_micro:,}; the nearest possible values are {lower:,} and {lower + per_micro:,}"
+            )
         accum = total_batch_tokens // per_micro
     return {"grad_accum_steps": accum, "tokens_per_step": accum * per_micro}
 
@@ -85,8 +89,10 @@ def check_context(resolved: ResolvedRecipe) -> None:
     key = "max_position_embeddings" if section.kind == "argonne2" else "block_size"
     context = section.config.max_position_embeddings if section.kind == "argonne2" else section.config.block_size
     if seq_len > context:
-        raise RecipeError(f"train.seq_len: {seq_len} exceeds the model's context (model.{key} = {context}); "
-                          f"raise model.{key} or lower train.seq_len")
+        raise RecipeError(
+            f"train.seq_len: {seq_len} exceeds the model's context (model.{key} = {context}); "
+            f"raise model.{key} or lower train.seq_len"
+        )
 
 
 @resolver
@@ -113,10 +119,13 @@ def resolve_schedule(resolved: ResolvedRecipe) -> None:
     check_schedule_decays(section.kind, schedule, total)
     marks = lr_landmarks(schedule, total, recipe.optim.lr)
     resolved.derived["train"]["total_steps"] = total
-    resolved.derived["schedule"] = {f"lr_{name}": lr for name, _step, lr in marks} | \
-        {f"step_{name}": step for name, step, _lr in marks}
-    resolved.notes.append(f"LR ({section.kind}, {total:,} steps): " + ", ".join(
-        f"{name} step {step}: {lr:.3e}" for name, step, lr in marks))
+    resolved.derived["schedule"] = {f"lr_{name}": lr for name, _step, lr in marks} | {
+        f"step_{name}": step for name, step, _lr in marks
+    }
+    resolved.notes.append(
+        f"LR ({section.kind}, {total:,} steps): "
+        + ", ".join(f"{name} step {step}: {lr:.3e}" for name, step, lr in marks)
+    )
 
 
 @resolver
@@ -131,6 +140,8 @@ def check_attention_windows(resolved: ResolvedRecipe) -> None:
         return
     backend = get_registry().get("attention", section.kind).factory(section.config)
     if not backend.capabilities.window:
-        raise RecipeError(f"attention.kind: backend {section.kind!r} has no sliding-window support, but "
-                          f"model.local_attention_window = {windows[0]} is set on {len(windows)} layers; "
-                          f"choose a backend with windows (e.g. 'sdpa' or 'auto') or remove the window")
+        raise RecipeError(
+            f"attention.kind: backend {section.kind!r} has no sliding-window support, but "
+            f"model.local_attention_window = {windows[0]} is set on {len(windows)} layers; "
+            f"choose a backend with windows (e.g. 'sdpa' or 'auto') or remove the window"
+        )

@@ -6,7 +6,6 @@ from typing import Any
 
 import attrs
 
-from argonne_kit.recipe.model_sections import MODEL_KINDS
 from argonne_kit.probe import EvalConfig
 from argonne_kit.recipe.sections import (
     CheckpointConfig,
@@ -58,8 +57,24 @@ CORE_SECTIONS: dict[str, type] = {
 GENERATED_SECTIONS = ("derived", "meta")
 
 #: Order of sections in printed recipes.
-SECTION_ORDER = ("model", "tokenizer", "attention", "data", "val_data", "objective", "parallel",
-                 "optim", "schedule", "train", "checkpoint", "run", "init", "sample", "eval", "logging")
+SECTION_ORDER = (
+    "model",
+    "tokenizer",
+    "attention",
+    "data",
+    "val_data",
+    "objective",
+    "parallel",
+    "optim",
+    "schedule",
+    "train",
+    "checkpoint",
+    "run",
+    "init",
+    "sample",
+    "eval",
+    "logging",
+)
 
 DEFAULT_MODEL_KIND = "argonne2"
 

@@ -49,10 +49,11 @@ class CheckpointTriggers(TrainerCallback):
 
     def pre_reduce(self, trainer: Trainer) -> None:
         step = trainer.counters.global_step + 1  # the step being finished
-        if self.interval_steps and step % self.interval_steps == 0:
-            trainer.request_save()
-        elif self.interval_s and trainer.strategy.is_main and \
-                time.monotonic() - trainer.last_save_time >= self.interval_s:
+        if (self.interval_steps and step % self.interval_steps == 0) or (
+            self.interval_s
+            and trainer.strategy.is_main
+            and time.monotonic() - trainer.last_save_time >= self.interval_s
+        ):
             trainer.request_save()
 
 
@@ -60,8 +61,16 @@ class MetricsAndProgress(TrainerCallback):
     """``metrics.jsonl`` (+ TensorBoard) and the console progress, main rank only. The metrics
     file opens in ``pre_train``: after a resume dropped the records of re-trained steps."""
 
-    def __init__(self, run_dir: Path, *, tensorboard: bool, progress: str, log_every: int, is_main: bool,
-                 log: Callable[[str], None]):
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        tensorboard: bool,
+        progress: str,
+        log_every: int,
+        is_main: bool,
+        log: Callable[[str], None],
+    ):
         self.run_dir, self.tensorboard, self.progress_mode = run_dir, tensorboard, progress
         self.log_every, self.is_main, self.log = log_every, is_main, log
         self.metrics: MetricsLog | None = None
@@ -90,18 +99,26 @@ class MetricsAndProgress(TrainerCallback):
         self.window_tokens += trainer.s.tokens_per_step
         if c.phase_step % self.log_every == 0 or trainer.is_last_step or c.phase_step == 1:
             elapsed = max(1e-9, time.monotonic() - self.window_start)
-            record = {"step": c.global_step, "phase_step": c.phase_step, "loss": stats["loss"],
-                      "lr": stats["lr"], "tokens": c.global_tokens,
-                      "tokens_per_s": self.window_tokens / elapsed, "grad_norm": stats["grad_norm"],
-                      "epoch": trainer.data.epoch, "elapsed_s": round(c.train_time_s, 3),
-                      **{k: v for k, v in stats.items() if k not in ("loss", "lr", "grad_norm", *_REQUEST_KEYS)}}
+            record = {
+                "step": c.global_step,
+                "phase_step": c.phase_step,
+                "loss": stats["loss"],
+                "lr": stats["lr"],
+                "tokens": c.global_tokens,
+                "tokens_per_s": self.window_tokens / elapsed,
+                "grad_norm": stats["grad_norm"],
+                "epoch": trainer.data.epoch,
+                "elapsed_s": round(c.train_time_s, 3),
+                **{k: v for k, v in stats.items() if k not in ("loss", "lr", "grad_norm", *_REQUEST_KEYS)},
+            }
             self.write(record)
             self.progress.update(c.phase_step, record, log_line=True)
             self.last_rate = record["tokens_per_s"]
             self.window_start, self.window_tokens = time.monotonic(), 0
         else:
-            self.progress.update(c.phase_step, {**stats, "tokens": c.global_tokens,
-                                                "tokens_per_s": self.last_rate}, log_line=False)
+            self.progress.update(
+                c.phase_step, {**stats, "tokens": c.global_tokens, "tokens_per_s": self.last_rate}, log_line=False
+            )
 
     def post_checkpoint(self, trainer: Trainer, path: Path, *, final: bool) -> None:
         self.message(f"checkpoint: saved {path}")
@@ -148,8 +165,10 @@ class DivergenceStop(TrainerCallback):
         if not math.isfinite(loss) or not math.isfinite(grad_norm):
             self.log(f"step {step}: non-finite loss {loss} / grad_norm {grad_norm}")
         elif grad_norm == 0 and loss > self.loss_ceiling:
-            self.log(f"step {step}: grad_norm 0 with loss {loss:.4g} above a uniform guess "
-                     f"({self.loss_ceiling:.4g}): the model no longer learns")
+            self.log(
+                f"step {step}: grad_norm 0 with loss {loss:.4g} above a uniform guess "
+                f"({self.loss_ceiling:.4g}): the model no longer learns"
+            )
         else:
             self.failed = 0
             return

@@ -95,9 +95,16 @@ class CheckpointManager:
     state is copied to host memory; call :meth:`wait` before relying on the last save.
     """
 
-    def __init__(self, run_dir: str | Path, strategy, *, keep_last: int = 1,
-                 keep_every_steps: int | None = None, log: Callable[[str], None] = print,
-                 async_save: bool = False):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        strategy,
+        *,
+        keep_last: int = 1,
+        keep_every_steps: int | None = None,
+        log: Callable[[str], None] = print,
+        async_save: bool = False,
+    ):
         self.run_dir = Path(run_dir)
         self.dir = self.run_dir / CHECKPOINTS_DIR
         self.strategy = strategy
@@ -105,8 +112,10 @@ class CheckpointManager:
         self.keep_every_steps = keep_every_steps
         self.log = log
         if async_save and strategy.world_size > 1:
-            raise CheckpointError(f"checkpoint.async_save: supported for single-process runs only "
-                                  f"(this run has {strategy.world_size} processes)")
+            raise CheckpointError(
+                f"checkpoint.async_save: supported for single-process runs only "
+                f"(this run has {strategy.world_size} processes)"
+            )
         self.async_save = async_save
         self._pending: threading.Thread | None = None
         self._pending_result: dict[str, Any] = {}
@@ -134,8 +143,15 @@ class CheckpointManager:
                 remove_path(entry)
 
     # -- saving ----------------------------------------------------------------------------
-    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, tokens: int,
-             trainer_state: dict[str, Any], recipe_toml: str) -> Path | None:
+    def save(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+        tokens: int,
+        trainer_state: dict[str, Any],
+        recipe_toml: str,
+    ) -> Path | None:
         """Save through every gate; the new checkpoint's path, or None when a gate refused it
         (the reason is logged; the previous checkpoints are untouched). With ``async_save`` the
         path is where the checkpoint will appear once the background write has verified; a
@@ -151,8 +167,7 @@ class CheckpointManager:
         strategy.all_reduce_max(flag)
         if flag.item() > 0:
             where = f": {', '.join(bad)}" if bad else " (on another rank)"
-            self.log(f"checkpoint: REFUSED step {step}: non-finite weights{where}; "
-                     f"previous checkpoint kept")
+            self.log(f"checkpoint: REFUSED step {step}: non-finite weights{where}; previous checkpoint kept")
             return None
 
         final = self.dir / step_dir_name(step)
@@ -177,8 +192,11 @@ class CheckpointManager:
         snapshot = host_copy(self.strategy.state_dicts(model, optimizer))
         trainer_copy = copy.deepcopy(trainer_state)
         self._pending_result = {}
-        self._pending = threading.Thread(target=self._background, name=f"checkpoint-save-{step}",
-                                         args=(snapshot, trainer_copy, recipe_toml, step, tokens, final))
+        self._pending = threading.Thread(
+            target=self._background,
+            name=f"checkpoint-save-{step}",
+            args=(snapshot, trainer_copy, recipe_toml, step, tokens, final),
+        )
         self._pending.start()
         return final
 
@@ -201,8 +219,9 @@ class CheckpointManager:
         tmp = self.dir / f"{TMP_PREFIX}{final.name}"
         bad = nonfinite_tensors(state.get("model", {}))
         if bad:
-            self._pending_result["error"] = (f"checkpoint: REFUSED step {step}: non-finite weights: "
-                                             f"{', '.join(bad)}; previous checkpoint kept")
+            self._pending_result["error"] = (
+                f"checkpoint: REFUSED step {step}: non-finite weights: {', '.join(bad)}; previous checkpoint kept"
+            )
             return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +233,7 @@ class CheckpointManager:
             self._pending_result["storage"] = exc
         except ArgonneError as exc:
             self._pending_result["error"] = f"checkpoint: REFUSED step {step}: {exc}"
-        except Exception as exc:  # noqa: BLE001 — a thread must not die silently: reported at wait()
+        except Exception as exc:
             remove_path(tmp)
             self._pending_result["error"] = f"checkpoint: REFUSED step {step}: {type(exc).__name__}: {exc}"
 
@@ -241,9 +260,16 @@ class CheckpointManager:
                 with atomic_write(tmp / RESOLVED_RECIPE_FILE, "w", durable=False) as handle:
                     handle.write(recipe_toml)
                 files = {rel: {"size": size, "sha256": digest} for rel, size, digest in checksum_files(tmp)}
-                manifest = {"format": FORMAT, "step": step, "tokens": tokens, "tensor_count": leaves,
-                            "unique_tensor_count": unique, "world_size": strategy.world_size,
-                            "saved_at": time.time(), "files": files}
+                manifest = {
+                    "format": FORMAT,
+                    "step": step,
+                    "tokens": tokens,
+                    "tensor_count": leaves,
+                    "unique_tensor_count": unique,
+                    "world_size": strategy.world_size,
+                    "saved_at": time.time(),
+                    "files": files,
+                }
                 with atomic_write(tmp / MANIFEST_FILE, "w") as handle:
                     json.dump(manifest, handle, indent=1)
             except (OSError, StorageError) as exc:
@@ -282,8 +308,9 @@ class CheckpointManager:
         if error is not None:
             if strategy.is_main:
                 remove_path(tmp)
-            self.log(f"checkpoint: REFUSED step {step}: read-back verification failed: {error}; "
-                     f"previous checkpoint kept")
+            self.log(
+                f"checkpoint: REFUSED step {step}: read-back verification failed: {error}; previous checkpoint kept"
+            )
             strategy.barrier()
             return None
         if strategy.is_main:
@@ -298,14 +325,15 @@ class CheckpointManager:
         complete = self.checkpoints()
         if not complete:
             return
-        newest = {path for _s, path in complete[-self.keep_last:]}
+        newest = {path for _s, path in complete[-self.keep_last :]}
         for step, path in complete:
             if path == keep or path in newest:
                 continue
             if self.keep_every_steps and step % self.keep_every_steps == 0:
                 continue
             rule = f"keep_last={self.keep_last}" + (
-                f", keep_every_steps={self.keep_every_steps}" if self.keep_every_steps else "")
+                f", keep_every_steps={self.keep_every_steps}" if self.keep_every_steps else ""
+            )
             self.log(f"checkpoint: deleting {path.name} (retention: {rule})")
             # renamed first, so a kill mid-deletion leaves a temporary (collected at the next
             # start), never a half-deleted directory that still looks like a checkpoint
@@ -315,8 +343,14 @@ class CheckpointManager:
             remove_path(doomed)
 
     # -- loading ---------------------------------------------------------------------------
-    def load(self, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-             *, with_trainer_state: bool = True) -> dict[str, Any]:
+    def load(
+        self,
+        path: Path,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        *,
+        with_trainer_state: bool = True,
+    ) -> dict[str, Any]:
         """Verify the checkpoint (checksums included), then load model (and optimizer) through
         the strategy, and this rank's trainer state."""
         path = Path(path)
@@ -330,6 +364,7 @@ class CheckpointManager:
 
 
 # -- helpers usable without a manager (resume discovery, init chaining, tests) ----------------
+
 
 def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     if not directory.is_dir():
@@ -357,8 +392,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}/{MANIFEST_FILE}: expected a JSON object, got {type(manifest).__name__}")
     missing = [k for k in MANIFEST_KEYS if k not in manifest]
     if missing or manifest.get("format") not in READABLE_FORMATS:
-        raise CheckpointError(f"{path}/{MANIFEST_FILE}: missing keys {missing} or unknown format "
-                              f"{manifest.get('format')!r}")
+        raise CheckpointError(
+            f"{path}/{MANIFEST_FILE}: missing keys {missing} or unknown format {manifest.get('format')!r}"
+        )
     return manifest
 
 
@@ -368,7 +404,8 @@ def load_trainer_state(path: Path, rank: int, manifest: dict[str, Any]) -> dict[
         raise CheckpointError(
             f"{path}: no trainer state for rank {rank}: the checkpoint was written by "
             f"{manifest['world_size']} processes; resume it with the same number of processes "
-            f"or chain from it with [init] carry = \"weights\"")
+            f'or chain from it with [init] carry = "weights"'
+        )
     state = safe_torch_load(file, what="trainer state")
     if not isinstance(state, dict):
         raise CheckpointError(f"{file}: not a trainer state (a {type(state).__name__}, expected a table)")
@@ -391,15 +428,18 @@ def verify_checkpoint(path: Path, expect_step: int | None = None, *, checksums: 
     for rank in range(manifest["world_size"]):
         state = load_trainer_state(path, rank, manifest)
         if state.get("global_step") != manifest["step"]:
-            raise CheckpointError(f"{path}: rank {rank} trainer state is for step "
-                                  f"{state.get('global_step')}, manifest says {manifest['step']}")
+            raise CheckpointError(
+                f"{path}: rank {rank} trainer state is for step "
+                f"{state.get('global_step')}, manifest says {manifest['step']}"
+            )
     if not (path / RESOLVED_RECIPE_FILE).is_file():
         raise CheckpointError(f"{path}: {RESOLVED_RECIPE_FILE} missing")
     tensors = list(iter_saved_tensors(path))
     low, high = manifest["unique_tensor_count"], manifest["tensor_count"]
     if not low <= len(tensors) <= high:
-        raise CheckpointError(f"{path}: found {len(tensors)} tensors, expected "
-                              f"{low if low == high else f'{low}…{high}'}")
+        raise CheckpointError(
+            f"{path}: found {len(tensors)} tensors, expected {low if low == high else f'{low}…{high}'}"
+        )
     for name, load in sample_spread(tensors):
         tensor = load()
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
@@ -429,8 +469,9 @@ def verify_files(path: Path, files: Any, *, checksums: bool = True) -> None:
         if key in _VERIFIED_FILES:
             continue
         if sha256_file(file) != record["sha256"]:
-            raise CheckpointError(f"{file}: checksum mismatch (the file changed after it was saved: "
-                                  f"corruption or bit rot)")
+            raise CheckpointError(
+                f"{file}: checksum mismatch (the file changed after it was saved: corruption or bit rot)"
+            )
         _VERIFIED_FILES.add(key)
 
 
@@ -462,8 +503,10 @@ def newest_verified(directory: Path, log: Callable[[str], None]) -> Path | None:
             reasons.append(f"{path.name}: {exc}")
     if not found:
         return None
-    raise CheckpointError(f"{directory}: {len(found)} checkpoint{'s' * (len(found) > 1)} exist, none verifies "
-                          f"({'; '.join(reasons)}); to start afresh move them away or use a new run.dir")
+    raise CheckpointError(
+        f"{directory}: {len(found)} checkpoint{'s' * (len(found) > 1)} exist, none verifies "
+        f"({'; '.join(reasons)}); to start afresh move them away or use a new run.dir"
+    )
 
 
 def write_trainer_state(file: Path, state: dict[str, Any]) -> None:
@@ -598,8 +641,11 @@ def count_tensors(state: Any) -> tuple[int, int]:
 
 def nonfinite_tensors(tensors: dict[str, Any], limit: int = 5) -> list[str]:
     """Names of the first ``limit`` floating-point tensors of a flat state dict holding NaN/Inf."""
-    bad = [name for name, t in tensors.items()
-           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad = [
+        name
+        for name, t in tensors.items()
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
     return bad[:limit]
 
 

@@ -140,8 +140,9 @@ def trim_padded_vocab(model: torch.nn.Module, vocab_size: int) -> torch.nn.Modul
     missing, unexpected = clean.load_state_dict(state, strict=False)
     missing = [key for key in missing if key not in tied]
     if missing or unexpected:
-        raise RuntimeError(f"export: trimming the padded vocabulary lost keys: missing {missing}, "
-                           f"unexpected {unexpected}")
+        raise RuntimeError(
+            f"export: trimming the padded vocabulary lost keys: missing {missing}, unexpected {unexpected}"
+        )
     if config.tie_word_embeddings:
         clean.tie_weights()
     clean.generation_config = model.generation_config
@@ -150,6 +151,9 @@ def trim_padded_vocab(model: torch.nn.Module, vocab_size: int) -> torch.nn.Modul
 
 def _vocab_keys(model: torch.nn.Module) -> set[str]:
     """State-dict names of the embedding and the LM head."""
-    names = {f"{name}.weight" for name, module in model.named_modules()
-             if module is model.get_input_embeddings() or module is model.get_output_embeddings()}
+    names = {
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if module is model.get_input_embeddings() or module is model.get_output_embeddings()
+    }
     return names

@@ -52,11 +52,15 @@ def locate_init_source(value: str, base_dir: Path) -> InitSource:
 
 def check_carry(source: InitSource, carry: str) -> None:
     if source.kind == "hf" and carry != "weights":
-        raise RecipeError(f"init.carry = {carry!r}: {source.path} is a Hugging Face model directory, "
-                          f"which holds weights only; use carry = \"weights\"")
+        raise RecipeError(
+            f"init.carry = {carry!r}: {source.path} is a Hugging Face model directory, "
+            f'which holds weights only; use carry = "weights"'
+        )
     if source.kind == "original" and carry == "all":
-        raise RecipeError(f"init.carry = \"all\": the original checkpoint {source.path} has no data position "
-                          f"this kit can restore; use \"weights\" or \"weights+optimizer\"")
+        raise RecipeError(
+            f'init.carry = "all": the original checkpoint {source.path} has no data position '
+            f'this kit can restore; use "weights" or "weights+optimizer"'
+        )
 
 
 def load_weights(model: torch.nn.Module, source: InitSource) -> dict[str, int]:

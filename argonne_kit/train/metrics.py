@@ -26,15 +26,18 @@ class MetricsLog:
     def __init__(self, run_dir: Path, *, tensorboard: bool, log=print):
         self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a")
+        self.file = open(self.path, "a")  # noqa: SIM115 — held open for the run's life, closed by close()
         self.tb = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
             except ImportError:
-                log("logging: tensorboard = true but the 'tensorboard' package is not installed; "
-                    "writing metrics.jsonl only (pip install tensorboard)")
+                log(
+                    "logging: tensorboard = true but the 'tensorboard' package is not installed; "
+                    "writing metrics.jsonl only (pip install tensorboard)"
+                )
 
     def write(self, record: dict[str, Any]) -> None:
         self.file.write(json.dumps(record) + "\n")
@@ -96,6 +99,7 @@ class Progress:
         self.bar = None
         if enabled and (mode == "bar" or (mode == "auto" and interactive)):
             from tqdm import tqdm
+
             self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
         self.total = total
         self.start_step = initial
@@ -109,14 +113,16 @@ class Progress:
         eta = (self.total - step) / rate if rate > 0 else float("nan")
         if self.bar is not None:
             self.bar.n = step
-            self.bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}",
-                                 refresh=False)
+            self.bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}", refresh=False)
             self.bar.refresh()
         elif log_line:
             eta_s = format_duration(eta) if math.isfinite(eta) else "?"
-            print(f"step {step}/{self.total} | loss {record['loss']:.4f} | lr {record['lr']:.3e} | "
-                  f"grad_norm {record['grad_norm']:.3f} | tok/s {record['tokens_per_s']:,.0f} | "
-                  f"tokens {record['tokens']:,} | eta {eta_s}", flush=True)
+            print(
+                f"step {step}/{self.total} | loss {record['loss']:.4f} | lr {record['lr']:.3e} | "
+                f"grad_norm {record['grad_norm']:.3f} | tok/s {record['tokens_per_s']:,.0f} | "
+                f"tokens {record['tokens']:,} | eta {eta_s}",
+                flush=True,
+            )
 
     def message(self, text: str) -> None:
         if not self.enabled:

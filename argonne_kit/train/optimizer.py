@@ -36,8 +36,7 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, device: torch.devi
     """AdamW with fp32 state; fused on CUDA unless the recipe says otherwise."""
     fused = cfg.fused if cfg.fused is not None else device.type == "cuda"
     kwargs = {"fused": True} if fused else {}
-    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                             **kwargs)
+    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **kwargs)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

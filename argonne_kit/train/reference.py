@@ -21,9 +21,14 @@ from argonne_kit.contracts.parallel import ParallelStrategy
 from argonne_kit.train.trainer import autocast_context, to_device
 
 
-def precompute_reference(objective: Objective, reference: torch.nn.Module, strategy: ParallelStrategy,
-                         plan: list[tuple[DataSource, int]], precision: str,
-                         log: Callable[[str], None]) -> None:
+def precompute_reference(
+    objective: Objective,
+    reference: torch.nn.Module,
+    strategy: ParallelStrategy,
+    plan: list[tuple[DataSource, int]],
+    precision: str,
+    log: Callable[[str], None],
+) -> None:
     """Show the reference ``count`` batches of each ``(source, count)`` in ``plan`` (then put each
     source back where it was). Every rank must call it with the same counts: a batch runs through
     the reference when any rank needs it, since a sharded reference's forward is collective."""
@@ -44,8 +49,10 @@ def precompute_reference(objective: Objective, reference: torch.nn.Module, strat
             passes += 1
         del batches  # stops the source's worker processes before it is rewound
         source.load_state_dict(position)
-    log(f"reference: scored {seen:,} micro-batches per rank in {time.monotonic() - start:.1f} s "
-        f"({passes:,} reference passes; batches seen before are not scored twice); reference freed")
+    log(
+        f"reference: scored {seen:,} micro-batches per rank in {time.monotonic() - start:.1f} s "
+        f"({passes:,} reference passes; batches seen before are not scored twice); reference freed"
+    )
 
 
 def free_memory(device: torch.device) -> None:

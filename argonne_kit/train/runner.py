@@ -42,6 +42,7 @@ from argonne_kit.recipe.api import ResolvedRecipe
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_changes, resolve_any
 from argonne_kit.recipe.resolvers import batch_math
 from argonne_kit.registry import get_registry
+from argonne_kit.safe_io import atomic_write_text
 from argonne_kit.train.callbacks import (
     ChatProbeDuringTraining,
     CheckpointTriggers,
@@ -52,7 +53,6 @@ from argonne_kit.train.callbacks import (
     StopOnSignalsAndTime,
     Validation,
 )
-from argonne_kit.safe_io import atomic_write_text
 from argonne_kit.train.checkpoint import CheckpointManager, is_checkpoint, load_trainer_state
 from argonne_kit.train.export import export_final_model
 from argonne_kit.train.fp8 import convert_to_fp8
@@ -148,8 +148,12 @@ class Run:
             self.log(f"warning: {warning}")
         data = self._data_source(recipe.data, "data")
         val_data = self._data_source(recipe.val_data, "val_data") if recipe.val_data is not None else None
-        total_steps = phase_steps(train, data.size(), batch["tokens_per_step"],
-                                  train.micro_batch_size * strategy.dp_world * batch["grad_accum_steps"])
+        total_steps = phase_steps(
+            train,
+            data.size(),
+            batch["tokens_per_step"],
+            train.micro_batch_size * strategy.dp_world * batch["grad_accum_steps"],
+        )
         schedule = self._schedule(total_steps)
 
         seed_everything(train.seed)
@@ -170,20 +174,39 @@ class Run:
         # a different stream per rank for anything random in training (the init was shared)
         torch.manual_seed(train.seed + strategy.rank)
 
-        checkpoints = CheckpointManager(self.run_dir, strategy, keep_last=recipe.checkpoint.keep_last,
-                                        keep_every_steps=recipe.checkpoint.keep_every_steps, log=self.log,
-                                        async_save=recipe.checkpoint.async_save)
+        checkpoints = CheckpointManager(
+            self.run_dir,
+            strategy,
+            keep_last=recipe.checkpoint.keep_last,
+            keep_every_steps=recipe.checkpoint.keep_every_steps,
+            log=self.log,
+            async_save=recipe.checkpoint.async_save,
+        )
         checkpoints.collect_stale()
         strategy.barrier()
         settings = LoopSettings(
-            total_steps=total_steps, grad_accum_steps=batch["grad_accum_steps"],
-            tokens_per_step=batch["tokens_per_step"], peak_lr=recipe.optim.lr, grad_clip=recipe.optim.grad_clip,
-            precision=train.precision, recipe_toml=self.recipe_toml)
+            total_steps=total_steps,
+            grad_accum_steps=batch["grad_accum_steps"],
+            tokens_per_step=batch["tokens_per_step"],
+            peak_lr=recipe.optim.lr,
+            grad_clip=recipe.optim.grad_clip,
+            precision=train.precision,
+            recipe_toml=self.recipe_toml,
+        )
         stop = StopConditions(recipe.run, self.start_time)
-        trainer = Trainer(model=wrapped, optimizer=optimizer, objective=objective, data=data, strategy=strategy,
-                          settings=settings, schedule=schedule, checkpoints=checkpoints,
-                          counters=Counters(**init_counters),
-                          callbacks=self._callbacks(stop, wrapped, objective, val_data), log=self.log)
+        trainer = Trainer(
+            model=wrapped,
+            optimizer=optimizer,
+            objective=objective,
+            data=data,
+            strategy=strategy,
+            settings=settings,
+            schedule=schedule,
+            checkpoints=checkpoints,
+            counters=Counters(**init_counters),
+            callbacks=self._callbacks(stop, wrapped, objective, val_data),
+            log=self.log,
+        )
         self._resume_or_carry(trainer, checkpoints, init, wrapped, optimizer)
         self._write_resolved_recipe()  # only once the run is known to start: a refused one changes nothing
         if to_precompute is not None:  # from the (resumed) position: exactly the batches still to come
@@ -206,20 +229,29 @@ class Run:
         init = self._init_source()
         if init is not None:
             self._inherit_position_settings(init)
-        self.resolved.meta.update(run_meta(self.registry, tokenizer_name=self.tokenizer.name_or_path,
-                                           tokenizer_sha256=tokenizer_sha, world_size=self.strategy.world_size))
+        self.resolved.meta.update(
+            run_meta(
+                self.registry,
+                tokenizer_name=self.tokenizer.name_or_path,
+                tokenizer_sha256=tokenizer_sha,
+                world_size=self.strategy.world_size,
+            )
+        )
         self.recipe_toml = self.resolved.to_toml()
         return init
 
     def _batch_math(self) -> dict[str, int]:
         train, strategy = self.recipe.train, self.strategy
         if self.recipe.run.nproc is not None and self.recipe.run.nproc != strategy.world_size:
-            raise RecipeError(f"run.nproc: the recipe expects {self.recipe.run.nproc} processes, "
-                              f"this run has {strategy.world_size}")
+            raise RecipeError(
+                f"run.nproc: the recipe expects {self.recipe.run.nproc} processes, this run has {strategy.world_size}"
+            )
         batch = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, strategy.dp_world)
-        self.log(f"batch: requested {train.total_batch_tokens or batch['tokens_per_step']:,} tokens/step, "
-                 f"actual {batch['tokens_per_step']:,} = {train.micro_batch_size} rows × {train.seq_len} tokens × "
-                 f"{strategy.dp_world} ranks × {batch['grad_accum_steps']} accumulation steps")
+        self.log(
+            f"batch: requested {train.total_batch_tokens or batch['tokens_per_step']:,} tokens/step, "
+            f"actual {batch['tokens_per_step']:,} = {train.micro_batch_size} rows × {train.seq_len} tokens × "
+            f"{strategy.dp_world} ranks × {batch['grad_accum_steps']} accumulation steps"
+        )
         return batch
 
     def _schedule(self, total_steps: int) -> LRSchedule:
@@ -228,31 +260,47 @@ class Run:
         recipe = self.recipe
         schedule = self._component("schedule", recipe.schedule)
         check_schedule_decays(recipe.schedule.kind, schedule, total_steps)
-        self.log(f"phase: {total_steps:,} optimizer steps; LR " + ", ".join(
-            f"{name} (step {step}) {lr:.3e}" for name, step, lr in
-            lr_landmarks(schedule, total_steps, recipe.optim.lr)))
+        self.log(
+            f"phase: {total_steps:,} optimizer steps; LR "
+            + ", ".join(
+                f"{name} (step {step}) {lr:.3e}"
+                for name, step, lr in lr_landmarks(schedule, total_steps, recipe.optim.lr)
+            )
+        )
         return schedule
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         train = self.recipe.train
         convert_to_fp8(model, train.fp8, self.strategy.device, lm_head=train.fp8_lm_head, log=self.log)
-        wrapped = self.strategy.wrap(model, WrapOptions(
-            activation_checkpointing=train.activation_checkpointing, checkpoint_every=train.checkpoint_every,
-            compile=train.compile, compile_mode=train.compile_mode,
-            # sharded strategies with mixed_precision = true keep parameters in this dtype for compute
-            param_dtype=None if train.precision == "fp32" else PRECISION_DTYPES[train.precision]))
+        wrapped = self.strategy.wrap(
+            model,
+            WrapOptions(
+                activation_checkpointing=train.activation_checkpointing,
+                checkpoint_every=train.checkpoint_every,
+                compile=train.compile,
+                compile_mode=train.compile_mode,
+                # sharded strategies with mixed_precision = true keep parameters in this dtype for compute
+                param_dtype=None if train.precision == "fp32" else PRECISION_DTYPES[train.precision],
+            ),
+        )
         if self.strategy.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         return wrapped
 
-    def _callbacks(self, stop: StopConditions, wrapped: torch.nn.Module, objective: Objective,
-                   val_data: DataSource | None) -> list[TrainerCallback]:
+    def _callbacks(
+        self, stop: StopConditions, wrapped: torch.nn.Module, objective: Objective, val_data: DataSource | None
+    ) -> list[TrainerCallback]:
         """Everything the loop does besides steps and saves, in hook order."""
         recipe, strategy = self.recipe, self.strategy
-        metrics = MetricsAndProgress(self.run_dir, tensorboard=recipe.logging.tensorboard,
-                                     progress=recipe.logging.progress, log_every=recipe.train.log_every,
-                                     is_main=strategy.is_main, log=self.log)
+        metrics = MetricsAndProgress(
+            self.run_dir,
+            tensorboard=recipe.logging.tensorboard,
+            progress=recipe.logging.progress,
+            log_every=recipe.train.log_every,
+            is_main=strategy.is_main,
+            log=self.log,
+        )
         callbacks: list[TrainerCallback] = [
             StopOnSignalsAndTime(stop),
             CheckpointTriggers(recipe.checkpoint.interval_steps, recipe.checkpoint.interval_s),
@@ -260,12 +308,14 @@ class Run:
             DivergenceStop(recipe.train.max_failed_steps, math.log(len(self.tokenizer)), self.log),
         ]
         if val_data is not None:
-            callbacks.append(Validation(val_data, batches=recipe.train.val_batches, every=recipe.train.val_every,
-                                        report=metrics))
+            callbacks.append(
+                Validation(val_data, batches=recipe.train.val_batches, every=recipe.train.val_every, report=metrics)
+            )
         callbacks.append(SampleAtCheckpoints(lambda step: self._sample_at(wrapped, step)))
         if recipe.eval.probe:
-            callbacks.append(ChatProbeDuringTraining(lambda step, label: self._probe(wrapped, step, label),
-                                                     recipe.eval.probe_every))
+            callbacks.append(
+                ChatProbeDuringTraining(lambda step, label: self._probe(wrapped, step, label), recipe.eval.probe_every)
+            )
         callbacks.append(ExportOnCompletion(lambda trainer: self._export(trainer, wrapped, objective)))
         return callbacks
 
@@ -275,12 +325,20 @@ class Run:
 
     def _data_source(self, section, name: str):
         if section is None:
-            raise RecipeError(f"{self.resolved.source}: [{name}] is required to train (kind = one of "
-                              f"{', '.join(self.registry.names('data'))})")
+            raise RecipeError(
+                f"{self.resolved.source}: [{name}] is required to train (kind = one of "
+                f"{', '.join(self.registry.names('data'))})"
+            )
         train, strategy = self.recipe.train, self.strategy
-        context = DataContext(dp_rank=strategy.dp_rank, dp_world=strategy.dp_world,
-                              micro_batch_size=train.micro_batch_size, seq_len=train.seq_len, seed=train.seed,
-                              tokenizer=self.tokenizer, recipe_dir=str(self.resolved.base_dir))
+        context = DataContext(
+            dp_rank=strategy.dp_rank,
+            dp_world=strategy.dp_world,
+            micro_batch_size=train.micro_batch_size,
+            seq_len=train.seq_len,
+            seed=train.seed,
+            tokenizer=self.tokenizer,
+            recipe_dir=str(self.resolved.base_dir),
+        )
         return self.registry.get("data", section.kind).factory(section.config, context)
 
     def _init_source(self) -> InitSource | None:
@@ -311,8 +369,9 @@ class Run:
         model.set_attention_backend(attention.kind, backend)
         if self.tokenizer.eos_token_id is not None:
             model.config.eos_token_id = self.tokenizer.eos_token_id
-            model.config.pad_token_id = self.tokenizer.pad_token_id \
-                if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+            model.config.pad_token_id = (
+                self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+            )
         return model
 
     def _inherit_position_settings(self, init: InitSource) -> None:
@@ -322,8 +381,9 @@ class Run:
         raw = self.resolved.raw
         explicit = explicit_model_keys(raw) if raw is not None else set()
         section = self.recipe.model
-        section.config, notes = inherit_position_settings(section.config, read_init_model_config(init.kind, init.path),
-                                                          explicit)
+        section.config, notes = inherit_position_settings(
+            section.config, read_init_model_config(init.kind, init.path), explicit
+        )
         for note in notes:
             self.log(note)
 
@@ -334,8 +394,11 @@ class Run:
         path = objective.reference_source(self.recipe.init.from_)
         if path is None:
             raise RecipeError("objective: needs a reference model; set [init] from")
-        source = init if init is not None and path == self.recipe.init.from_ \
+        source = (
+            init
+            if init is not None and path == self.recipe.init.from_
             else locate_init_source(path, self.resolved.base_dir)
+        )
         reference = self._new_model()
         if source.kind == "checkpoint":
             self.strategy.load(reference, None, str(source.path))
@@ -365,18 +428,22 @@ class Run:
             raise RecipeError(f"run.resume: {setting!r} is neither a checkpoint nor a run directory with one")
         return latest
 
-    def _resume_or_carry(self, trainer: Trainer, checkpoints: CheckpointManager, init: InitSource | None,
-                         model, optimizer) -> None:
+    def _resume_or_carry(
+        self, trainer: Trainer, checkpoints: CheckpointManager, init: InitSource | None, model, optimizer
+    ) -> None:
         recipe = self.recipe
         if recipe.run.resume == "never" and checkpoints.checkpoints():
-            raise RecipeError(f"run.resume = \"never\" but {checkpoints.dir} already holds checkpoints; "
-                              f"use a new run.dir or resume = \"auto\"")
+            raise RecipeError(
+                f'run.resume = "never" but {checkpoints.dir} already holds checkpoints; '
+                f'use a new run.dir or resume = "auto"'
+            )
         resume = self._resume_path()
         if resume is not None:
             state = checkpoints.load(resume, model, optimizer)
             trainer.restore(state)
-            self.log(f"resume: {resume} (step {trainer.counters.global_step}, "
-                     f"{trainer.counters.global_tokens:,} tokens)")
+            self.log(
+                f"resume: {resume} (step {trainer.counters.global_step}, {trainer.counters.global_tokens:,} tokens)"
+            )
             if self.strategy.is_main:
                 truncate_after(self.run_dir, trainer.counters.global_step)
             return
@@ -386,18 +453,23 @@ class Run:
         if init.kind == "checkpoint":
             with_optimizer = carry in ("weights+optimizer", "all")
             everything = carry == "all"
-            state = checkpoints.load(init.path, model, optimizer if with_optimizer else None,
-                                     with_trainer_state=everything)
+            state = checkpoints.load(
+                init.path, model, optimizer if with_optimizer else None, with_trainer_state=everything
+            )
             if not everything:  # counters only: rank 0's record, whatever the world size was
                 state = load_trainer_state(init.path, 0, state["manifest"])
             trainer.restore(state, counters=True, position=everything)
-            self.log(f"init: {carry} from checkpoint {init.path} (cumulative step {state['global_step']}, "
-                     f"{state['global_tokens']:,} tokens; a fresh schedule unless carry = \"all\", D-12)")
+            self.log(
+                f"init: {carry} from checkpoint {init.path} (cumulative step {state['global_step']}, "
+                f'{state["global_tokens"]:,} tokens; a fresh schedule unless carry = "all", D-12)'
+            )
         elif init.kind == "original" and carry == "weights+optimizer":
             blob = read_original(init.path)
             if len(optimizer.param_groups) != 1 or "optimizer_state_dict" not in blob:
-                raise RecipeError("init.carry = \"weights+optimizer\" from an original checkpoint needs its "
-                                  "optimizer_state_dict and one parameter group (optim.no_decay_* = false)")
+                raise RecipeError(
+                    'init.carry = "weights+optimizer" from an original checkpoint needs its '
+                    "optimizer_state_dict and one parameter group (optim.no_decay_* = false)"
+                )
             optimizer.load_state_dict(blob["optimizer_state_dict"])
             self.log(f"init: AdamW state from {init.path}")
 
@@ -408,12 +480,14 @@ class Run:
         if path.is_file():
             try:
                 changes = diff_resolved(resolve_any(path), self.resolved)
-            except Exception as exc:  # noqa: BLE001 — an unreadable old record must not block a resume
+            except Exception as exc:
                 changes = None
                 self.log(f"recipe: could not compare with the previous {path}: {exc}")
             if changes:
-                self.log("recipe: changed since this run directory was last used:\n"
-                         + format_changes(changes, "previous", "now"))
+                self.log(
+                    "recipe: changed since this run directory was last used:\n"
+                    + format_changes(changes, "previous", "now")
+                )
         atomic_write_text(path, self.recipe_toml)
 
     def _log_attention_plan(self, model: torch.nn.Module) -> None:
@@ -423,19 +497,28 @@ class Run:
         dtype = PRECISION_DTYPES[precision]
         try:
             plan = model.attention_plan(device_type=self.strategy.device.type, dtype=dtype, training=True)
-        except Exception as exc:  # noqa: BLE001 — the run itself will raise the real refusal
+        except Exception as exc:
             self.log(f"attention: plan could not be resolved: {exc}")
             return
         groups: dict[tuple[str, Any], list[int]] = {}
         for index, (name, window) in enumerate(plan):
             groups.setdefault((name, window), []).append(index)
-        text = "; ".join(f"layers {_ranges(idx)}: {name}, " + (f"window {window}" if window else "full causal")
-                         for (name, window), idx in groups.items())
+        text = "; ".join(
+            f"layers {_ranges(idx)}: {name}, " + (f"window {window}" if window else "full causal")
+            for (name, window), idx in groups.items()
+        )
         self.log(f"attention ({precision}, {self.strategy.device.type}): {text}")
 
     def _sample_at(self, wrapped: torch.nn.Module, step: int) -> None:
-        text = sample_text(self.strategy, wrapped, self.tokenizer, self.recipe.sample,
-                           seed=self.recipe.train.seed + step, build_copy=self._new_model, log=self.log)
+        text = sample_text(
+            self.strategy,
+            wrapped,
+            self.tokenizer,
+            self.recipe.sample,
+            seed=self.recipe.train.seed + step,
+            build_copy=self._new_model,
+            log=self.log,
+        )
         if text is not None:
             self.log(f"sample at step {step}: {text!r}")
 
@@ -449,9 +532,11 @@ class Run:
             if plain is not None:
                 probe = ChatProbe.from_config(self.recipe.eval, base_dir=self.resolved.base_dir)
                 rows = probe.run(plain, self.tokenizer, self.run_dir, step=step, label=label)
-                self.log(f"probe ({label}, step {step}): {rows[0]['prompt']!r} → {rows[0]['answer']!r}"
-                         + (f" (+{len(rows) - 1} more in probe.jsonl)" if len(rows) > 1 else ""))
-        except Exception as exc:  # noqa: BLE001 — telemetry must never end a run (D-21)
+                self.log(
+                    f"probe ({label}, step {step}): {rows[0]['prompt']!r} → {rows[0]['answer']!r}"
+                    + (f" (+{len(rows) - 1} more in probe.jsonl)" if len(rows) > 1 else "")
+                )
+        except Exception as exc:
             self.log(f"probe: failed ({type(exc).__name__}: {exc}); training continues")
 
     def _export(self, trainer: Trainer, wrapped: torch.nn.Module, objective: Objective) -> None:
@@ -459,8 +544,15 @@ class Run:
         (main rank), the probe after training and the summary (D-25)."""
         strategy, counters = self.strategy, trainer.counters
         strategy.barrier()
-        sample = sample_text(strategy, wrapped, self.tokenizer, self.recipe.sample,
-                             seed=self.recipe.train.seed, build_copy=self._new_model, log=self.log)
+        sample = sample_text(
+            strategy,
+            wrapped,
+            self.tokenizer,
+            self.recipe.sample,
+            seed=self.recipe.train.seed,
+            build_copy=self._new_model,
+            log=self.log,
+        )
         plain = main_rank_model(strategy, wrapped, self._new_model)  # collective when sharded
         if strategy.is_main:
             # a chat stage's model must stop at the chat EOS (<|im_end|>), not the document
@@ -473,9 +565,11 @@ class Run:
             self.log(f"sample: {sample}")
         if self.recipe.eval.probe:
             self._probe(wrapped, counters.global_step, "after")
-        self.log(f"SUMMARY: steps {counters.phase_step:,} (cumulative {counters.global_step:,}), tokens "
-                 f"{counters.global_tokens:,}, training time {format_duration(counters.train_time_s)}, "
-                 f"run dir {self.run_dir}")
+        self.log(
+            f"SUMMARY: steps {counters.phase_step:,} (cumulative {counters.global_step:,}), tokens "
+            f"{counters.global_tokens:,}, training time {format_duration(counters.train_time_s)}, "
+            f"run dir {self.run_dir}"
+        )
 
     def _exit_status(self, outcome: Outcome, trainer: Trainer, stop: StopConditions) -> int:
         step = trainer.counters.global_step
@@ -484,14 +578,18 @@ class Run:
             return EXIT_FAILED
         if outcome is Outcome.DIVERGED:
             last_good = trainer.checkpoints.latest() if trainer.checkpoints is not None else None
-            self.log(f"run: diverged: stopped at step {step} after {self.recipe.train.max_failed_steps} "
-                     f"consecutive failed steps (train.max_failed_steps); nothing saved. Last good checkpoint: "
-                     + (f"{last_good} (resume from it with a lower optim.lr)" if last_good else "none")
-                     + ". Exit status 1.")
+            self.log(
+                f"run: diverged: stopped at step {step} after {self.recipe.train.max_failed_steps} "
+                f"consecutive failed steps (train.max_failed_steps); nothing saved. Last good checkpoint: "
+                + (f"{last_good} (resume from it with a lower optim.lr)" if last_good else "none")
+                + ". Exit status 1."
+            )
             return EXIT_FAILED
         if outcome is Outcome.STOPPED:
-            self.log(f"run: stopped early at step {step}; resume with the same command "
-                     f"(no final_model/ export until the budget completes, D-25)")
+            self.log(
+                f"run: stopped early at step {step}; resume with the same command "
+                f"(no final_model/ export until the budget completes, D-25)"
+            )
             return EXIT_INTERRUPTED if stop.signal_name == "SIGINT" else EXIT_OK
         return EXIT_OK
 
@@ -504,8 +602,9 @@ def phase_steps(train, size, tokens_per_step: int, rows_per_step: int) -> int:
     if train.max_tokens is not None:
         steps = train.max_tokens // tokens_per_step
         if steps < 1:
-            raise RecipeError(f"train.max_tokens: {train.max_tokens:,} is less than one optimizer step "
-                              f"({tokens_per_step:,} tokens)")
+            raise RecipeError(
+                f"train.max_tokens: {train.max_tokens:,} is less than one optimizer step ({tokens_per_step:,} tokens)"
+            )
         return steps
     if size.tokens is not None:
         steps = size.tokens * train.epochs // tokens_per_step
@@ -514,12 +613,18 @@ def phase_steps(train, size, tokens_per_step: int, rows_per_step: int) -> int:
     else:
         raise RecipeError("train: the data source reports no size; set train.max_steps or train.max_tokens")
     if steps < 1:
-        raise RecipeError(f"train: the data ({size}) holds less than one optimizer step; lower "
-                          f"train.total_batch_tokens or set train.max_steps")
+        raise RecipeError(
+            f"train: the data ({size}) holds less than one optimizer step; lower "
+            f"train.total_batch_tokens or set train.max_steps"
+        )
     return steps
 
 
 def _ranges(indices: list[int]) -> str:
-    return f"{indices[0]}" if len(indices) == 1 else f"{indices[0]}-{indices[-1]}" \
-        if indices == list(range(indices[0], indices[-1] + 1)) else ",".join(map(str, indices))
-
+    return (
+        f"{indices[0]}"
+        if len(indices) == 1
+        else f"{indices[0]}-{indices[-1]}"
+        if indices == list(range(indices[0], indices[-1] + 1))
+        else ",".join(map(str, indices))
+    )

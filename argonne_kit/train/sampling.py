@@ -36,17 +36,26 @@ def main_rank_model(strategy, model: torch.nn.Module, build_copy: Callable[[], t
     return copy
 
 
-def continue_ids(model: torch.nn.Module, prompt_ids: list[int], *, max_new_tokens: int, eos_token_id: int | None,
-                 pad_token_id: int | None, temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int | None = None) -> list[int]:
+def continue_ids(
+    model: torch.nn.Module,
+    prompt_ids: list[int],
+    *,
+    max_new_tokens: int,
+    eos_token_id: int | None,
+    pad_token_id: int | None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> list[int]:
     """The one text-generation path (samples, the chat probe, ``generate``, ``chat``): the new
     token ids after ``prompt_ids``, up to and including ``eos_token_id`` when reached. Greedy when
     ``temperature <= 0``. In eval mode and without gradients; the training mode is restored, and
     with a ``seed`` the RNG streams are forked, so generating never changes a training run."""
     device = next(model.parameters()).device
     ids = torch.tensor([prompt_ids], device=device)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 \
-        else {"do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    )
     pad = pad_token_id if pad_token_id is not None else eos_token_id
     was_training = model.training
     model.eval()
@@ -55,23 +64,45 @@ def continue_ids(model: torch.nn.Module, prompt_ids: list[int], *, max_new_token
         with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 eos_token_id=eos_token_id, pad_token_id=pad, **sampling)
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                eos_token_id=eos_token_id,
+                pad_token_id=pad,
+                **sampling,
+            )
     finally:
         model.train(was_training)
-    return out[0, ids.shape[1]:].tolist()
+    return out[0, ids.shape[1] :].tolist()
 
 
 def generate(model: torch.nn.Module, tokenizer, cfg: SampleConfig, *, seed: int) -> str:
     """Prompt → continuation with the recipe's sampling settings (eos stops it)."""
     ids = tokenizer(cfg.prompt, add_special_tokens=False)["input_ids"]
-    new = continue_ids(model, ids, max_new_tokens=cfg.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=tokenizer.pad_token_id, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
+    new = continue_ids(
+        model,
+        ids,
+        max_new_tokens=cfg.max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=seed,
+    )
     return cfg.prompt + tokenizer.decode(new, skip_special_tokens=True)
 
 
-def sample_text(strategy, model, tokenizer, cfg: SampleConfig, *, seed: int,
-                build_copy: Callable[[], torch.nn.Module], log: Callable[[str], None]) -> str | None:
+def sample_text(
+    strategy,
+    model,
+    tokenizer,
+    cfg: SampleConfig,
+    *,
+    seed: int,
+    build_copy: Callable[[], torch.nn.Module],
+    log: Callable[[str], None],
+) -> str | None:
     """The sample text on the main rank (None elsewhere, when disabled, or when it failed —
     the failure is logged, never raised)."""
     if not cfg.enabled:
@@ -81,6 +112,6 @@ def sample_text(strategy, model, tokenizer, cfg: SampleConfig, *, seed: int,
         if plain is None:
             return None
         return generate(plain, tokenizer, cfg, seed=seed)
-    except Exception as exc:  # noqa: BLE001 — telemetry must never end a run (D-21)
+    except Exception as exc:
         log(f"sample: generation failed ({type(exc).__name__}: {exc}); training continues")
     return None

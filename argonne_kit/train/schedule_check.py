@@ -20,12 +20,12 @@ def check_schedule_decays(kind: str, schedule: LRSchedule, total_steps: int) -> 
             f"schedule: {kind} is configured to decay but never decays within the phase's "
             f"{total_steps:,} steps (landmarks {landmarks}); the LR would stay at its peak (D-2/D-3). "
             f"Shorten warmup / lengthen the cooldown, or run flat on purpose (wsd: "
-            f"schedule.allow_no_decay = true)")
+            f"schedule.allow_no_decay = true)"
+        )
 
 
 def lr_landmarks(schedule: LRSchedule, total_steps: int, peak_lr: float) -> list[tuple[str, int, float]]:
     """``[(name, step, lr)]`` at the schedule's named steps (first, warmup end, cooldown start,
     last) that fall inside the phase, in step order."""
     marks = sorted(schedule.landmarks(total_steps).items(), key=lambda kv: kv[1])
-    return [(name, step, peak_lr * schedule.factor(step, total_steps))
-            for name, step in marks if step < total_steps]
+    return [(name, step, peak_lr * schedule.factor(step, total_steps)) for name, step in marks if step < total_steps]

@@ -14,6 +14,7 @@ reacts, saves and exits.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 
@@ -40,10 +41,8 @@ class StopConditions:
 
     def install(self) -> None:
         for sig in SIGNALS:
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread (e.g. inside a test harness)
                 self._previous[sig] = signal.signal(sig, self._on_signal)
-            except ValueError:  # not the main thread (e.g. inside a test harness)
-                pass
 
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():

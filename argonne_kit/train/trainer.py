@@ -40,9 +40,9 @@ class Outcome(enum.Enum):
     """How the loop ended."""
 
     COMPLETED = "completed"  # the budget is done (and the final checkpoint verified, when saving)
-    STOPPED = "stopped"      # wall time / deadline / signal: saved, exit 0, no export (D-25)
-    FAILED = "failed"        # the final save was refused: exit non-zero, no export (D-9)
-    DIVERGED = "diverged"    # halted after repeated failed steps: nothing saved, exit non-zero
+    STOPPED = "stopped"  # wall time / deadline / signal: saved, exit 0, no export (D-25)
+    FAILED = "failed"  # the final save was refused: exit non-zero, no export (D-9)
+    DIVERGED = "diverged"  # halted after repeated failed steps: nothing saved, exit non-zero
 
 
 @attrs.define(kw_only=True)
@@ -87,8 +87,10 @@ def cpu_bf16_warning(precision: str, device: torch.device, cpuinfo: str = "/proc
         return None
     if flags is None or {"avx512_bf16", "amx_bf16"} & set(flags):
         return None
-    return ("train.precision = \"bf16\" on a CPU without avx512_bf16/AMX: bf16 kernels are emulated and "
-            "slower than fp32 here; train.precision = \"fp32\" is faster on this machine")
+    return (
+        'train.precision = "bf16" on a CPU without avx512_bf16/AMX: bf16 kernels are emulated and '
+        'slower than fp32 here; train.precision = "fp32" is faster on this machine'
+    )
 
 
 class Trainer:
@@ -99,11 +101,21 @@ class Trainer:
     carry-over); ``callbacks`` add everything else (see the contract).
     """
 
-    def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, objective: Objective,
-                 data: DataSource, strategy: ParallelStrategy, settings: LoopSettings,
-                 schedule: LRSchedule | None = None, checkpoints: CheckpointManager | None = None,
-                 counters: Counters | None = None, callbacks: Sequence[TrainerCallback] = (),
-                 log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        *,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        objective: Objective,
+        data: DataSource,
+        strategy: ParallelStrategy,
+        settings: LoopSettings,
+        schedule: LRSchedule | None = None,
+        checkpoints: CheckpointManager | None = None,
+        counters: Counters | None = None,
+        callbacks: Sequence[TrainerCallback] = (),
+        log: Callable[[str], None] = print,
+    ):
         self.s = settings
         self.strategy = strategy
         self.model = model
@@ -146,11 +158,17 @@ class Trainer:
     def trainer_state(self) -> dict[str, Any]:
         c = self.counters
         return {
-            "global_step": c.global_step, "global_tokens": c.global_tokens,
-            "phase_step": c.phase_step, "phase_tokens": c.phase_tokens, "train_time_s": c.train_time_s,
-            "phase_total_steps": self.s.total_steps, "tokens_per_step": self.s.tokens_per_step,
-            "dp_rank": self.strategy.dp_rank, "dp_world": self.strategy.dp_world,
-            "rng": capture_rng(), "data": self.data.state_dict(),
+            "global_step": c.global_step,
+            "global_tokens": c.global_tokens,
+            "phase_step": c.phase_step,
+            "phase_tokens": c.phase_tokens,
+            "train_time_s": c.train_time_s,
+            "phase_total_steps": self.s.total_steps,
+            "tokens_per_step": self.s.tokens_per_step,
+            "dp_rank": self.strategy.dp_rank,
+            "dp_world": self.strategy.dp_world,
+            "rng": capture_rng(),
+            "data": self.data.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
@@ -234,7 +252,7 @@ class Trainer:
         metric_totals: dict[str, torch.Tensor] = {}
         for index, batch in enumerate(micro):
             sync = index == len(micro) - 1
-            with (contextlib.nullcontext() if sync else strategy.no_sync(model)):
+            with contextlib.nullcontext() if sync else strategy.no_sync(model):
                 with autocast_context(s.precision, self.device):
                     out = self.objective(model, batch)
                 loss = out.loss_sum * scale
@@ -257,20 +275,28 @@ class Trainer:
             callback.pre_reduce(self)
         # Stop/save requests must reach EVERY rank: all_reduce_sum only spans the data-parallel
         # group (a dp×tp mesh has several), so they take a global max.
-        flags = torch.tensor([1.0 if self._stop_reason else 0.0, 1.0 if self._save_requested else 0.0],
-                             dtype=torch.float32, device=self.device)
+        flags = torch.tensor(
+            [1.0 if self._stop_reason else 0.0, 1.0 if self._save_requested else 0.0],
+            dtype=torch.float32,
+            device=self.device,
+        )
         self._save_requested = False
         strategy.all_reduce_max(flags)
         sum_keys, total_keys = sorted(metric_sums), sorted(metric_totals)
-        reduced = torch.cat([loss_sum.view(1), *(metric_sums[k].float().view(1) for k in sum_keys),
-                             *(metric_totals[k].float().view(1) for k in total_keys)])
+        reduced = torch.cat(
+            [
+                loss_sum.view(1),
+                *(metric_sums[k].float().view(1) for k in sum_keys),
+                *(metric_totals[k].float().view(1) for k in total_keys),
+            ]
+        )
         strategy.all_reduce_sum(reduced)
         reduced = torch.cat([reduced, flags])
-        host = torch.cat([reduced, grad_norm.detach().float().view(1).to(self.device),
-                          units.float().view(1)]).tolist()  # the one host sync of the step
+        host = torch.cat(
+            [reduced, grad_norm.detach().float().view(1).to(self.device), units.float().view(1)]
+        ).tolist()  # the one host sync of the step
         units_host = max(host[-1], 1.0)
-        stats: dict[str, Any] = {"loss": host[0] / units_host, "lr": lr, "grad_norm": host[-2],
-                                 "units": int(host[-1])}
+        stats: dict[str, Any] = {"loss": host[0] / units_host, "lr": lr, "grad_norm": host[-2], "units": int(host[-1])}
         for i, key in enumerate(sum_keys):
             stats[key] = host[1 + i] / units_host
         for i, key in enumerate(total_keys):
@@ -291,8 +317,9 @@ class Trainer:
         if self.checkpoints is None:
             return False
         c = self.counters
-        path = self.checkpoints.save(self.model, self.optimizer, c.global_step, c.global_tokens,
-                                     self.trainer_state(), self.s.recipe_toml)
+        path = self.checkpoints.save(
+            self.model, self.optimizer, c.global_step, c.global_tokens, self.trainer_state(), self.s.recipe_toml
+        )
         self.last_save_time = time.monotonic()
         if path is None:
             return False

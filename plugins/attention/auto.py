@@ -14,8 +14,8 @@ import logging
 
 import attrs
 
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Capabilities, Runtime
+from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.kernels import auto_candidates, first_capable
 from argonne_kit.kernels.inputs import needs_grad, runtime_of, validate
 
@@ -48,9 +48,12 @@ class AutoAttention(AttentionBackend):
             dtypes=frozenset().union(*(c.dtypes for c in caps)),
             devices=frozenset().union(*(c.devices for c in caps)),
             backward_devices=frozenset().union(*(c.backward_devices for c in caps)),
-            window=any(c.window for c in caps), gqa=any(c.gqa for c in caps),
-            decode=any(c.decode for c in caps), padding_mask=any(c.padding_mask for c in caps),
-            segments=any(c.segments for c in caps), dropout=any(c.dropout for c in caps),
+            window=any(c.window for c in caps),
+            gqa=any(c.gqa for c in caps),
+            decode=any(c.decode for c in caps),
+            padding_mask=any(c.padding_mask for c in caps),
+            segments=any(c.segments for c in caps),
+            dropout=any(c.dropout for c in caps),
             max_head_dim=None if None in head_limits or not caps else max(head_limits),
             head_dim_multiple=min((c.head_dim_multiple for c in caps), default=1),
         )
@@ -61,9 +64,15 @@ class AutoAttention(AttentionBackend):
         chosen = self._chosen.get(key)
         if chosen is None:
             chosen = self._chosen[key] = first_capable(self.candidates, spec, rt)
-            log.info("attention auto: window=%s offset=%s on %s/%s (%s) -> %s", spec.window,
-                     spec.query_offset, rt.device_type, rt.dtype,
-                     "training" if rt.needs_backward else "inference", chosen.name)
+            log.info(
+                "attention auto: window=%s offset=%s on %s/%s (%s) -> %s",
+                spec.window,
+                spec.query_offset,
+                rt.device_type,
+                rt.dtype,
+                "training" if rt.needs_backward else "inference",
+                chosen.name,
+            )
         return chosen
 
     def check(self, spec: AttentionSpec, rt: Runtime) -> None:
@@ -74,8 +83,17 @@ class AutoAttention(AttentionBackend):
         needs_backward = needs_grad(q, k, v)
         # Look up by a plain tuple first: building the Runtime on every call would break
         # torch.compile graphs.
-        key = (spec, q.device.type, q.dtype, q.shape[1], k.shape[1], q.shape[3], needs_backward,
-               key_padding_mask is not None, segment_ids is not None)
+        key = (
+            spec,
+            q.device.type,
+            q.dtype,
+            q.shape[1],
+            k.shape[1],
+            q.shape[3],
+            needs_backward,
+            key_padding_mask is not None,
+            segment_ids is not None,
+        )
         backend = self._by_call.get(key)
         if backend is None:
             rt = runtime_of(q, k, key_padding_mask, segment_ids, needs_backward=needs_backward)

@@ -77,8 +77,8 @@ class TokenStream:
         shard = int(np.searchsorted(self.starts, start, side="right")) - 1
         while filled < length:
             local = start + filled - int(self.starts[shard])
-            piece = self._maps[shard][local:local + length - filled]
-            out[filled:filled + len(piece)] = piece
+            piece = self._maps[shard][local : local + length - filled]
+            out[filled : filled + len(piece)] = piece
             filled += len(piece)
             shard += 1
         if self.vocab_size is not None and length and int(out.max()) >= self.vocab_size:
@@ -92,8 +92,10 @@ class TokenStream:
         position = start + at
         shard = int(np.searchsorted(self.starts, position, side="right")) - 1
         local = position - int(self.starts[shard])
-        raise DataError(f"{self.shard_set.shards[shard].path}: token {local:,}: id {int(tokens[at])} is outside "
-                        f"the tokenizer's vocabulary of {self.vocab_size:,} (shards written with another tokenizer?)")
+        raise DataError(
+            f"{self.shard_set.shards[shard].path}: token {local:,}: id {int(tokens[at])} is outside "
+            f"the tokenizer's vocabulary of {self.vocab_size:,} (shards written with another tokenizer?)"
+        )
 
     def identity(self) -> list[Any]:
         """What the fingerprint covers: names, counts and a few tokens from each end of every shard."""
@@ -107,8 +109,20 @@ class TokenStream:
 class _WindowBatches:
     """Picklable ``batch index → tensor`` for one rank (the work of :func:`ordered_map`)."""
 
-    def __init__(self, stream: TokenStream, starts_of, *, steps_per_epoch: int, rows: int, world_rows: int,
-                 rank_offset: int, row_len: int, seed: int, shuffle: bool, population: int):
+    def __init__(
+        self,
+        stream: TokenStream,
+        starts_of,
+        *,
+        steps_per_epoch: int,
+        rows: int,
+        world_rows: int,
+        rank_offset: int,
+        row_len: int,
+        seed: int,
+        shuffle: bool,
+        population: int,
+    ):
         self.stream, self.starts_of = stream, starts_of
         self.steps_per_epoch, self.rows, self.world_rows = steps_per_epoch, rows, world_rows
         self.rank_offset, self.row_len = rank_offset, row_len
@@ -174,16 +188,27 @@ class BinShardsSource(DataSource):
             unit = f"documents of at least {self.row_len} tokens"
         self.steps_per_epoch = population // self.world_rows
         if self.steps_per_epoch == 0:
-            raise DataError(f"{path}: {population:,} {unit} ({self.stream.num_tokens:,} tokens) is less than one "
-                            f"global batch of {self.world_rows} rows (micro-batch {ctx.micro_batch_size} × "
-                            f"{ctx.dp_world} ranks)")
-        self.work = _WindowBatches(self.stream, starts_of, steps_per_epoch=self.steps_per_epoch,
-                                   rows=ctx.micro_batch_size, world_rows=self.world_rows,
-                                   rank_offset=ctx.dp_rank * ctx.micro_batch_size, row_len=self.row_len,
-                                   seed=ctx.seed, shuffle=config.shuffle, population=population)
+            raise DataError(
+                f"{path}: {population:,} {unit} ({self.stream.num_tokens:,} tokens) is less than one "
+                f"global batch of {self.world_rows} rows (micro-batch {ctx.micro_batch_size} × "
+                f"{ctx.dp_world} ranks)"
+            )
+        self.work = _WindowBatches(
+            self.stream,
+            starts_of,
+            steps_per_epoch=self.steps_per_epoch,
+            rows=ctx.micro_batch_size,
+            world_rows=self.world_rows,
+            rank_offset=ctx.dp_rank * ctx.micro_batch_size,
+            row_len=self.row_len,
+            seed=ctx.seed,
+            shuffle=config.shuffle,
+            population=population,
+        )
         check_tokenizer(self.stream.shard_set.manifest, ctx.tokenizer, path)
-        self._fingerprint = digest("bin_shards", self.stream.identity(), config.mode, config.shuffle,
-                                   ctx.seq_len, ctx.seed)
+        self._fingerprint = digest(
+            "bin_shards", self.stream.identity(), config.mode, config.shuffle, ctx.seq_len, ctx.seed
+        )
         self.next_batch = 0  # batches of this layout consumed, all epochs
         self.path = path
 
@@ -197,8 +222,11 @@ class BinShardsSource(DataSource):
             starts.append(shard_starts[keep])
             lengths.append(shard_lengths[keep])
         if self.skipped_docs:
-            log.info("bin_shards: %d documents shorter than %d tokens are skipped in document mode",
-                     self.skipped_docs, self.row_len)
+            log.info(
+                "bin_shards: %d documents shorter than %d tokens are skipped in document mode",
+                self.skipped_docs,
+                self.row_len,
+            )
         return np.concatenate(starts).astype(np.int64), np.concatenate(lengths).astype(np.int64)
 
     def __iter__(self):
@@ -211,8 +239,13 @@ class BinShardsSource(DataSource):
         return self.next_batch // self.steps_per_epoch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"source": self.name, "fingerprint": self._fingerprint, "epoch": self.epoch,
-                "step_in_epoch": self.next_batch % self.steps_per_epoch, "rows_per_step": self.world_rows}
+        return {
+            "source": self.name,
+            "fingerprint": self._fingerprint,
+            "epoch": self.epoch,
+            "step_in_epoch": self.next_batch % self.steps_per_epoch,
+            "rows_per_step": self.world_rows,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_state(self.name, state, self._fingerprint)
@@ -220,16 +253,22 @@ class BinShardsSource(DataSource):
         if state["rows_per_step"] != self.world_rows:
             # A new micro-batch or world size: continue at the same place in the epoch's order.
             step = -(-step * state["rows_per_step"] // self.world_rows)
-            log.warning("bin_shards: global batch changed from %d to %d rows; resuming at step %d of the epoch",
-                        state["rows_per_step"], self.world_rows, step)
+            log.warning(
+                "bin_shards: global batch changed from %d to %d rows; resuming at step %d of the epoch",
+                state["rows_per_step"],
+                self.world_rows,
+                step,
+            )
             if step >= self.steps_per_epoch:
                 state = {**state, "epoch": state["epoch"] + 1}
                 step = 0
         self.next_batch = state["epoch"] * self.steps_per_epoch + step
 
     def size(self) -> DataSize:
-        return DataSize(tokens=self.steps_per_epoch * self.world_rows * self.ctx.seq_len,
-                        examples=self.steps_per_epoch * self.world_rows)
+        return DataSize(
+            tokens=self.steps_per_epoch * self.world_rows * self.ctx.seq_len,
+            examples=self.steps_per_epoch * self.world_rows,
+        )
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -244,9 +283,11 @@ def check_tokenizer(manifest: dict[str, Any] | None, tokenizer: Any, path: Path)
         return
     recorded = manifest["tokenizer"]
     if recorded.get("eos_id") != tokenizer.eos_token_id or recorded.get("vocab_size") != len(tokenizer):
-        raise DataError(f"{path}: shards were tokenized with {recorded.get('name')} (vocab {recorded.get('vocab_size')}, "
-                        f"EOS {recorded.get('eos_id')}) but the run's tokenizer {tokenizer.name_or_path} has vocab "
-                        f"{len(tokenizer)}, EOS {tokenizer.eos_token_id}")
+        raise DataError(
+            f"{path}: shards were tokenized with {recorded.get('name')} (vocab {recorded.get('vocab_size')}, "
+            f"EOS {recorded.get('eos_id')}) but the run's tokenizer {tokenizer.name_or_path} has vocab "
+            f"{len(tokenizer)}, EOS {tokenizer.eos_token_id}"
+        )
 
 
 def _data_path(config: BinShardsConfig, ctx: DataContext) -> Path:

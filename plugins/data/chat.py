@@ -158,7 +158,7 @@ class _CotRows(_ChatRows):
             return messages
         if not self.config.preserve_raw_reasoning:
             reasoning = "\n".join(line.strip() for line in match.group(1).strip().splitlines() if line.strip())
-            final = answer[match.end():].strip()
+            final = answer[match.end() :].strip()
             if not reasoning or not final:
                 raise conv.Drop("empty reasoning or answer")
             answer = f"<think>\n{reasoning}\n</think>\n\n**Answer:** {final}"
@@ -181,9 +181,23 @@ class _PreferenceRows:
 
 # -- per-example work (picklable; runs in DataLoader workers) -----------------------------------
 class _Encoder:
-    def __init__(self, records: list[Any], where: list[str], tokenizer: Any, kind: str, *, all_assistant: bool,
-                 max_len: int, kwargs: dict[str, Any], max_think_tokens: int | None, per_rank: int, rank: int,
-                 world: int, seed: int, shuffle: bool):
+    def __init__(
+        self,
+        records: list[Any],
+        where: list[str],
+        tokenizer: Any,
+        kind: str,
+        *,
+        all_assistant: bool,
+        max_len: int,
+        kwargs: dict[str, Any],
+        max_think_tokens: int | None,
+        per_rank: int,
+        rank: int,
+        world: int,
+        seed: int,
+        shuffle: bool,
+    ):
         self.records, self.where, self.tokenizer, self.kind = records, where, tokenizer, kind
         self.all_assistant, self.max_len, self.kwargs = all_assistant, max_len, kwargs
         self.max_think_tokens = max_think_tokens
@@ -204,8 +218,8 @@ class _Encoder:
         ids = self.tokenizer(match.group(1), add_special_tokens=False)["input_ids"]
         if len(ids) <= self.max_think_tokens:
             return messages, False
-        cut = self.tokenizer.decode(ids[:self.max_think_tokens])
-        answer = answer[:match.start(1)] + cut + answer[match.end(1):]
+        cut = self.tokenizer.decode(ids[: self.max_think_tokens])
+        answer = answer[: match.start(1)] + cut + answer[match.end(1) :]
         return messages[:-1] + [{"role": "assistant", "content": answer}], True
 
     def __call__(self, unit: int) -> tuple[str, Any, int]:
@@ -215,16 +229,21 @@ class _Encoder:
             context, chosen, rejected = record
             for candidate in conv.truncations(context + [{"role": "assistant", "content": chosen}]):
                 head = candidate[:-1]
-                pair = [conv.tokenize_spans(self.tokenizer, head + [{"role": "assistant", "content": answer}],
-                                            [len(head)], self.kwargs) for answer in (chosen, rejected)]
+                pair = [
+                    conv.tokenize_spans(
+                        self.tokenizer, head + [{"role": "assistant", "content": answer}], [len(head)], self.kwargs
+                    )
+                    for answer in (chosen, rejected)
+                ]
                 if all(len(ids) <= self.max_len for ids, _ in pair):
                     return "ok", pair, index
             return "over-long", None, index
         truncated_think = False
         if self.max_think_tokens is not None:
             record, truncated_think = self._cut_think(record)
-        encoded = conv.encode_conversation(self.tokenizer, record, all_assistant=self.all_assistant,
-                                           max_len=self.max_len, kwargs=self.kwargs)
+        encoded = conv.encode_conversation(
+            self.tokenizer, record, all_assistant=self.all_assistant, max_len=self.max_len, kwargs=self.kwargs
+        )
         if encoded is None:
             return "over-long", None, index
         return ("ok-think-truncated" if truncated_think else "ok"), encoded, index
@@ -268,19 +287,38 @@ class ChatExampleSource(DataSource):
         self.per_rank = len(records) // ctx.dp_world
         if self.per_rank == 0:
             raise DataError(f"{root}: {len(records)} usable rows cannot feed {ctx.dp_world} ranks")
-        self.pad_id = ctx.tokenizer.pad_token_id if ctx.tokenizer.pad_token_id is not None else ctx.tokenizer.eos_token_id
+        self.pad_id = (
+            ctx.tokenizer.pad_token_id if ctx.tokenizer.pad_token_id is not None else ctx.tokenizer.eos_token_id
+        )
         if self.pad_id is None:
             raise DataError(f"{name}: tokenizer {ctx.tokenizer.name_or_path} has neither a pad nor an EOS token")
         kwargs = dict(config.chat_template_kwargs or {})
         self.packing = getattr(config, "packing", False)
-        self.work = _Encoder(records, where, ctx.tokenizer, self.kind,
-                             all_assistant=getattr(config, "mask", "last_assistant") == "all_assistant",
-                             max_len=ctx.seq_len, kwargs=kwargs,
-                             max_think_tokens=getattr(config, "max_think_tokens", None), per_rank=self.per_rank,
-                             rank=ctx.dp_rank, world=ctx.dp_world, seed=ctx.seed, shuffle=config.shuffle)
+        self.work = _Encoder(
+            records,
+            where,
+            ctx.tokenizer,
+            self.kind,
+            all_assistant=getattr(config, "mask", "last_assistant") == "all_assistant",
+            max_len=ctx.seq_len,
+            kwargs=kwargs,
+            max_think_tokens=getattr(config, "max_think_tokens", None),
+            per_rank=self.per_rank,
+            rank=ctx.dp_rank,
+            world=ctx.dp_world,
+            seed=ctx.seed,
+            shuffle=config.shuffle,
+        )
         self.num_records = len(records)
-        self._fingerprint = digest(name, [(f.name, f.stat().st_size) for f in self.files], attrs.asdict(config),
-                                   tokenizer_hash(ctx.tokenizer), ctx.tokenizer.chat_template, ctx.seq_len, ctx.seed)
+        self._fingerprint = digest(
+            name,
+            [(f.name, f.stat().st_size) for f in self.files],
+            attrs.asdict(config),
+            tokenizer_hash(ctx.tokenizer),
+            ctx.tokenizer.chat_template,
+            ctx.seq_len,
+            ctx.seed,
+        )
         self.next_unit = 0
         self.pending: list[Any] = []
         self.think_truncated = 0
@@ -305,12 +343,18 @@ class ChatExampleSource(DataSource):
             self.overlong += 1
             if self.first_overlong is None:
                 self.first_overlong = self.work.where[index]
-                log.warning("%s: %s does not fit seq_len %d even with only its last user turn; skipped and counted",
-                            self.name, self.first_overlong, self.ctx.seq_len)
+                log.warning(
+                    "%s: %s does not fit seq_len %d even with only its last user turn; skipped and counted",
+                    self.name,
+                    self.first_overlong,
+                    self.ctx.seq_len,
+                )
             if self.next_unit >= min(100, self.per_rank) and self.overlong / self.next_unit > self.config.max_drop_frac:
-                raise DataError(f"{self.name}: {self.overlong:,} of {self.next_unit:,} examples read on rank "
-                                f"{self.ctx.dp_rank} are longer than seq_len {self.ctx.seq_len} (first: "
-                                f"{self.first_overlong}); above max_drop_frac = {self.config.max_drop_frac}")
+                raise DataError(
+                    f"{self.name}: {self.overlong:,} of {self.next_unit:,} examples read on rank "
+                    f"{self.ctx.dp_rank} are longer than seq_len {self.ctx.seq_len} (first: "
+                    f"{self.first_overlong}); above max_drop_frac = {self.config.max_drop_frac}"
+                )
 
     def _take_batch(self, units) -> dict[str, torch.Tensor]:
         B, T = self.ctx.micro_batch_size, self.ctx.seq_len
@@ -368,15 +412,20 @@ class ChatExampleSource(DataSource):
             at = 0
             for s, (example_ids, example_labels) in enumerate(examples, start=1):
                 n = len(example_ids)
-                ids[r, at:at + n] = torch.tensor(example_ids)
-                labels[r, at:at + n] = torch.tensor(example_labels)
+                ids[r, at : at + n] = torch.tensor(example_ids)
+                labels[r, at : at + n] = torch.tensor(example_labels)
                 labels[r, at] = IGNORE  # nothing in this example predicts its first token
-                mask[r, at:at + n] = 1
-                segments[r, at:at + n] = s
-                positions[r, at:at + n] = torch.arange(n)
+                mask[r, at : at + n] = 1
+                segments[r, at : at + n] = s
+                positions[r, at : at + n] = torch.arange(n)
                 at += n
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-                "segment_ids": segments, "position_ids": positions}
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "attention_mask": mask,
+            "segment_ids": segments,
+            "position_ids": positions,
+        }
 
     # state -------------------------------------------------------------------------------
     @property
@@ -384,11 +433,18 @@ class ChatExampleSource(DataSource):
         return self.next_unit // self.per_rank
 
     def state_dict(self) -> dict[str, Any]:
-        return {"source": self.name, "fingerprint": self._fingerprint, "dp_rank": self.ctx.dp_rank,
-                "dp_world": self.ctx.dp_world, "micro_batch_size": self.ctx.micro_batch_size,
-                "next_unit": self.next_unit, "pending": [list(map(list, e)) for e in self.pending],
-                "think_truncated": self.think_truncated, "overlong": self.overlong,
-                "first_overlong": self.first_overlong}
+        return {
+            "source": self.name,
+            "fingerprint": self._fingerprint,
+            "dp_rank": self.ctx.dp_rank,
+            "dp_world": self.ctx.dp_world,
+            "micro_batch_size": self.ctx.micro_batch_size,
+            "next_unit": self.next_unit,
+            "pending": [list(map(list, e)) for e in self.pending],
+            "think_truncated": self.think_truncated,
+            "overlong": self.overlong,
+            "first_overlong": self.first_overlong,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_state(self.name, state, self._fingerprint, self.ctx)
@@ -404,8 +460,13 @@ class ChatExampleSource(DataSource):
         return self._fingerprint
 
     def stats(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "examples_read": self.next_unit, "overlong_skipped": self.overlong,
-                "think_truncated": self.think_truncated, **self.drops.as_stats()}
+        return {
+            "epoch": self.epoch,
+            "examples_read": self.next_unit,
+            "overlong_skipped": self.overlong,
+            "think_truncated": self.think_truncated,
+            **self.drops.as_stats(),
+        }
 
 
 def make_ultrachat(config: ChatConfig, ctx: DataContext) -> ChatExampleSource:

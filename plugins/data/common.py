@@ -43,14 +43,21 @@ def check_state(name: str, state: dict[str, Any], fingerprint: str, ctx: DataCon
     if state.get("source") != name:
         raise DataError(f"{name}: cannot resume from a {state.get('source')!r} data state")
     if state.get("fingerprint") != fingerprint:
-        raise DataError(f"{name}: the data or the settings that shape batches changed since the checkpoint "
-                        f"(fingerprint {state.get('fingerprint')} → {fingerprint}); exact resume is impossible")
+        raise DataError(
+            f"{name}: the data or the settings that shape batches changed since the checkpoint "
+            f"(fingerprint {state.get('fingerprint')} → {fingerprint}); exact resume is impossible"
+        )
     if ctx is not None and (state.get("dp_rank"), state.get("dp_world"), state.get("micro_batch_size")) != (
-            ctx.dp_rank, ctx.dp_world, ctx.micro_batch_size):
-        raise DataError(f"{name}: data state of rank {state.get('dp_rank')}/{state.get('dp_world')} "
-                        f"(micro-batch {state.get('micro_batch_size')}) cannot resume rank "
-                        f"{ctx.dp_rank}/{ctx.dp_world} (micro-batch {ctx.micro_batch_size}); this source's "
-                        f"position is per rank — resume with the same layout")
+        ctx.dp_rank,
+        ctx.dp_world,
+        ctx.micro_batch_size,
+    ):
+        raise DataError(
+            f"{name}: data state of rank {state.get('dp_rank')}/{state.get('dp_world')} "
+            f"(micro-batch {state.get('micro_batch_size')}) cannot resume rank "
+            f"{ctx.dp_rank}/{ctx.dp_world} (micro-batch {ctx.micro_batch_size}); this source's "
+            f"position is per rank — resume with the same layout"
+        )
 
 
 class DropLog:
@@ -81,8 +88,10 @@ class DropLog:
         for source in sorted(self.seen):
             for (src, reason), count in sorted(self.counts.items()):
                 if src == source:
-                    lines.append(f"  {source}: {reason}: {count:,} of {self.seen[source]:,} "
-                                 f"({count / self.seen[source]:.1%}; first at {self.first[reason]})")
+                    lines.append(
+                        f"  {source}: {reason}: {count:,} of {self.seen[source]:,} "
+                        f"({count / self.seen[source]:.1%}; first at {self.first[reason]})"
+                    )
         return "\n".join(lines)
 
     def check(self, minimum_seen: int = 0) -> None:
@@ -97,13 +106,18 @@ class DropLog:
         over = [(s, f) for s, f in worst if f > self.max_drop_frac]
         if over or self.dropped / total > self.max_drop_frac:
             details = "; ".join(line.strip() for line in self.summary().splitlines()[1:])
-            raise DataError(f"{self.name}: dropped {self.dropped:,} of {total:,} rows, above max_drop_frac = "
-                            f"{self.max_drop_frac} ({details}) — fix the data or raise the limit (rows are never "
-                            f"resampled)")
+            raise DataError(
+                f"{self.name}: dropped {self.dropped:,} of {total:,} rows, above max_drop_frac = "
+                f"{self.max_drop_frac} ({details}) — fix the data or raise the limit (rows are never "
+                f"resampled)"
+            )
 
     def state(self) -> dict[str, Any]:
-        return {"counts": [[s, r, c] for (s, r), c in sorted(self.counts.items())],
-                "first": dict(self.first), "seen": dict(self.seen)}
+        return {
+            "counts": [[s, r, c] for (s, r), c in sorted(self.counts.items())],
+            "first": dict(self.first),
+            "seen": dict(self.seen),
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         self.counts = Counter({(s, r): c for s, r, c in state["counts"]})

@@ -58,7 +58,7 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
                     row += 1
         except DataError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataError(f"{path}: not a readable parquet file: {exc}") from None
         return
     try:
@@ -119,7 +119,7 @@ def trim_to_last_assistant(messages: list[dict[str, str]]) -> list[dict[str, str
         raise Drop("no user turn")
     if not assistants:
         raise Drop("no assistant turn")
-    messages = messages[:assistants[-1] + 1]
+    messages = messages[: assistants[-1] + 1]
     if not any(m["role"] == "user" for m in messages):
         raise Drop("no user turn before the answer")
     return messages
@@ -135,8 +135,10 @@ def parse_transcript(text: str) -> list[dict[str, str]] | None:
     None when ``text`` is a plain answer."""
     if "<|im_start|>" in text:
         return [{"role": r, "content": c.strip()} for r, c in _CHATML.findall(text)]
-    for pattern, roles in ((_ANTHROPIC, {"human": "user", "assistant": "assistant"}),
-                           (_USER_BOT, {"user": "user", "bot": "assistant", "assistant": "assistant"})):
+    for pattern, roles in (
+        (_ANTHROPIC, {"human": "user", "assistant": "assistant"}),
+        (_USER_BOT, {"user": "user", "bot": "assistant", "assistant": "assistant"}),
+    ):
         parts = pattern.split(text)
         if len(parts) >= 3 and sum(1 for p in parts[1::2] if p.lower() in roles) >= 2:
             return [{"role": roles[r.lower()], "content": c.strip()} for r, c in zip(parts[1::2], parts[2::2])]
@@ -170,8 +172,11 @@ def preference_pair(row: Any, prompt_column: str = "prompt") -> tuple[list[dict[
         raise Drop("no chosen answer")
     chosen_messages, rejected_messages = _as_messages(chosen), _as_messages(rejected)
     prompt = row.get(prompt_column)
-    prompt_messages = _as_messages(prompt) if not isinstance(prompt, str) or parse_transcript(prompt) else (
-        [{"role": "user", "content": prompt}] if prompt.strip() else None)
+    prompt_messages = (
+        _as_messages(prompt)
+        if not isinstance(prompt, str) or parse_transcript(prompt)
+        else ([{"role": "user", "content": prompt}] if prompt.strip() else None)
+    )
 
     def split(messages, text):
         if messages is None:
@@ -206,7 +211,7 @@ def truncations(messages: list[dict[str, str]]) -> Iterator[list[dict[str, str]]
     """The conversation, then with the oldest turns dropped one exchange at a time (system turns
     kept), as long as a user turn remains before the last turn."""
     system = messages[:1] if messages[0]["role"] == "system" else []
-    rest = messages[len(system):]
+    rest = messages[len(system) :]
     while rest and any(m["role"] == "user" for m in rest[:-1]):
         yield system + rest
         rest = rest[1:]
@@ -214,17 +219,20 @@ def truncations(messages: list[dict[str, str]]) -> Iterator[list[dict[str, str]]
             rest = rest[1:]
 
 
-def tokenize_spans(tokenizer: Any, messages: list[dict[str, str]], supervised: list[int],
-                   kwargs: dict[str, Any]) -> tuple[list[int], list[int]]:
+def tokenize_spans(
+    tokenizer: Any, messages: list[dict[str, str]], supervised: list[int], kwargs: dict[str, Any]
+) -> tuple[list[int], list[int]]:
     """``(ids, labels)`` with labels on the rendered spans of the ``supervised`` turns."""
     full = render(tokenizer, messages, False, kwargs)
     cuts = []
     for index in supervised:
         start = render(tokenizer, messages[:index], True, kwargs)
-        end = render(tokenizer, messages[:index + 1], False, kwargs)
+        end = render(tokenizer, messages[: index + 1], False, kwargs)
         if not (full.startswith(start) and full.startswith(end) and len(start) <= len(end)):
-            raise DataError("the chat template does not render a conversation as an extension of its prefix; "
-                            "use mask = \"last_assistant\" or a prefix-stable template")
+            raise DataError(
+                "the chat template does not render a conversation as an extension of its prefix; "
+                'use mask = "last_assistant" or a prefix-stable template'
+            )
         # The supervised span ends at the turn's closing token (e.g. ``<|im_end|>``): the
         # template's separator after it (``"\n"``) is context, not something the model is taught.
         cuts.append((len(start), len(end.rstrip())))
@@ -241,8 +249,9 @@ def tokenize_spans(tokenizer: Any, messages: list[dict[str, str]], supervised: l
     return ids, labels
 
 
-def encode_conversation(tokenizer: Any, messages: list[dict[str, str]], *, all_assistant: bool, max_len: int,
-                        kwargs: dict[str, Any]) -> tuple[list[int], list[int]] | None:
+def encode_conversation(
+    tokenizer: Any, messages: list[dict[str, str]], *, all_assistant: bool, max_len: int, kwargs: dict[str, Any]
+) -> tuple[list[int], list[int]] | None:
     """The longest truncation of ``messages`` that fits ``max_len`` tokens, or None (over-long)."""
     for candidate in truncations(messages):
         last = len(candidate) - 1

@@ -58,8 +58,19 @@ class FineWebParquetConfig(ComponentConfig):
 class _ChunkTokens:
     """Picklable ``unit index → (tokens, empty rows)`` for one rank."""
 
-    def __init__(self, files: list[Path], chunks: np.ndarray, column: str, eos: int | None, tokenizer: Any,
-                 per_rank: int, rank: int, world: int, seed: int, shuffle: bool):
+    def __init__(
+        self,
+        files: list[Path],
+        chunks: np.ndarray,
+        column: str,
+        eos: int | None,
+        tokenizer: Any,
+        per_rank: int,
+        rank: int,
+        world: int,
+        seed: int,
+        shuffle: bool,
+    ):
         self.files, self.chunks, self.column, self.eos, self.tokenizer = files, chunks, column, eos, tokenizer
         self.per_rank, self.rank, self.world, self.seed, self.shuffle = per_rank, rank, world, seed, shuffle
         self._cached: tuple[tuple[int, int], list[Any]] | None = None
@@ -74,7 +85,7 @@ class _ChunkTokens:
             path = self.files[file_index]
             try:
                 values = pq.ParquetFile(path).read_row_group(group, columns=[self.column]).column(0).to_pylist()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise DataError(f"{path}: cannot read row group {group}: {exc}") from None
             self._cached = ((file_index, group), values)
         return self._cached[1]
@@ -85,10 +96,12 @@ class _ChunkTokens:
         if self.shuffle:
             position = Permutation(len(self.chunks), derive_seed(self.seed, "fineweb-chunks", epoch))(position)
         file_index, group, first, count, first_row = (int(v) for v in self.chunks[position])
-        values = self._row_group(file_index, group)[first:first + count]
+        values = self._row_group(file_index, group)[first : first + count]
         order = range(len(values))
         if self.shuffle:
-            order = Permutation(len(values), derive_seed(self.seed, "fineweb-docs", epoch, position))(np.arange(len(values)))
+            order = Permutation(len(values), derive_seed(self.seed, "fineweb-docs", epoch, position))(
+                np.arange(len(values))
+            )
         texts, empty = text_rows(values, order, self.files[file_index], first_row, self.column)
         suffix = [self.eos] if self.eos is not None else []
         encodings = self.tokenizer.encode_batch_fast(texts, add_special_tokens=False) if texts else []
@@ -129,22 +142,46 @@ class FineWebParquetSource(DataSource):
         chunks = _plan_chunks(self.files, config.text_column, config.chunk_rows)
         self.per_rank = len(chunks) // ctx.dp_world
         if self.per_rank == 0:
-            raise DataError(f"{root}: {len(chunks)} chunks of ≤{config.chunk_rows} rows cannot feed {ctx.dp_world} "
-                            f"ranks; lower chunk_rows")
+            raise DataError(
+                f"{root}: {len(chunks)} chunks of ≤{config.chunk_rows} rows cannot feed {ctx.dp_world} "
+                f"ranks; lower chunk_rows"
+            )
         if len(chunks) % ctx.dp_world and not config.shuffle:
-            log.warning("fineweb_parquet: the last %d chunks are never read (not divisible by %d ranks)",
-                        len(chunks) % ctx.dp_world, ctx.dp_world)
+            log.warning(
+                "fineweb_parquet: the last %d chunks are never read (not divisible by %d ranks)",
+                len(chunks) % ctx.dp_world,
+                ctx.dp_world,
+            )
         eos = ctx.tokenizer.eos_token_id if config.append_eos else None
         if config.append_eos and eos is None:
-            raise DataError(f"fineweb_parquet: tokenizer {ctx.tokenizer.name_or_path} has no EOS token; "
-                            f"set append_eos = false")
-        self.work = _ChunkTokens(self.files, chunks, config.text_column, eos, ctx.tokenizer.backend_tokenizer,
-                                 self.per_rank, ctx.dp_rank, ctx.dp_world, ctx.seed, config.shuffle)
+            raise DataError(
+                f"fineweb_parquet: tokenizer {ctx.tokenizer.name_or_path} has no EOS token; set append_eos = false"
+            )
+        self.work = _ChunkTokens(
+            self.files,
+            chunks,
+            config.text_column,
+            eos,
+            ctx.tokenizer.backend_tokenizer,
+            self.per_rank,
+            ctx.dp_rank,
+            ctx.dp_world,
+            ctx.seed,
+            config.shuffle,
+        )
         self.rows = int(chunks[:, 3].sum())
         self.batch_tokens = ctx.micro_batch_size * ctx.seq_len
-        self._fingerprint = digest("fineweb_parquet", [(p.name, p.stat().st_size) for p in self.files],
-                                   config.text_column, config.shuffle, config.chunk_rows, config.append_eos,
-                                   ctx.seq_len, ctx.seed, tokenizer_hash(ctx.tokenizer))
+        self._fingerprint = digest(
+            "fineweb_parquet",
+            [(p.name, p.stat().st_size) for p in self.files],
+            config.text_column,
+            config.shuffle,
+            config.chunk_rows,
+            config.append_eos,
+            ctx.seq_len,
+            ctx.seed,
+            tokenizer_hash(ctx.tokenizer),
+        )
         self.next_unit = 0
         self.buffer = np.zeros(0, dtype=np.int64)
         self.empty_rows = 0
@@ -159,8 +196,8 @@ class FineWebParquetSource(DataSource):
                 self.empty_rows += empty
                 self.buffer = np.concatenate([self.buffer, tokens])
             flat = self.buffer[:needed]
-            rows = np.lib.stride_tricks.sliding_window_view(flat, self.ctx.seq_len + 1)[::self.ctx.seq_len]
-            self.buffer = self.buffer[self.batch_tokens:]  # keep the shared last token
+            rows = np.lib.stride_tricks.sliding_window_view(flat, self.ctx.seq_len + 1)[:: self.ctx.seq_len]
+            self.buffer = self.buffer[self.batch_tokens :]  # keep the shared last token
             yield {"input_ids": torch.from_numpy(np.array(rows))}
 
     @property
@@ -168,10 +205,16 @@ class FineWebParquetSource(DataSource):
         return self.next_unit // self.per_rank
 
     def state_dict(self) -> dict[str, Any]:
-        return {"source": self.name, "fingerprint": self._fingerprint, "dp_rank": self.ctx.dp_rank,
-                "dp_world": self.ctx.dp_world, "micro_batch_size": self.ctx.micro_batch_size,
-                "next_unit": self.next_unit, "buffer": torch.from_numpy(self.buffer.copy()),
-                "empty_rows": self.empty_rows}
+        return {
+            "source": self.name,
+            "fingerprint": self._fingerprint,
+            "dp_rank": self.ctx.dp_rank,
+            "dp_world": self.ctx.dp_world,
+            "micro_batch_size": self.ctx.micro_batch_size,
+            "next_unit": self.next_unit,
+            "buffer": torch.from_numpy(self.buffer.copy()),
+            "empty_rows": self.empty_rows,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_state(self.name, state, self._fingerprint, self.ctx)

@@ -61,7 +61,9 @@ def _structure_entries(sources: list[dict[str, Any]]) -> list[MixtureEntry]:
             raise ValueError(f"{where}: expected a table with kind and weight")
         kind, weight = table.get("kind"), table.get("weight")
         if not isinstance(kind, str):
-            raise ValueError(f"{where}.kind: required, one of {', '.join(n for n in registry.names('data') if n != 'mixture')}")
+            raise ValueError(
+                f"{where}.kind: required, one of {', '.join(n for n in registry.names('data') if n != 'mixture')}"
+            )
         if kind == "mixture":
             raise ValueError(f"{where}.kind: a mixture cannot contain a mixture")
         if not registry.has("data", kind):
@@ -96,14 +98,16 @@ class MixtureConfig(ComponentConfig):
     ``name``, and that source's own keys."""
     total_tokens: int | None = None
     """Tokens of one pass over the mixture (for the step count); None = the sum of the sources' sizes."""
+
     def __attrs_post_init__(self) -> None:
         # The structured sources; a plain attribute (slots=False), not a recipe key.
         self.entries = _structure_entries(self.sources)
         # Write every sub-source back with its defaults explicit, like every other section.
         from argonne_kit.recipe.convert import unstructure
 
-        self.sources = [{"kind": e.kind, "weight": e.weight, "name": e.name, **unstructure(e.config)}
-                        for e in self.entries]
+        self.sources = [
+            {"kind": e.kind, "weight": e.weight, "name": e.name, **unstructure(e.config)} for e in self.entries
+        ]
 
 
 def _batch_tokens(batch: dict[str, Any]) -> int:
@@ -135,8 +139,9 @@ class MixtureSource(DataSource):
         self.draws = 0
         self.drawn_tokens = [0] * len(self.sources)
         self.fields: set[str] | None = None
-        self._fingerprint = digest("mixture", [(e.name, e.weight, s.fingerprint())
-                                               for e, s in zip(self.entries, self.sources)], ctx.seed)
+        self._fingerprint = digest(
+            "mixture", [(e.name, e.weight, s.fingerprint()) for e, s in zip(self.entries, self.sources)], ctx.seed
+        )
         self._iterators: list[Any] = [None] * len(self.sources)
 
     def choose(self, draw: int) -> int:
@@ -154,8 +159,10 @@ class MixtureSource(DataSource):
             if self.fields is None:
                 self.fields = set(batch)
             elif set(batch) != self.fields:
-                raise DataError(f"mixture: source {self.entries[index].name!r} yields {sorted(batch)}, the others "
-                                f"{sorted(self.fields)}; mix sources of one type (token windows, chat or pairs)")
+                raise DataError(
+                    f"mixture: source {self.entries[index].name!r} yields {sorted(batch)}, the others "
+                    f"{sorted(self.fields)}; mix sources of one type (token windows, chat or pairs)"
+                )
             self.draws += 1
             self.drawn_tokens[index] += _batch_tokens(batch)
             yield batch
@@ -166,9 +173,13 @@ class MixtureSource(DataSource):
         return sum(self.drawn_tokens) * self.ctx.dp_world // total if total else 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"source": self.name, "fingerprint": self._fingerprint, "draws": self.draws,
-                "drawn_tokens": list(self.drawn_tokens),
-                "sources": {e.name: s.state_dict() for e, s in zip(self.entries, self.sources)}}
+        return {
+            "source": self.name,
+            "fingerprint": self._fingerprint,
+            "draws": self.draws,
+            "drawn_tokens": list(self.drawn_tokens),
+            "sources": {e.name: s.state_dict() for e, s in zip(self.entries, self.sources)},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_state(self.name, state, self._fingerprint)

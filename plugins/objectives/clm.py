@@ -52,12 +52,16 @@ class CLMConfig(ComponentConfig):
     def __attrs_post_init__(self) -> None:
         mtp_on = self.mtp_horizon > 1
         if mtp_on != bool(self.mtp_loss_weight):
-            raise ValueError(f"mtp_horizon = {self.mtp_horizon} and mtp_loss_weight = {self.mtp_loss_weight}: "
-                             "the multi-token term needs both mtp_horizon > 1 and mtp_loss_weight > 0 "
-                             "(either alone changes nothing)")
+            raise ValueError(
+                f"mtp_horizon = {self.mtp_horizon} and mtp_loss_weight = {self.mtp_loss_weight}: "
+                "the multi-token term needs both mtp_horizon > 1 and mtp_loss_weight > 0 "
+                "(either alone changes nothing)"
+            )
         if mtp_on and self.loss_chunk_size:
-            raise ValueError("mtp_horizon > 1 needs the full logits; chunked cross-entropy "
-                             "(loss_chunk_size > 0) cannot score the shifted targets — set one of them off")
+            raise ValueError(
+                "mtp_horizon > 1 needs the full logits; chunked cross-entropy "
+                "(loss_chunk_size > 0) cannot score the shifted targets — set one of them off"
+            )
 
 
 class CausalLMObjective(Objective):
@@ -80,8 +84,9 @@ class CausalLMObjective(Objective):
             # hidden states once; the model's head + CE then run chunk by chunk (recomputed in
             # backward), never materialising the full logits
             hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
-            nll, z, _ = lm_loss_sums(hidden, _head(model), y, self.cfg.loss_chunk_size,
-                                     with_z=bool(self.cfg.z_loss_weight))
+            nll, z, _ = lm_loss_sums(
+                hidden, _head(model), y, self.cfg.loss_chunk_size, with_z=bool(self.cfg.z_loss_weight)
+            )
         else:
             logits = model(input_ids=x).logits
             flat = logits.reshape(-1, logits.size(-1))
@@ -102,8 +107,9 @@ def _head(model: torch.nn.Module):
     """The model's hidden→logits map; chunked CE cannot work without one."""
     head = logits_fn(model)
     if head is None:
-        raise TypeError(f"objective.loss_chunk_size needs a model with logits_from_hidden(); "
-                        f"{type(model).__name__} has none")
+        raise TypeError(
+            f"objective.loss_chunk_size needs a model with logits_from_hidden(); {type(model).__name__} has none"
+        )
     return head
 
 

@@ -70,8 +70,10 @@ class CoTObjective(SFTObjective):
         elif self.config.think_open_id is not None:
             span = think_span_from_ids(batch["input_ids"], self.config.think_open_id, self.config.think_close_id)
         else:
-            raise DataError("cot: the batch has no think_mask and objective.think_open_id/think_close_id "
-                            "are not set, so the thinking span cannot be found")
+            raise DataError(
+                "cot: the batch has no think_mask and objective.think_open_id/think_close_id "
+                "are not set, so the thinking span cannot be found"
+            )
         return span[:, 1:]
 
     def token_weights(self, batch, mask):

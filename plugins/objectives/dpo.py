@@ -95,14 +95,18 @@ class DPOConfig(ComponentConfig):
 
     def resolve(self, resolved) -> None:
         if self.label_smoothing and self.loss_type != "sigmoid":
-            raise RecipeError(f"objective.label_smoothing: only the sigmoid loss is label-smoothed, "
-                              f"not loss_type = {self.loss_type!r}; set it to 0")
+            raise RecipeError(
+                f"objective.label_smoothing: only the sigmoid loss is label-smoothed, "
+                f"not loss_type = {self.loss_type!r}; set it to 0"
+            )
 
 
 # -- the math -------------------------------------------------------------------------------
 
-def sequence_scores(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], score: str,
-                    chunk_size: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+
+def sequence_scores(
+    model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], score: str, chunk_size: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row (score, sum of target log-probs, target-token count) of ``model`` on ``inputs``
     (``input_ids``, unshifted ``labels`` with −100 outside the target span, optional masks)."""
     nll, mask = token_nll(model, inputs, chunk_size)
@@ -118,9 +122,16 @@ def apply_score(logp_sum: torch.Tensor, counts: torch.Tensor, score: str) -> tor
     return logp_sum
 
 
-def preference_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
-                    ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, *, beta: float,
-                    loss_type: str, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+def preference_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    *,
+    beta: float,
+    loss_type: str,
+    label_smoothing: float = 0.0,
+) -> dict[str, torch.Tensor]:
     """Per-pair loss and rewards from sequence scores (all ``[N]``).
 
     Returns ``loss``, ``rewards_chosen`` = β·(π_c − ref_c), ``rewards_rejected`` = β·(π_r − ref_r),
@@ -149,6 +160,7 @@ def preference_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
 
 # -- batches --------------------------------------------------------------------------------
 
+
 def _pad_right(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
     if tensor.shape[1] == length:
         return tensor
@@ -163,16 +175,16 @@ def concatenated_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     out = {}
     for name in ("input_ids", "labels", *MODEL_INPUT_FIELDS):
         if all(f"{half}_{name}" in batch for half in HALVES):
-            out[name] = torch.cat([_pad_right(batch[f"{half}_{name}"], length, pad_values[name])
-                                   for half in HALVES])
+            out[name] = torch.cat([_pad_right(batch[f"{half}_{name}"], length, pad_values[name]) for half in HALVES])
     return out
 
 
 def _valid_pairs(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Pairs with at least one target token on both sides (a padding row of a final partial
     batch has none and must not count)."""
-    return ((batch["chosen_labels"][:, 1:] != IGNORE_INDEX).any(-1)
-            & (batch["rejected_labels"][:, 1:] != IGNORE_INDEX).any(-1))
+    return (batch["chosen_labels"][:, 1:] != IGNORE_INDEX).any(-1) & (
+        batch["rejected_labels"][:, 1:] != IGNORE_INDEX
+    ).any(-1)
 
 
 class DPOObjective(Objective):
@@ -193,8 +205,10 @@ class DPOObjective(Objective):
         """Where the trainer loads the reference from: ``objective.reference`` or ``[init] from``."""
         source = self.config.reference or init_from
         if not source:
-            raise RecipeError("objective.reference: DPO needs a reference model; set objective.reference "
-                              "or init.from (the policy's starting weights are the usual reference)")
+            raise RecipeError(
+                "objective.reference: DPO needs a reference model; set objective.reference "
+                "or init.from (the policy's starting weights are the usual reference)"
+            )
         return source
 
     def attach_reference(self, reference: torch.nn.Module) -> None:
@@ -219,12 +233,14 @@ class DPOObjective(Objective):
         return bool(self._table().missing(batch))
 
     @torch.no_grad()
-    def record_reference_pass(self, reference: torch.nn.Module, batch: Mapping[str, torch.Tensor],
-                              device_batch: Mapping[str, torch.Tensor]) -> None:
+    def record_reference_pass(
+        self, reference: torch.nn.Module, batch: Mapping[str, torch.Tensor], device_batch: Mapping[str, torch.Tensor]
+    ) -> None:
         reference.eval()
         n = batch["chosen_input_ids"].shape[0]
-        _, logp_sum, _ = sequence_scores(reference, concatenated_inputs(device_batch), "sum",
-                                         self.config.loss_chunk_size)
+        _, logp_sum, _ = sequence_scores(
+            reference, concatenated_inputs(device_batch), "sum", self.config.loss_chunk_size
+        )
         logp_sum = logp_sum.float().cpu()
         self._table().add(batch, logp_sum[:n], logp_sum[n:])
 
@@ -239,12 +255,16 @@ class DPOObjective(Objective):
             scores = apply_score(logp_sum, counts, self.config.score)
         else:
             if self.config.precompute_reference:
-                raise PluginError("objective.precompute_reference = true, but the batch carries no "
-                                  "ref_chosen_logps/ref_rejected_logps: the trainer did not run the "
-                                  "reference precomputation (see the dpo module docstring)")
+                raise PluginError(
+                    "objective.precompute_reference = true, but the batch carries no "
+                    "ref_chosen_logps/ref_rejected_logps: the trainer did not run the "
+                    "reference precomputation (see the dpo module docstring)"
+                )
             if self.reference is None:
-                raise PluginError("dpo: no reference model attached and the batch has no precomputed "
-                                  "ref_chosen_logps/ref_rejected_logps")
+                raise PluginError(
+                    "dpo: no reference model attached and the batch has no precomputed "
+                    "ref_chosen_logps/ref_rejected_logps"
+                )
             with torch.no_grad():
                 scores, _, _ = sequence_scores(self.reference, inputs, self.config.score, self.config.loss_chunk_size)
         return scores[:n], scores[n:]
@@ -255,8 +275,15 @@ class DPOObjective(Objective):
         inputs = concatenated_inputs(batch)
         scores, logp_sum, counts = sequence_scores(model, inputs, cfg.score, cfg.loss_chunk_size)
         ref_chosen, ref_rejected = self.reference_scores(batch, inputs, counts)
-        out = preference_loss(scores[:n], scores[n:], ref_chosen, ref_rejected, beta=cfg.beta,
-                              loss_type=cfg.loss_type, label_smoothing=cfg.label_smoothing)
+        out = preference_loss(
+            scores[:n],
+            scores[n:],
+            ref_chosen,
+            ref_rejected,
+            beta=cfg.beta,
+            loss_type=cfg.loss_type,
+            label_smoothing=cfg.label_smoothing,
+        )
         valid = _valid_pairs(batch).to(scores.dtype)
         dpo_loss = out["loss"] * valid
         chosen_nll = -logp_sum[:n] / counts[:n].clamp_min(1) * valid
@@ -271,6 +298,7 @@ class DPOObjective(Objective):
 
 
 # -- precomputed reference scores -----------------------------------------------------------
+
 
 def pair_keys(batch: Mapping[str, torch.Tensor]) -> list[str]:
     """A content key per pair: a hash of both halves' real tokens and target masks, so that a
@@ -313,9 +341,11 @@ class ReferenceScores:
                 if not valid[row]:
                     rows.append((0.0, 0.0))  # a padding row: it carries no loss
                     continue
-                raise DataError(f"dpo: preference pair at row {row} of this batch was not scored by the "
-                                f"reference precomputation ({len(self)} pairs scored, from the batches this "
-                                f"run trains and validates on); the data or its order changed since")
+                raise DataError(
+                    f"dpo: preference pair at row {row} of this batch was not scored by the "
+                    f"reference precomputation ({len(self)} pairs scored, from the batches this "
+                    f"run trains and validates on); the data or its order changed since"
+                )
             rows.append(self.table[key])
         values = torch.tensor(rows, dtype=torch.float32).view(-1, 2)
         batch[REF_FIELDS["chosen"]] = values[:, 0]

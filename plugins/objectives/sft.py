@@ -74,8 +74,9 @@ def _chunked(fn, args, targets: torch.Tensor, chunk_size: int) -> torch.Tensor:
     return torch.cat(pieces, dim=1)
 
 
-def token_nll(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor],
-              chunk_size: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def token_nll(
+    model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], chunk_size: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position NLL of the next supervised token and the supervision mask, both ``[B, T-1]``.
 
     ``inputs`` holds ``input_ids`` and unshifted ``labels`` (plus optional ``attention_mask``/

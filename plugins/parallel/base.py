@@ -25,7 +25,6 @@ from . import checkpoint
 from .gradnorm import clip_global_grad_norm
 from .transforms import apply_block_transforms
 
-
 #: attrs validator: None or a number > 0.
 positive = attrs.validators.optional(attrs.validators.gt(0))
 
@@ -88,8 +87,7 @@ class Strategy(ParallelStrategy):
         return checkpoint.native_state(model, optimizer)
 
     def save(self, state: dict[str, Any], path: str) -> None:
-        checkpoint.save(state, path, fmt=self.checkpoint_format, strategy=self.name,
-                        mesh=self.mesh_shape())
+        checkpoint.save(state, path, fmt=self.checkpoint_format, strategy=self.name, mesh=self.mesh_shape())
 
     def load(self, model, optimizer, path: str) -> dict[str, Any]:
         return checkpoint.load(model, optimizer, path)

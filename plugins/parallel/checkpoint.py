@@ -182,8 +182,9 @@ def _apply(model, optimizer, blob: dict[str, Any], path: str, *, full: bool) -> 
         if optimizer is None:
             set_model_state_dict(model, blob[MODEL_KEY], options=options)
         else:
-            set_state_dict(model, optimizer, model_state_dict=blob[MODEL_KEY],
-                           optim_state_dict=blob[OPTIM_KEY], options=options)
+            set_state_dict(
+                model, optimizer, model_state_dict=blob[MODEL_KEY], optim_state_dict=blob[OPTIM_KEY], options=options
+            )
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: does not fit this model: {exc}") from exc
 
@@ -200,7 +201,7 @@ def _single_process_quiet():
 def _has_optimizer(path: str) -> bool:
     try:
         metadata = dcp.FileSystemReader(path).read_metadata()
-    except Exception as exc:  # noqa: BLE001 — a damaged index, whatever DCP raises: name the file
+    except Exception as exc:
         raise CheckpointError(f"{os.path.join(path, DCP_METADATA_FILE)}: unreadable ({exc})") from None
     return any(key.startswith(OPTIM_KEY + ".") for key in metadata.state_dict_metadata)
 
@@ -244,5 +245,5 @@ def _strip_wrappers(name: str) -> str:
         changed = False
         for prefix in ("module.", "_orig_mod."):
             if name.startswith(prefix):
-                name, changed = name[len(prefix):], True
+                name, changed = name[len(prefix) :], True
     return name

@@ -38,9 +38,12 @@ class DDPStrategy(DistributedStrategy):
 
     def apply_data_parallel(self, model: torch.nn.Module, options: WrapOptions) -> torch.nn.Module:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids,
-                                       bucket_cap_mb=self.config.bucket_cap_mb,
-                                       find_unused_parameters=self.config.find_unused_parameters)
+        return DistributedDataParallel(
+            model,
+            device_ids=device_ids,
+            bucket_cap_mb=self.config.bucket_cap_mb,
+            find_unused_parameters=self.config.find_unused_parameters,
+        )
 
     def no_sync(self, model: torch.nn.Module):
         return model.no_sync()

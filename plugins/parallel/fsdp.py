@@ -23,7 +23,6 @@ from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
 from .transforms import find_blocks
 
 
-
 @attrs.define(kw_only=True)
 class FSDPConfig(ParallelConfig):
     """Parameters, gradients and optimizer state sharded over all ranks (FSDP2)."""
@@ -49,11 +48,11 @@ def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapO
     ``config`` has the sharding fields of :class:`FSDPConfig` (``tp`` shares them)."""
     policy = MixedPrecisionPolicy()
     if config.mixed_precision and options.param_dtype is not None:
-        policy = MixedPrecisionPolicy(param_dtype=options.param_dtype,
-                                      reduce_dtype=PRECISION_DTYPES[config.reduce_dtype])
+        policy = MixedPrecisionPolicy(
+            param_dtype=options.param_dtype, reduce_dtype=PRECISION_DTYPES[config.reduce_dtype]
+        )
     for block in find_blocks(model):
-        fully_shard(block, mesh=mesh, reshard_after_forward=config.reshard_after_forward,
-                    mp_policy=policy)
+        fully_shard(block, mesh=mesh, reshard_after_forward=config.reshard_after_forward, mp_policy=policy)
     # The root's parameters are used first in backward (head) and last (embedding): keeping them
     # gathered after forward saves one all-gather per step.
     fully_shard(model, mesh=mesh, reshard_after_forward=False, mp_policy=policy)

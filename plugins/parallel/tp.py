@@ -76,12 +76,15 @@ class TPConfig(ParallelConfig):
             return
         model = resolved.derived.get("model", {})
         cfg = resolved.recipe.model.config
-        for what, value in (("num_attention_heads", getattr(cfg, "num_attention_heads", None)),
-                            ("num_key_value_heads", model.get("num_key_value_heads")),
-                            ("intermediate_size", model.get("intermediate_size"))):
+        for what, value in (
+            ("num_attention_heads", getattr(cfg, "num_attention_heads", None)),
+            ("num_key_value_heads", model.get("num_key_value_heads")),
+            ("intermediate_size", model.get("intermediate_size")),
+        ):
             if value is not None and value % degree:
-                raise RecipeError(f"parallel.degree: tensor-parallel degree {degree} does not divide "
-                                  f"model.{what} ({value})")
+                raise RecipeError(
+                    f"parallel.degree: tensor-parallel degree {degree} does not divide model.{what} ({value})"
+                )
         nproc = resolved.recipe.run.nproc
         if nproc is not None and nproc % degree:
             raise RecipeError(f"parallel.degree: {degree} does not divide run.nproc ({nproc})")
@@ -111,9 +114,11 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
         norm = _maybe_submodule(block, name)
         weight = getattr(norm, "weight", None)
         if weight is not None and weight.numel() != head_dim:
-            raise RecipeError(f"parallel.kind: tp cannot shard this model: {name} has {weight.numel()} weights, "
-                              f"not one per head dimension ({head_dim}); a norm over the full width cannot be "
-                              "applied to TP-local heads")
+            raise RecipeError(
+                f"parallel.kind: tp cannot shard this model: {name} has {weight.numel()} weights, "
+                f"not one per head dimension ({head_dim}); a norm over the full width cannot be "
+                "applied to TP-local heads"
+            )
 
 
 def _maybe_submodule(module: torch.nn.Module, name: str) -> torch.nn.Module | None:
@@ -159,11 +164,12 @@ class TPStrategy(DistributedStrategy):
     def setup_mesh(self) -> None:
         degree = self.config.degree or self.world_size
         if self.world_size % degree:
-            raise RecipeError(f"parallel.degree: {degree} does not divide the {self.world_size} "
-                              "processes; launch a multiple of the degree")
+            raise RecipeError(
+                f"parallel.degree: {degree} does not divide the {self.world_size} "
+                "processes; launch a multiple of the degree"
+            )
         self.tp_degree = degree
-        self.mesh = init_device_mesh(self.device.type, (self.world_size // degree, degree),
-                                     mesh_dim_names=("dp", "tp"))
+        self.mesh = init_device_mesh(self.device.type, (self.world_size // degree, degree), mesh_dim_names=("dp", "tp"))
         self.dp_world = self.world_size // degree
         self.dp_rank = self.mesh.get_local_rank("dp")
 

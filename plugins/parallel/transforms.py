@@ -23,8 +23,10 @@ def find_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
         for name, module in model.named_modules():
             if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] == wanted:
                 return module
-    raise PluginError(f"parallel: {type(model).__name__} has no ModuleList named 'blocks'; "
-                      "strategies shard, checkpoint and compile per block")
+    raise PluginError(
+        f"parallel: {type(model).__name__} has no ModuleList named 'blocks'; "
+        "strategies shard, checkpoint and compile per block"
+    )
 
 
 def apply_activation_checkpointing(blocks: torch.nn.ModuleList, every: int) -> None:

@@ -18,7 +18,6 @@ from argonne_kit.contracts.schedule import LRSchedule
 from argonne_kit.errors import RecipeError
 from argonne_kit.registry import hookimpl
 
-
 _NON_NEGATIVE = attrs.validators.optional(attrs.validators.ge(0))
 
 
@@ -72,7 +71,8 @@ class WSDConfig(ComponentConfig):
         if empty and not self.allow_no_decay:
             raise RecipeError(
                 "schedule: wsd with no cooldown never decays (min_lr_ratio would be dead; D-2/D-3); "
-                "set cooldown_frac (e.g. 0.2) or cooldown_steps, or allow_no_decay = true to run flat on purpose")
+                "set cooldown_frac (e.g. 0.2) or cooldown_steps, or allow_no_decay = true to run flat on purpose"
+            )
 
 
 class WSDSchedule(LRSchedule):
@@ -108,8 +108,12 @@ class WSDSchedule(LRSchedule):
         return self.cfg.min_lr_ratio < 1 and not self.cfg.allow_no_decay
 
     def landmarks(self, total_steps: int) -> dict[str, int]:
-        return {"first": 0, "warmup_end": self.cfg.warmup_steps,
-                "cooldown_start": self.cooldown_start(total_steps), "last": max(total_steps - 1, 0)}
+        return {
+            "first": 0,
+            "warmup_end": self.cfg.warmup_steps,
+            "cooldown_start": self.cooldown_start(total_steps),
+            "last": max(total_steps - 1, 0),
+        }
 
 
 @attrs.define(kw_only=True)

@@ -14,8 +14,9 @@ from argonne_kit.registry import ENTRY_POINT_GROUP, Distribution, Registry
 
 def attention_only_registry() -> Registry:
     registry = Registry()
-    (entry_point,) = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)
-                      if ep.value == "argonne_plugins.attention"]
+    (entry_point,) = [
+        ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.value == "argonne_plugins.attention"
+    ]
     dist = entry_point.dist
     registry.register_plugin(entry_point.load(), entry_point.name, Distribution(dist.name, dist.version))
     return registry

@@ -41,8 +41,10 @@ def test_sdpa_dropout_is_unbiased_around_the_plain_result():
 
 
 def test_flex_refuses_dropout_and_auto_avoids_it():
-    spec, rt = AttentionSpec(dropout=0.1), Runtime(device_type="cpu", dtype=torch.float32, head_dim=16,
-                                                   num_heads=2, num_kv_heads=2, needs_backward=False)
+    spec, rt = (
+        AttentionSpec(dropout=0.1),
+        Runtime(device_type="cpu", dtype=torch.float32, head_dim=16, num_heads=2, num_kv_heads=2, needs_backward=False),
+    )
     with pytest.raises(AttentionUnsupported, match="attention dropout 0.1 not supported"):
         build_backend("flex").check(spec, rt)
     with pytest.raises(AttentionUnsupported, match="dropout"):
@@ -54,8 +56,9 @@ def test_argonne_1x_uses_attention_dropout_in_training_only():
     from argonne_kit.model.attend import build_context
     from argonne_kit.model.legacy import ArgonneV1Config, ArgonneV1ForCausalLM
 
-    model = ArgonneV1ForCausalLM(ArgonneV1Config(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32,
-                                                 dropout=0.1))
+    model = ArgonneV1ForCausalLM(
+        ArgonneV1Config(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
+    )
     hidden = torch.zeros(1, 8, 32)
     train = build_context(model.model._attention, hidden, None, None, 0, training=True)
     assert [s.dropout for s in train.specs] == [0.1, 0.1]

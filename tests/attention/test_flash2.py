@@ -7,23 +7,24 @@ import importlib.machinery
 import sys
 import types
 
-import argonne_kit.kernels.flash2 as flash2_module
 import pytest
 import torch
 
+import argonne_kit.kernels.flash2 as flash2_module
 from argonne_kit.attention import build_backend
 from argonne_kit.contracts.attention import AttentionSpec, AttentionUnsupported, Runtime
 
 
-def documented_flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
-                               window_size=(-1, -1), deterministic=False):
+def documented_flash_attn_func(
+    q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1), deterministic=False
+):
     """flash-attn 2's README, literally: tensors are (batch, seqlen, nheads, headdim); Q heads
     are grouped over fewer KV heads in order; "if causal=True, the causal mask is aligned to the
     bottom right corner"; with a window "query at position i will only attend to keys between
     [i + seqlen_k - seqlen_q - window_size[0], i + seqlen_k - seqlen_q + window_size[1]]"
     (-1 = unbounded)."""
     seqlen_q, seqlen_k, heads, head_dim = q.shape[1], k.shape[1], q.shape[2], q.shape[3]
-    scale = softmax_scale if softmax_scale is not None else head_dim ** -0.5
+    scale = softmax_scale if softmax_scale is not None else head_dim**-0.5
     k = k.double().repeat_interleave(heads // k.shape[2], dim=2)
     v = v.double().repeat_interleave(heads // v.shape[2], dim=2)
     scores = torch.einsum("bqhd,bkhd->bhqk", q.double(), k) * scale
@@ -68,16 +69,19 @@ def test_the_emulation_matches_math_on_plain_causal_attention():
     torch.testing.assert_close(out.transpose(1, 2), build_backend("math")(q, k, v, AttentionSpec()))
 
 
-@pytest.mark.parametrize("spec, queries", [
-    (AttentionSpec(), 24),
-    (AttentionSpec(window=0), 24),
-    (AttentionSpec(window=5), 24),
-    (AttentionSpec(window=40), 24),
-    (AttentionSpec(window=5, scale=0.2), 24),
-    (AttentionSpec(causal=False, window=5), 24),
-    (AttentionSpec(window=6, query_offset=23), 1),
-    (AttentionSpec(window=6, query_offset=21), 3),
-])
+@pytest.mark.parametrize(
+    "spec, queries",
+    [
+        (AttentionSpec(), 24),
+        (AttentionSpec(window=0), 24),
+        (AttentionSpec(window=5), 24),
+        (AttentionSpec(window=40), 24),
+        (AttentionSpec(window=5, scale=0.2), 24),
+        (AttentionSpec(causal=False, window=5), 24),
+        (AttentionSpec(window=6, query_offset=23), 1),
+        (AttentionSpec(window=6, query_offset=21), 3),
+    ],
+)
 @pytest.mark.parametrize("kv_heads", [2, 4])
 def test_flash2_mapping_equals_math(fake_flash_attn, spec, queries, kv_heads):
     flash = build_backend("flash2")
@@ -127,17 +131,24 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CU
 
 
 @needs_gpu
-@pytest.mark.parametrize("spec, queries", [
-    (AttentionSpec(), 64), (AttentionSpec(window=7), 64), (AttentionSpec(window=7, query_offset=61), 3),
-])
+@pytest.mark.parametrize(
+    "spec, queries",
+    [
+        (AttentionSpec(), 64),
+        (AttentionSpec(window=7), 64),
+        (AttentionSpec(window=7, query_offset=61), 3),
+    ],
+)
 def test_flash2_on_gpu_equals_math_forward_and_backward(spec, queries):
     pytest.importorskip("flash_attn")
     flash = build_backend("flash2")
     flash.check(spec, Runtime("cuda", torch.bfloat16, 64, 4, 2, needs_backward=True))
     gen = torch.Generator(device="cuda").manual_seed(0)
     q = torch.randn(2, 4, queries, 64, device="cuda", dtype=torch.bfloat16, generator=gen, requires_grad=True)
-    k, v = (torch.randn(2, 2, 64, 64, device="cuda", dtype=torch.bfloat16, generator=gen,
-                        requires_grad=True) for _ in range(2))
+    k, v = (
+        torch.randn(2, 2, 64, 64, device="cuda", dtype=torch.bfloat16, generator=gen, requires_grad=True)
+        for _ in range(2)
+    )
     out = flash(q, k, v, spec)
     ref = build_backend("math")(q, k, v, spec)
     torch.testing.assert_close(out.float(), ref.float(), atol=2e-2, rtol=2e-2)

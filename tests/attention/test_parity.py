@@ -27,7 +27,7 @@ def _padding(batch, keys, side, lengths):
     mask = torch.zeros(batch, keys, dtype=torch.bool)
     for b, n in enumerate(lengths):
         if side == "left":
-            mask[b, keys - n:] = True
+            mask[b, keys - n :] = True
         else:
             mask[b, :n] = True
     return mask
@@ -44,18 +44,20 @@ def literal_attention(q, k, v, spec, key_padding_mask=None, segment_ids=None):
     """The contract's docstring, one query at a time, in float64."""
     batch, heads, queries, head_dim = q.shape
     keys, group = k.shape[2], heads // k.shape[1]
-    scale = spec.scale if spec.scale is not None else head_dim ** -0.5
+    scale = spec.scale if spec.scale is not None else head_dim**-0.5
     out = torch.zeros(batch, heads, queries, head_dim, dtype=torch.float64)
     for b in range(batch):
         for h in range(heads):
             for t in range(queries):
                 pos = spec.query_offset + t
-                visible = [s for s in range(keys)
-                           if (not spec.causal or s <= pos)
-                           and (spec.window is None or pos - s <= spec.window)
-                           and (key_padding_mask is None or key_padding_mask[b, s])
-                           and (segment_ids is None
-                                or segment_ids[b, keys - queries + t] == segment_ids[b, s])]
+                visible = [
+                    s
+                    for s in range(keys)
+                    if (not spec.causal or s <= pos)
+                    and (spec.window is None or pos - s <= spec.window)
+                    and (key_padding_mask is None or key_padding_mask[b, s])
+                    and (segment_ids is None or segment_ids[b, keys - queries + t] == segment_ids[b, s])
+                ]
                 if not visible:
                     continue
                 kk = k[b, h // group, visible].double()
@@ -100,9 +102,22 @@ def _inputs(case, grad=False, seed=0):
     return spec, (q, k, v), extra
 
 
-@pytest.mark.parametrize("case", ["full", "mqa", "window0", "window5", "window_ge_T", "scale",
-                                  "pad_left_window", "segments_window_pad", "decode3_window",
-                                  "decode3_segments", "non_causal"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "full",
+        "mqa",
+        "window0",
+        "window5",
+        "window_ge_T",
+        "scale",
+        "pad_left_window",
+        "segments_window_pad",
+        "decode3_window",
+        "decode3_segments",
+        "non_causal",
+    ],
+)
 def test_math_equals_literal_semantics(case):
     spec, (q, k, v), extra = _inputs(case)
     # Two query heads sharing one kv head (GQA) keep the per-query loop fast.
@@ -168,8 +183,7 @@ def test_bf16_in_bf16_out_close_to_fp32(name, case):
         warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
         out = build_backend(name)(q.bfloat16(), k.bfloat16(), v.bfloat16(), spec, **extra)
     assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), build_backend("math")(q, k, v, spec, **extra),
-                               atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(out.float(), build_backend("math")(q, k, v, spec, **extra), atol=3e-2, rtol=3e-2)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

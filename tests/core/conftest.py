@@ -62,13 +62,19 @@ def test_registry():
     import argonne_plugins.schedules as schedules
 
     reg.register_plugin(schedules, "schedules", Distribution("argonne-kit", "test"))
-    reg.register_plugin(make_plugin([
-        ("attention", "auto", WindowedAttentionConfig),
-        ("attention", "math", WindowedAttentionConfig),
-        ("objective", "clm", EmptyConfig),
-        ("parallel", "single", EmptyParallelConfig),
-        ("data", "tokens", TokensConfig),
-    ]), "testplugin", Distribution("test-dist", "1.0"))
+    reg.register_plugin(
+        make_plugin(
+            [
+                ("attention", "auto", WindowedAttentionConfig),
+                ("attention", "math", WindowedAttentionConfig),
+                ("objective", "clm", EmptyConfig),
+                ("parallel", "single", EmptyParallelConfig),
+                ("data", "tokens", TokensConfig),
+            ]
+        ),
+        "testplugin",
+        Distribution("test-dist", "1.0"),
+    )
     registry_mod.reset_registry(reg)
     yield reg
     registry_mod.reset_registry(None)
@@ -78,7 +84,8 @@ def test_registry():
 def recipe_dir(tmp_path):
     """A base recipe and two children that differ in one inherited value."""
     (tmp_path / "bases").mkdir()
-    (tmp_path / "bases" / "tiny.toml").write_text(textwrap.dedent("""
+    (tmp_path / "bases" / "tiny.toml").write_text(
+        textwrap.dedent("""
         [model]
         kind = "argonne2"
         hidden_size = 64
@@ -87,18 +94,23 @@ def recipe_dir(tmp_path):
         num_key_value_heads = 2
         [optim]
         lr = 3e-4
-    """))
-    (tmp_path / "a.toml").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "a.toml").write_text(
+        textwrap.dedent("""
         extends = "bases/tiny.toml"
         [data]
         kind = "tokens"
         [train]
         seq_len = 32
         micro_batch_size = 2
-    """))
-    (tmp_path / "b.toml").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "b.toml").write_text(
+        textwrap.dedent("""
         extends = "a.toml"
         [optim]
         lr = 1e-4
-    """))
+    """)
+    )
     return tmp_path

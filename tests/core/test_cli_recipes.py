@@ -13,8 +13,8 @@ def test_resolve_prints_merged_recipe_with_override(test_registry, recipe_dir, c
     assert main(["resolve", str(recipe_dir / "a.toml"), "optim.lr=1e-4"]) == 0
     out = tomllib.loads(capsys.readouterr().out)
     assert out["optim"]["lr"] == 1e-4
-    assert out["model"]["hidden_size"] == 64          # inherited from bases/tiny.toml
-    assert out["train"]["precision"] == "bf16"        # default made explicit
+    assert out["model"]["hidden_size"] == 64  # inherited from bases/tiny.toml
+    assert out["train"]["precision"] == "bf16"  # default made explicit
     assert out["derived"]["model"]["head_dim"] == 16
 
 
@@ -98,8 +98,9 @@ def test_console_script_and_module_entry_points():
 
 def test_builtins_register_every_contract_kind():
     """`argonne-kit plugins` lists at least one component for each of the four contract kinds."""
-    result = subprocess.run([sys.executable, "-m", "argonne_kit", "plugins", "--json"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "argonne_kit", "plugins", "--json"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     kinds = {k for p in json.loads(result.stdout) for k in p["components"]}
     assert {"attention", "objective", "parallel", "data"} <= kinds

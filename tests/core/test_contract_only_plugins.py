@@ -24,8 +24,23 @@ PLUGIN = Path(__file__).resolve().parent / "contract_plugin"
 def contract_site(tmp_path_factory):
     site = tmp_path_factory.mktemp("contract_site")
     source = shutil.copytree(PLUGIN, tmp_path_factory.mktemp("contract_src") / "plugin")  # builds leave files
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(site), str(source)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return site
 
 
@@ -33,7 +48,8 @@ def contract_site(tmp_path_factory):
 def test_contract_only_components_of_every_kind_train_from_a_recipe(contract_site, tmp_path):
     run_dir = tmp_path / "run"
     recipe = tmp_path / "contract.toml"
-    recipe.write_text(textwrap.dedent(f"""
+    recipe.write_text(
+        textwrap.dedent(f"""
         [model]
         kind = "argonne2"
         hidden_size = 64
@@ -65,10 +81,12 @@ def test_contract_only_components_of_every_kind_train_from_a_recipe(contract_sit
         enabled = false
         [run]
         dir = "{run_dir.as_posix()}"
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(contract_site), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "argonne_kit", "run", str(recipe)], capture_output=True,
-                            text=True, timeout=300, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "argonne_kit", "run", str(recipe)], capture_output=True, text=True, timeout=300, env=env
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]

@@ -9,8 +9,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Names the core gives plugin objects (components, their configs, the plugin modules).
-PLUGIN_OBJECTS = re.compile(r"\b(strategy|objective|schedule|plugin|backend|component|data|val_data|parallel|"
-                            r"attention|callback)\b|\.config\b(?<!model\.config)")
+PLUGIN_OBJECTS = re.compile(
+    r"\b(strategy|objective|schedule|plugin|backend|component|data|val_data|parallel|"
+    r"attention|callback)\b|\.config\b(?<!model\.config)"
+)
 
 
 def _probes(path: Path, root: Path = ROOT) -> list[str]:
@@ -20,8 +22,12 @@ def _probes(path: Path, root: Path = ROOT) -> list[str]:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             if "inspect" in names:
                 found.append(f"{path.relative_to(root)}:{node.lineno}: imports inspect")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
-                and node.args:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and node.args
+        ):
             target = ast.unparse(node.args[0])
             if PLUGIN_OBJECTS.search(target):
                 found.append(f"{path.relative_to(root)}:{node.lineno}: {node.func.id}({target}, …)")
@@ -36,12 +42,17 @@ def test_the_core_never_probes_a_plugin_object():
 def test_the_probe_check_catches_a_probe(tmp_path):
     """The check above can fail: each pattern it must refuse is refused."""
     sample = tmp_path / "sample.py"
-    sample.write_text("import inspect\n"
-                      "a = getattr(strategy, 'verify', None)\n"
-                      "b = hasattr(self.objective, 'chat_model')\n"
-                      "c = getattr(resolved.recipe.parallel.config, 'data_parallel_world', None)\n"
-                      "d = getattr(tokenizer, 'eos_token_id', None)\n")
+    sample.write_text(
+        "import inspect\n"
+        "a = getattr(strategy, 'verify', None)\n"
+        "b = hasattr(self.objective, 'chat_model')\n"
+        "c = getattr(resolved.recipe.parallel.config, 'data_parallel_world', None)\n"
+        "d = getattr(tokenizer, 'eos_token_id', None)\n"
+    )
     hits = [h.split(": ", 1)[1] for h in _probes(sample, tmp_path)]
-    assert hits == ["imports inspect", "getattr(strategy, …)", "hasattr(self.objective, …)",
-                    "getattr(resolved.recipe.parallel.config, …)"]
-
+    assert hits == [
+        "imports inspect",
+        "getattr(strategy, …)",
+        "hasattr(self.objective, …)",
+        "getattr(resolved.recipe.parallel.config, …)",
+    ]

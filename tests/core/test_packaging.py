@@ -55,8 +55,11 @@ def test_plugins_import_only_the_core_contracts():
 
     outside = []
     for path in _plugin_files():
-        outside += [f"{path.relative_to(ROOT)}:{line}: {module}" for line, module in _kit_imports(path)
-                    if module not in PUBLIC_API]
+        outside += [
+            f"{path.relative_to(ROOT)}:{line}: {module}"
+            for line, module in _kit_imports(path)
+            if module not in PUBLIC_API
+        ]
         if path.is_relative_to(ROOT / "plugins"):
             kind = path.relative_to(ROOT / "plugins").parts[0]
             for node in ast.walk(ast.parse(path.read_text())):
@@ -70,10 +73,16 @@ def test_plugins_import_only_the_core_contracts():
 
 def test_the_public_api_check_sees_internal_imports(tmp_path):
     sample = tmp_path / "p.py"
-    sample.write_text("from argonne_kit.train.trainer import Trainer\nimport argonne_kit.model.build\n"
-                      "def f():\n    from argonne_kit import probe\n    from argonne_kit.errors import DataError\n")
-    assert _kit_imports(sample) == [(1, "argonne_kit.train.trainer"), (2, "argonne_kit.model.build"),
-                                    (4, "argonne_kit.probe"), (5, "argonne_kit.errors")]
+    sample.write_text(
+        "from argonne_kit.train.trainer import Trainer\nimport argonne_kit.model.build\n"
+        "def f():\n    from argonne_kit import probe\n    from argonne_kit.errors import DataError\n"
+    )
+    assert _kit_imports(sample) == [
+        (1, "argonne_kit.train.trainer"),
+        (2, "argonne_kit.model.build"),
+        (4, "argonne_kit.probe"),
+        (5, "argonne_kit.errors"),
+    ]
 
 
 def test_core_never_imports_a_plugin():
@@ -85,8 +94,12 @@ def test_core_never_imports_a_plugin():
 @pytest.mark.slow
 def test_built_wheel_contains_and_loads_the_plugins(tmp_path):
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = dist.glob("argonne_kit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for kind in ("attention", "objectives", "parallel", "data", "schedules"):
@@ -96,8 +109,12 @@ def test_built_wheel_contains_and_loads_the_plugins(tmp_path):
     assert "[argonne_kit]" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     probe = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
         "import argonne_plugins, argonne_kit;"
@@ -105,8 +122,14 @@ def test_built_wheel_contains_and_loads_the_plugins(tmp_path):
         "print(json.dumps({'plugins_file': argonne_plugins.__file__, 'kit_file': argonne_kit.__file__,"
         " 'schedules': r.names('schedule')}))"
     )
-    out = subprocess.run([sys.executable, "-c", probe, str(site)], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(site)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["plugins_file"].startswith(str(site)) and data["kit_file"].startswith(str(site))

@@ -14,23 +14,32 @@ def write(path, text):
 
 
 def test_extends_deep_merges_and_later_wins(tmp_path):
-    write(tmp_path / "base.toml", """
+    write(
+        tmp_path / "base.toml",
+        """
         [optim]
         lr = 1.0
         betas = [0.9, 0.95]
         [train]
         seq_len = 8
-    """)
-    write(tmp_path / "mid.toml", """
+    """,
+    )
+    write(
+        tmp_path / "mid.toml",
+        """
         extends = "base.toml"
         [optim]
         lr = 2.0
-    """)
-    child = write(tmp_path / "child.toml", """
+    """,
+    )
+    child = write(
+        tmp_path / "child.toml",
+        """
         extends = ["mid.toml"]
         [train]
         micro_batch_size = 3
-    """)
+    """,
+    )
     raw = read_recipe_file(child)
     assert raw.data == {"optim": {"lr": 2.0, "betas": [0.9, 0.95]}, "train": {"seq_len": 8, "micro_batch_size": 3}}
     assert raw.origin_of("optim.lr").endswith("mid.toml")
@@ -69,14 +78,17 @@ def test_switching_plugin_kind_drops_the_old_plugins_keys():
     assert base == {"attention": {"kind": "b"}}
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("optim.lr=1e-4", (["optim", "lr"], 1e-4)),
-    ("train.compile=true", (["train", "compile"], True)),
-    ("run.dir=runs/x", (["run", "dir"], "runs/x")),
-    ('run.dir="runs/y"', (["run", "dir"], "runs/y")),
-    ("optim.betas=[0.8, 0.9]", (["optim", "betas"], [0.8, 0.9])),
-    ("train.seq_len=64", (["train", "seq_len"], 64)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("optim.lr=1e-4", (["optim", "lr"], 1e-4)),
+        ("train.compile=true", (["train", "compile"], True)),
+        ("run.dir=runs/x", (["run", "dir"], "runs/x")),
+        ('run.dir="runs/y"', (["run", "dir"], "runs/y")),
+        ("optim.betas=[0.8, 0.9]", (["optim", "betas"], [0.8, 0.9])),
+        ("train.seq_len=64", (["train", "seq_len"], 64)),
+    ],
+)
 def test_parse_override_types_values_as_toml(text, expected):
     assert parse_override(text) == expected
 

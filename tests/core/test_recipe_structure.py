@@ -1,6 +1,8 @@
 """Structuring and resolving: strict types, unknown keys with suggestions, plugin sections,
 derived values and cross-section checks."""
 
+import itertools
+
 import pytest
 
 from argonne_kit.errors import RecipeError
@@ -38,13 +40,19 @@ def test_keys_have_one_name(test_registry, recipe_dir):
 
 
 def test_wrong_types_are_not_coerced(test_registry, recipe_dir):
-    with pytest.raises(RecipeError, match=r'attention\.window: expected int \| none, got "256"|attention\.window: expected int, got "256"'):
+    with pytest.raises(
+        RecipeError,
+        match=r'attention\.window: expected int \| none, got "256"|attention\.window: expected int, got "256"',
+    ):
         resolve_recipe(recipe_dir / "a.toml", ['attention.window="256"'])
     with pytest.raises(RecipeError, match=r"train\.seq_len: expected int, got 1\.5"):
         resolve_recipe(recipe_dir / "a.toml", ["train.seq_len=1.5"])
     with pytest.raises(RecipeError, match=r"train\.compile: expected bool, got 1"):
         resolve_recipe(recipe_dir / "a.toml", ["train.compile=1"])
-    with pytest.raises(RecipeError, match=r"train\.precision: expected one of 'fp32' \| 'bf16' \| 'fp16', got \"bf17\"; did you mean 'bf16'"):
+    with pytest.raises(
+        RecipeError,
+        match=r"train\.precision: expected one of 'fp32' \| 'bf16' \| 'fp16', got \"bf17\"; did you mean 'bf16'",
+    ):
         resolve_recipe(recipe_dir / "a.toml", ["train.precision=bf17"])
 
 
@@ -60,7 +68,10 @@ def test_validators_name_the_path(test_registry, recipe_dir):
 def test_unknown_section_and_plugin_name_suggest(test_registry, recipe_dir):
     with pytest.raises(RecipeError, match=r"optimm: unknown section; did you mean 'optim'"):
         resolve_recipe(recipe_dir / "a.toml", ["optimm.lr=1.0"])
-    with pytest.raises(RecipeError, match=r"schedule\.kind: no schedule plugin named 'wsdd'; did you mean 'wsd'\?; registered: constant, cosine, wsd"):
+    with pytest.raises(
+        RecipeError,
+        match=r"schedule\.kind: no schedule plugin named 'wsdd'; did you mean 'wsd'\?; registered: constant, cosine, wsd",
+    ):
         resolve_recipe(recipe_dir / "a.toml", ["schedule.kind=wsdd"])
 
 
@@ -84,8 +95,9 @@ def test_heads_must_divide(test_registry, recipe_dir):
 
 
 def test_interleaved_windows_are_derived_per_layer(test_registry, recipe_dir):
-    resolved = resolve_recipe(recipe_dir / "a.toml", ["model.interleaved_local_attention=true",
-                                                      "model.local_attention_window=16"])
+    resolved = resolve_recipe(
+        recipe_dir / "a.toml", ["model.interleaved_local_attention=true", "model.local_attention_window=16"]
+    )
     assert resolved.derived["model"]["layer_windows"] == [0, 16]
 
 
@@ -115,13 +127,20 @@ def test_every_config_field_is_documented_and_optional_fields_default_to_none(te
         source = inspect.getsource(cls)
         tree = ast.parse(source.lstrip() if source.startswith(" ") else source)
         body = tree.body[0].body
-        documented = {stmt.target.id for stmt, nxt in zip(body, body[1:])
-                      if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr)
-                      and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)}
+        documented = {
+            stmt.target.id
+            for stmt, nxt in itertools.pairwise(body)
+            if isinstance(stmt, ast.AnnAssign)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        }
         for field in attrs.fields(cls):
             assert field.name in documented, f"{cls.__name__}.{field.name} has no docstring"
             if type(None) in typing.get_args(hints[field.name]):
-                assert field.default is None, f"{cls.__name__}.{field.name} is optional but defaults to {field.default!r}"
+                assert field.default is None, (
+                    f"{cls.__name__}.{field.name} is optional but defaults to {field.default!r}"
+                )
 
 
 def test_window_needs_a_backend_that_has_windows(test_registry, recipe_dir, plugin_kit):
@@ -147,6 +166,8 @@ def test_window_needs_a_backend_that_has_windows(test_registry, recipe_dir, plug
     plugin = types.SimpleNamespace(argonne_kit_register_components=argonne_kit_register_components)
     test_registry.register_plugin(plugin, "nowindow-plugin", Distribution("nw", "1"))
     windowed = ["model.interleaved_local_attention=true", "model.local_attention_window=8"]
-    with pytest.raises(RecipeError, match=r"attention\.kind: backend 'nowindow' has no sliding-window support.*on 1 layers"):
+    with pytest.raises(
+        RecipeError, match=r"attention\.kind: backend 'nowindow' has no sliding-window support.*on 1 layers"
+    ):
         resolve_recipe(recipe_dir / "a.toml", ["attention.kind=nowindow", *windowed])
     assert resolve_recipe(recipe_dir / "a.toml", ["attention.kind=nowindow"]).recipe.attention.kind == "nowindow"

@@ -36,10 +36,17 @@ def test_env_var_parsing(monkeypatch):
 
 def test_duplicate_component_names_both_distributions(plugin_kit):
     reg = Registry()
-    reg.register_plugin(plugin_kit.make([("objective", "clm", plugin_kit.EmptyConfig)]), "first", Distribution("dist-a", "1.0"))
-    with pytest.raises(PluginError, match=r"objective 'clm' is registered twice: by plugin 'first' from "
-                                          r"dist-a 1\.0 and by plugin 'second' from dist-b 2\.0"):
-        reg.register_plugin(plugin_kit.make([("objective", "clm", plugin_kit.EmptyConfig)]), "second", Distribution("dist-b", "2.0"))
+    reg.register_plugin(
+        plugin_kit.make([("objective", "clm", plugin_kit.EmptyConfig)]), "first", Distribution("dist-a", "1.0")
+    )
+    with pytest.raises(
+        PluginError,
+        match=r"objective 'clm' is registered twice: by plugin 'first' from "
+        r"dist-a 1\.0 and by plugin 'second' from dist-b 2\.0",
+    ):
+        reg.register_plugin(
+            plugin_kit.make([("objective", "clm", plugin_kit.EmptyConfig)]), "second", Distribution("dist-b", "2.0")
+        )
 
 
 def test_duplicate_plugin_names_both_distributions(plugin_kit):
@@ -113,4 +120,3 @@ def test_broken_plugin_names_itself(monkeypatch):
     reg = Registry()
     with pytest.raises(PluginError, match=r"cannot load plugin 'broken' \(nowhere\.module\) from broken-dist 9\.9"):
         reg.load_entry_points(None)
-

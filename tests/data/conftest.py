@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from argonne_kit.contracts.data import DataContext
 
 

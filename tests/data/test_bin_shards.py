@@ -45,16 +45,19 @@ def test_unshuffled_epoch_is_the_token_stream(make_source, shard_dir):
     windows = torch.cat([b["input_ids"] for b in batches])
     assert windows.shape[1] == T + 1
     rebuilt = torch.cat([windows[:, :-1].reshape(-1), windows[-1:, -1]]).numpy()
-    assert np.array_equal(rebuilt, stream[:len(rebuilt)])  # packed across documents: nothing dropped (D-20)
+    assert np.array_equal(rebuilt, stream[: len(rebuilt)])  # packed across documents: nothing dropped (D-20)
     assert len(stream) - len(rebuilt) < B * T + 1  # only the tail short of one global batch is unused
 
 
 def test_ranks_get_disjoint_windows_covering_the_epoch(make_source, tmp_path):
-    write_shard(tmp_path / "unique.bin", np.arange(950, dtype=np.uint32))  # every window is distinct (ids inside the vocabulary)
+    write_shard(
+        tmp_path / "unique.bin", np.arange(950, dtype=np.uint32)
+    )  # every window is distinct (ids inside the vocabulary)
 
     def epoch_windows(rank):
-        source = make_source("bin_shards", {"path": str(tmp_path / "unique.bin"), "shuffle": True},
-                             rank=rank, world=2, B=2, T=5)
+        source = make_source(
+            "bin_shards", {"path": str(tmp_path / "unique.bin"), "shuffle": True}, rank=rank, world=2, B=2, T=5
+        )
         return {tuple(row.tolist()) for b in take(source, source.steps_per_epoch) for row in b["input_ids"]}, source
 
     rank0, source = epoch_windows(0)

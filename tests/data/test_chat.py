@@ -64,14 +64,18 @@ def test_truncation_keeps_a_user_turn_and_overlong_rows_are_counted(make_source,
 
 
 def test_bad_rows_are_counted_by_reason_with_file_and_row(make_source, tmp_path, caplog):
-    rows = [_conv("Hi", "Hello.")] * 18 + [{"messages": [{"role": "assistant", "content": "no question"}]},
-                                           {"messages": [{"role": "user", "content": "no answer"}]}]
+    rows = [_conv("Hi", "Hello.")] * 18 + [
+        {"messages": [{"role": "assistant", "content": "no question"}]},
+        {"messages": [{"role": "user", "content": "no answer"}]},
+    ]
     path = _write(tmp_path / "c.jsonl", rows)
     source = make_source("ultrachat", {"path": path, "max_drop_frac": 0.2}, B=2, T=32)
     stats = source.stats()
     assert stats["dropped_no_user_turn"] == 1 and stats["dropped_no_assistant_turn"] == 1
     assert "c.jsonl row 18" in caplog.text
-    with pytest.raises(DataError, match=r"(?s)dropped 2 of 20 rows.*no user turn: 1 of 20 \(5.0%; first at \S*c\.jsonl row 18"):
+    with pytest.raises(
+        DataError, match=r"(?s)dropped 2 of 20 rows.*no user turn: 1 of 20 \(5.0%; first at \S*c\.jsonl row 18"
+    ):
         make_source("ultrachat", {"path": path, "max_drop_frac": 0.05}, B=2, T=32)
     (tmp_path / "bad.jsonl").write_text('{"messages": []}\n{not json\n')
     with pytest.raises(DataError, match=r"bad\.jsonl: row 1 \(line 2\): not valid JSON"):
@@ -105,8 +109,14 @@ def test_seeds_change_the_order(make_source, qs_cache):
 
 def test_cot_defaults_are_no_op_transforms(make_source, tokenizer, tmp_path):
     reasoning = "first I count. " * 8
-    rows = [{"messages": [{"role": "user", "content": "Sum?"},
-                          {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n\nFive."}]}] * 9
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "Sum?"},
+                {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n\nFive."},
+            ]
+        }
+    ] * 9
     rows.append({"messages": [{"role": "user", "content": "Sum?"}, {"role": "assistant", "content": "Five."}]})
     path = _write(tmp_path / "cot.jsonl", rows)
     source = make_source("cot", {"path": path, "shuffle": False, "max_drop_frac": 0.2}, B=1, T=128)
@@ -119,6 +129,7 @@ def test_cot_defaults_are_no_op_transforms(make_source, tokenizer, tmp_path):
     short = _supervised_text(tokenizer, take(cut, 1)[0])
     assert len(short) < len(text) and short.endswith("</think>\n\nFive.<|im_end|>")
     assert cut.stats()["think_truncated"] == 1
-    canonical = make_source("cot", {"path": path, "shuffle": False, "preserve_raw_reasoning": False,
-                                    "max_drop_frac": 0.2}, B=1, T=128)
+    canonical = make_source(
+        "cot", {"path": path, "shuffle": False, "preserve_raw_reasoning": False, "max_drop_frac": 0.2}, B=1, T=128
+    )
     assert _supervised_text(tokenizer, take(canonical, 1)[0]).endswith("</think>\n\n**Answer:** Five.<|im_end|>")

@@ -15,8 +15,11 @@ from argonne_kit.errors import DataError
 
 def _hashes(root):
     """sha256 of every generated file (shards/ is added later by ensure_quickstart_shards)."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "shards" not in p.relative_to(root).parts}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "shards" not in p.relative_to(root).parts
+    }
 
 
 @pytest.mark.slow
@@ -48,13 +51,19 @@ def test_embedded_tokenizer(tokenizer, qs_cache):
     assert len(tokenizer) <= 1024  # the corpus saturates the merges well below the 2,048 target
     text = "Long long time ago, there was a little cat named Mia."
     assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
-                                             add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     ids = tokenizer("<think>x</think>", add_special_tokens=False)["input_ids"]
     assert tokenizer.convert_ids_to_tokens([ids[0], ids[-1]]) == ["<think>", "</think>"]
     _, sha = load_tokenizer(None, cache_dir=qs_cache)
-    assert sha == hashlib.sha256(ensure_quickstart_assets(qs_cache).tokenizer_dir.joinpath("tokenizer.json").read_bytes()).hexdigest()
+    assert (
+        sha
+        == hashlib.sha256(
+            ensure_quickstart_assets(qs_cache).tokenizer_dir.joinpath("tokenizer.json").read_bytes()
+        ).hexdigest()
+    )
 
 
 def test_tokenizer_paths_and_offline_hub_error(tmp_path, qs_cache, monkeypatch):

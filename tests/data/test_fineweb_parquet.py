@@ -37,8 +37,10 @@ def test_ranks_read_disjoint_documents_and_seeds_matter(make_source, qs_cache):
 
 def test_empty_rows_are_counted_and_bad_columns_named(make_source, tmp_path):
     (tmp_path / "d").mkdir()
-    pq.write_table(pa.table({"text": ["one two three four five six seven", None, "", "eight nine ten"] * 20}),
-                   tmp_path / "d" / "a.parquet")
+    pq.write_table(
+        pa.table({"text": ["one two three four five six seven", None, "", "eight nine ten"] * 20}),
+        tmp_path / "d" / "a.parquet",
+    )
     source = make_source("fineweb_parquet", {"path": str(tmp_path / "d")}, B=1, T=8)
     take(source, 3)
     assert source.stats()["empty_rows"] > 0

@@ -8,9 +8,12 @@ from datatest_utils import check_exact_resume, take
 
 from argonne_kit.errors import RecipeError
 
-TWO = {"sources": [{"kind": "bin_shards", "weight": 3.0, "name": "shards", "shuffle": True},
-                   {"kind": "fineweb_parquet", "weight": 1.0, "name": "stream", "split": "validation",
-                    "chunk_rows": 32}]}
+TWO = {
+    "sources": [
+        {"kind": "bin_shards", "weight": 3.0, "name": "shards", "shuffle": True},
+        {"kind": "fineweb_parquet", "weight": 1.0, "name": "stream", "split": "validation", "chunk_rows": 32},
+    ]
+}
 
 
 def test_structured_through_the_registry(qs_cache):
@@ -21,8 +24,16 @@ def test_structured_through_the_registry(qs_cache):
     config = structure(TWO, cls, "data")
     assert [e.kind for e in config.entries] == ["bin_shards", "fineweb_parquet"]
     assert unstructure(config)["sources"][1] == {
-        "kind": "fineweb_parquet", "weight": 1.0, "name": "stream", "split": "validation", "text_column": "text",
-        "shuffle": False, "chunk_rows": 32, "append_eos": True, "num_workers": 0}
+        "kind": "fineweb_parquet",
+        "weight": 1.0,
+        "name": "stream",
+        "split": "validation",
+        "text_column": "text",
+        "shuffle": False,
+        "chunk_rows": 32,
+        "append_eos": True,
+        "num_workers": 0,
+    }
 
 
 def test_recipe_errors_name_the_nested_key(tmp_path, qs_cache):
@@ -33,7 +44,9 @@ def test_recipe_errors_name_the_nested_key(tmp_path, qs_cache):
     with pytest.raises(RecipeError, match=r"data: sources\[0\]\.shufle: unknown key; did you mean 'shuffle'"):
         resolve_recipe(recipe)
     recipe.write_text('[data]\nkind = "mixture"\n[[data.sources]]\nkind = "bin_shard"\nweight = 1.0\n')
-    with pytest.raises(RecipeError, match=r"sources\[0\]\.kind: no data source named 'bin_shard'; did you mean 'bin_shards'"):
+    with pytest.raises(
+        RecipeError, match=r"sources\[0\]\.kind: no data source named 'bin_shard'; did you mean 'bin_shards'"
+    ):
         resolve_recipe(recipe)
     recipe.write_text('[data]\nkind = "mixture"\n[[data.sources]]\nkind = "bin_shards"\nweight = -1\n')
     with pytest.raises(RecipeError, match=r"sources\[0\]\.weight: expected a number > 0"):

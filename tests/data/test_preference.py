@@ -13,15 +13,22 @@ from argonne_kit.errors import DataError
 
 USER = {"role": "user", "content": "What is 2 plus 2?"}
 FORMATS = [
-    {"chosen": [USER, {"role": "assistant", "content": "Four."}],
-     "rejected": [USER, {"role": "assistant", "content": "Five."}]},
+    {
+        "chosen": [USER, {"role": "assistant", "content": "Four."}],
+        "rejected": [USER, {"role": "assistant", "content": "Five."}],
+    },
     {"prompt": "What is 2 plus 2?", "chosen": "Four.", "rejected": "Five."},
-    {"chosen": "\n\nHuman: What is 2 plus 2?\n\nAssistant: Four.",
-     "rejected": "\n\nHuman: What is 2 plus 2?\n\nAssistant: Five."},
+    {
+        "chosen": "\n\nHuman: What is 2 plus 2?\n\nAssistant: Four.",
+        "rejected": "\n\nHuman: What is 2 plus 2?\n\nAssistant: Five.",
+    },
     {"chosen": "user: What is 2 plus 2?\nbot: Four.", "rejected": "user: What is 2 plus 2?\nbot: Five."},
     {"prompt": "<|im_start|>user\nWhat is 2 plus 2?<|im_end|>\n", "chosen": "Four.", "rejected": "Five."},
-    {"conversation_a": [USER, {"role": "assistant", "content": "Five."}],
-     "conversation_b": [USER, {"role": "assistant", "content": "Four."}], "winner": "model_b"},
+    {
+        "conversation_a": [USER, {"role": "assistant", "content": "Five."}],
+        "conversation_b": [USER, {"role": "assistant", "content": "Four."}],
+        "winner": "model_b",
+    },
 ]
 
 
@@ -41,7 +48,10 @@ def test_formats(make_source, tokenizer, tmp_path, row):
     assert _answer(tokenizer, batch, "chosen") == "Four.<|im_end|>"
     assert _answer(tokenizer, batch, "rejected") == "Five.<|im_end|>"
     n = int((batch["chosen_labels"][0] != -100).nonzero()[0])  # the prompt ends where supervision starts
-    assert tokenizer.decode(batch["chosen_input_ids"][0][:n]) == "<|im_start|>user\nWhat is 2 plus 2?<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        tokenizer.decode(batch["chosen_input_ids"][0][:n])
+        == "<|im_start|>user\nWhat is 2 plus 2?<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert torch.equal(batch["chosen_input_ids"][0][:n], batch["rejected_input_ids"][0][:n])  # same prompt
 
 

@@ -24,8 +24,11 @@ def _corpus(root, files=3, rows=30):
         column[3] = ""  # empty rows are counted, not written
         column[7] = None
         texts.append(column)
-        pq.write_table(pa.table({"text": column, "id": [str(i) for i in range(rows)]}), root / f"part-{f:02d}.parquet",
-                       row_group_size=8)
+        pq.write_table(
+            pa.table({"text": column, "id": [str(i) for i in range(rows)]}),
+            root / f"part-{f:02d}.parquet",
+            row_group_size=8,
+        )
     return texts
 
 
@@ -51,8 +54,13 @@ def test_shards_hold_each_document_followed_by_eos(tmp_path, tok_dir, tokenizer)
     shard_set = find_shards(tmp_path / "out")
     stream = np.concatenate([s.memmap() for s in shard_set.shards]).tolist()
     assert stream == expected
-    assert manifest["totals"] == {"rows": 90, "docs": 84, "empty_rows": 6, "tokens": len(expected),
-                                  "shards": len(shard_set.shards)}
+    assert manifest["totals"] == {
+        "rows": 90,
+        "docs": 84,
+        "empty_rows": 6,
+        "tokens": len(expected),
+        "shards": len(shard_set.shards),
+    }
     assert len(shard_set.shards) > 3  # shard_tokens split each file into several shards
     assert manifest["tokenizer"]["eos_id"] == tokenizer.eos_token_id
     assert len(manifest["tokenizer"]["sha256"]) == 64
@@ -119,20 +127,64 @@ def test_bad_inputs_name_the_file_and_row(tmp_path, tok_dir):
 
 def test_cli_preprocess_and_one_line_errors(tmp_path, tok_dir, capsys):
     _corpus(tmp_path / "in", files=1)
-    assert main(["preprocess", "--input", str(tmp_path / "in"), "--tokenizer", tok_dir, "--output",
-                 str(tmp_path / "out"), "--no-progress", "--bos", "--no-eos"]) == 2  # the toy tokenizer has no BOS
+    assert (
+        main(
+            [
+                "preprocess",
+                "--input",
+                str(tmp_path / "in"),
+                "--tokenizer",
+                tok_dir,
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+                "--bos",
+                "--no-eos",
+            ]
+        )
+        == 2
+    )  # the toy tokenizer has no BOS
     assert "has no BOS token" in capsys.readouterr().err
-    assert main(["preprocess", "--input", str(tmp_path / "in"), "--tokenizer", tok_dir, "--output",
-                 str(tmp_path / "out"), "--no-progress", "--shard-tokens", "64"]) == 0
+    assert (
+        main(
+            [
+                "preprocess",
+                "--input",
+                str(tmp_path / "in"),
+                "--tokenizer",
+                tok_dir,
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+                "--shard-tokens",
+                "64",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["totals"]["docs"] == 28 and manifest["totals"]["shards"] > 1
-    assert main(["preprocess", "--input", str(tmp_path / "missing"), "--tokenizer", tok_dir,
-                 "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "preprocess",
+                "--input",
+                str(tmp_path / "missing"),
+                "--tokenizer",
+                tok_dir,
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "no such input directory" in capsys.readouterr().err
 
 
 def test_cli_quickstart(tmp_path, qs_cache):
-    assert main(["preprocess", "--quickstart", "--split", "validation", "--output", str(tmp_path / "qs"),
-                 "--no-progress"]) == 0
+    assert (
+        main(["preprocess", "--quickstart", "--split", "validation", "--output", str(tmp_path / "qs"), "--no-progress"])
+        == 0
+    )
     manifest = json.loads((tmp_path / "qs" / "manifest.json").read_text())
     assert manifest["totals"]["docs"] == 200 and manifest["tokenizer"]["name"] == "embedded:quickstart"

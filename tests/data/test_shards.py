@@ -12,7 +12,7 @@ from argonne_kit.errors import DataError
 def _raw_shard(path, magic, version, count_words, tokens):
     header = np.zeros(256, dtype="<i4")
     header[0], header[1] = magic, version
-    header[2:2 + len(count_words)] = count_words
+    header[2 : 2 + len(count_words)] = count_words
     path.write_bytes(header.tobytes() + tokens.tobytes())
     return path
 
@@ -67,10 +67,9 @@ def test_trailing_bytes_and_foreign_files_are_refused(tmp_path):
 
 def test_interrupted_write_leaves_no_complete_looking_shard(tmp_path):
     target = tmp_path / "s.bin"
-    with pytest.raises(RuntimeError):
-        with ShardWriter(target) as writer:
-            writer.write(np.arange(1000, dtype=np.uint32))
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), ShardWriter(target) as writer:
+        writer.write(np.arange(1000, dtype=np.uint32))
+        raise RuntimeError("killed")
     assert not target.exists() and not list(tmp_path.iterdir())
     # a writer that never closes leaves only the .tmp name, whose header still says 0 tokens
     writer = ShardWriter(target)

@@ -15,7 +15,7 @@ import torch
 from argonne_kit.evaluate.position import PositionBuckets
 from argonne_kit.evaluate.score import token_nll
 from argonne_kit.model import build_model
-from argonne_kit.model.sections import Argonne2ModelConfig
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 
 VOCAB, PERIOD = 64, 24
 
@@ -27,9 +27,16 @@ def _documents(rows: int, length: int, generator: torch.Generator) -> torch.Tens
 
 def _train(seq_len: int, steps: int = 100, tokens_per_step: int = 1024) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = Argonne2ModelConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              num_key_value_heads=2, intermediate_size=128, max_position_embeddings=seq_len,
-                              rope_theta=10000.0)
+    cfg = Argonne2ModelConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=seq_len,
+        rope_theta=10000.0,
+    )
     model = build_model(cfg)
     model.set_attention_backend("sdpa")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)

@@ -35,9 +35,28 @@ def test_nll_by_position_past_the_trained_window(tiny_run, tmp_path, capsys):
     from argonne_kit.data.embedded import ensure_quickstart_shards
 
     out = tmp_path / "r.json"
-    assert main(["eval", str(tiny_run), "--nll-by-position", "--data", str(ensure_quickstart_shards("validation")),
-                 "--seq-len", "512", "--batch-size", "4", "--max-batches", "2", "--buckets", "0,32,64,128,256,512",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_run),
+                "--nll-by-position",
+                "--data",
+                str(ensure_quickstart_shards("validation")),
+                "--seq-len",
+                "512",
+                "--batch-size",
+                "4",
+                "--max-batches",
+                "2",
+                "--buckets",
+                "0,32,64,128,256,512",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())["nll_by_position"]
     assert [r["tokens"] for r in rows] == [4 * 2 * n for n in (32, 32, 64, 128, 256)]  # 4 rows × 2 batches
     assert (tmp_path / "nll_by_position.png").read_bytes()[:4] == b"\x89PNG"
@@ -47,8 +66,22 @@ def test_nll_by_position_past_the_trained_window(tiny_run, tmp_path, capsys):
 def test_probe_on_a_model_writes_probe_jsonl(tiny_run, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Say hi.\nName a colour.\n")
-    assert main(["eval", str(tiny_run), "--probe", "--probe-prompts", str(prompts), "--probe-max-new-tokens", "3",
-                 "--probe-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_run),
+                "--probe",
+                "--probe-prompts",
+                str(prompts),
+                "--probe-max-new-tokens",
+                "3",
+                "--probe-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows] == ["Say hi.", "Name a colour."]
     assert all(r["label"] == "eval" and r["new_tokens"] <= 3 for r in rows)
@@ -75,9 +108,11 @@ def test_lm_eval_local_task_on_our_model(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     data = tmp_path / "mc.jsonl"
-    rows = [{"question": "Once upon a", "choices": ["time", "zebra"], "answer": 0},
-            {"question": "The cat sat on the", "choices": ["mat", "of"], "answer": 0},
-            {"question": "One, two,", "choices": ["three", "blue"], "answer": 0}]
+    rows = [
+        {"question": "Once upon a", "choices": ["time", "zebra"], "answer": 0},
+        {"question": "The cat sat on the", "choices": ["mat", "of"], "answer": 0},
+        {"question": "One, two,", "choices": ["three", "blue"], "answer": 0},
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     task = tmp_path / "task.yaml"
     task.write_text(TASK.format(data=data))

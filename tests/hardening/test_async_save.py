@@ -46,12 +46,16 @@ def test_async_checkpoints_equal_synchronous_ones_and_resume_exactly(tmp_path, c
     steps = [s for s, _ in list_checkpoints(tmp_path / "async" / CHECKPOINTS_DIR)]
     assert steps == [2, 4, 6, 8]
     for step in steps:
-        a, b = (torch.load(tmp_path / run / CHECKPOINTS_DIR / f"step_{step:08d}" / "state.pt", weights_only=True)
-                for run in ("sync", "async"))
+        a, b = (
+            torch.load(tmp_path / run / CHECKPOINTS_DIR / f"step_{step:08d}" / "state.pt", weights_only=True)
+            for run in ("sync", "async")
+        )
         assert a["model"].keys() == b["model"].keys()
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), step
-    losses = [[json.loads(line).get("loss") for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-              for run in ("sync", "async")]
+    losses = [
+        [json.loads(line).get("loss") for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        for run in ("sync", "async")
+    ]
     assert losses[0] == losses[1]
     assert (tmp_path / "async" / "final_model" / "config.json").is_file()
 
@@ -97,9 +101,12 @@ def test_async_save_is_refused_for_several_processes(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_during_async_saves_never_loses_the_previous_checkpoint(tmp_path):
-    recipe = write_recipe(tmp_path, "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 16\n"
-                                    "precision = \"fp32\"\ndevice = \"cpu\"\nlog_every = 1\n"
-                                    "[checkpoint]\ninterval_steps = 1\nkeep_last = 1\nasync_save = true\n")
+    recipe = write_recipe(
+        tmp_path,
+        "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 16\n"
+        'precision = "fp32"\ndevice = "cpu"\nlog_every = 1\n'
+        "[checkpoint]\ninterval_steps = 1\nkeep_last = 1\nasync_save = true\n",
+    )
     script = tmp_path / "launch.py"
     from pathlib import Path
 

@@ -49,8 +49,11 @@ def test_bit_rot_is_detected_the_checkpoint_skipped_with_its_reason(run_copy, tm
 
 def test_init_from_a_rotten_checkpoint_is_refused(run_copy, tmp_path, capsys):
     flip_bytes(run_copy / CHECKPOINTS_DIR / STEP8 / "trainer_state_rank0.pt", count=8)
-    recipe = write_recipe(tmp_path, CHECKPOINT_BODY + f'[init]\nfrom = "{(run_copy / CHECKPOINTS_DIR / STEP8).as_posix()}"\n',
-                          run_dir=tmp_path / "new")
+    recipe = write_recipe(
+        tmp_path,
+        CHECKPOINT_BODY + f'[init]\nfrom = "{(run_copy / CHECKPOINTS_DIR / STEP8).as_posix()}"\n',
+        run_dir=tmp_path / "new",
+    )
     assert run_cli(recipe) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "trainer_state_rank0.pt: checksum mismatch" in line
@@ -92,8 +95,10 @@ def test_disk_full_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(t
     assert run_cli(recipe) == 2
     line = one_error_line(capsys.readouterr().err)
     checkpoints = tmp_path / "run" / CHECKPOINTS_DIR
-    assert line == (f"argonne-kit: error: cannot write {checkpoints / TMP_PREFIX}{STEP8}/state.pt: "
-                    f"No space left on device; previous checkpoint kept")
+    assert line == (
+        f"argonne-kit: error: cannot write {checkpoints / TMP_PREFIX}{STEP8}/state.pt: "
+        f"No space left on device; previous checkpoint kept"
+    )
     assert [p.name for p in checkpoints.iterdir() if p.name.startswith(TMP_PREFIX)] == []
     assert [p.name for _s, p in list_checkpoints(checkpoints)] == [STEP4]
     verify_checkpoint(checkpoints / STEP4)
@@ -119,9 +124,9 @@ def test_torchs_opaque_write_error_on_a_nearly_full_disk_is_a_full_disk(tmp_path
 
     import pytest
     import torch.distributed.checkpoint as dcp
-    from argonne_plugins.parallel import checkpoint
 
     from argonne_kit.safe_io import StorageError, is_disk_full
+    from argonne_plugins.parallel import checkpoint
 
     opaque = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
     usage = real_shutil.disk_usage(tmp_path)
@@ -134,7 +139,12 @@ def test_torchs_opaque_write_error_on_a_nearly_full_disk_is_a_full_disk(tmp_path
 
     monkeypatch.setattr(dcp, "save", failing_save)
     with pytest.raises(StorageError, match=f"cannot write {tmp_path / 'dcp'}: No space left on device"):
-        checkpoint.save(checkpoint.native_state(torch.nn.Linear(4, 4), None), str(tmp_path / "dcp"), fmt="dcp",
-                        strategy="fsdp", mesh={"dp": 1})
+        checkpoint.save(
+            checkpoint.native_state(torch.nn.Linear(4, 4), None),
+            str(tmp_path / "dcp"),
+            fmt="dcp",
+            strategy="fsdp",
+            mesh={"dp": 1},
+        )
     monkeypatch.setattr(safe_io.shutil, "disk_usage", lambda _p: usage._replace(free=10**12))
     assert not is_disk_full(opaque, tmp_path)

@@ -32,10 +32,12 @@ def case(name: str):
     def register(fn: Case) -> Case:
         CASES[name] = fn
         return fn
+
     return register
 
 
 # -- recipes and overrides (resolve: nothing is trained) ---------------------------------------
+
 
 def _child(tmp: Path, body: str, name: str = "child.toml") -> Path:
     (tmp / "base.toml").write_text(f'extends = "{QUICKSTART.as_posix()}"\n')
@@ -44,12 +46,21 @@ def _child(tmp: Path, body: str, name: str = "child.toml") -> Path:
     return path
 
 
-for _key, _section, _value in [("keep_last", "checkpoint", "0"), ("micro_batch_size", "train", "0"),
-                               ("micro_batch_size", "train", "-4"), ("max_steps", "train", "0"),
-                               ("lr", "optim", "-1.0"), ("lr", "optim", "nan"), ("lr", "optim", "inf"),
-                               ("interval_steps", "checkpoint", "-2"), ("warmup_steps", "schedule", "-1")]:
+for _key, _section, _value in [
+    ("keep_last", "checkpoint", "0"),
+    ("micro_batch_size", "train", "0"),
+    ("micro_batch_size", "train", "-4"),
+    ("max_steps", "train", "0"),
+    ("lr", "optim", "-1.0"),
+    ("lr", "optim", "nan"),
+    ("lr", "optim", "inf"),
+    ("interval_steps", "checkpoint", "-2"),
+    ("warmup_steps", "schedule", "-1"),
+]:
+
     def _validator(tmp, run, key=_key, section=_section, value=_value):
         return ["resolve", str(_child(tmp, f"[{section}]\n{key} = {value}\n"))], ["child.toml", f"{section}.{key}"]
+
     case(f"recipe-{_section}.{_key}={_value}")(_validator)
 
 
@@ -73,7 +84,7 @@ def _(tmp, run):
 @case("recipe-not-utf8")
 def _(tmp, run):
     path = tmp / "latin1.toml"
-    path.write_bytes('[train]\nseq_len = 32 # caf\xe9\n'.encode("latin-1"))
+    path.write_bytes("[train]\nseq_len = 32 # caf\xe9\n".encode("latin-1"))
     return ["resolve", str(path)], ["latin1.toml", "UTF-8"]
 
 
@@ -156,6 +167,7 @@ def _(tmp, run):
 
 # -- token shards and manifests (run: fails before training) -----------------------------------
 
+
 def _shard(path: Path, tokens, *, declared: int | None = None, magic: int = SHARD_MAGIC) -> Path:
     header = np.zeros(256, dtype="<i4")
     header[0], header[1], header[2] = magic, SHARD_VERSION, len(tokens) if declared is None else declared
@@ -164,8 +176,9 @@ def _shard(path: Path, tokens, *, declared: int | None = None, magic: int = SHAR
 
 
 def _shard_recipe(tmp: Path, data_path: Path) -> Path:
-    return write_recipe(tmp, f'[data]\nkind = "bin_shards"\npath = "{data_path.as_posix()}"\n',
-                        run_dir=tmp / "shard-run")
+    return write_recipe(
+        tmp, f'[data]\nkind = "bin_shards"\npath = "{data_path.as_posix()}"\n', run_dir=tmp / "shard-run"
+    )
 
 
 @case("shards-one-empty-shard")
@@ -253,12 +266,21 @@ def _(tmp, run):
 
 # -- parquet and preprocess --------------------------------------------------------------------
 
+
 def _preprocess(tmp: Path, source: Path) -> list[str]:
     from argonne_kit.data.embedded import ensure_quickstart_assets
 
     tokenizer = ensure_quickstart_assets().tokenizer_dir
-    return ["preprocess", "--input", str(source), "--tokenizer", str(tokenizer), "--output", str(tmp / "out"),
-            "--no-progress"]
+    return [
+        "preprocess",
+        "--input",
+        str(source),
+        "--tokenizer",
+        str(tokenizer),
+        "--output",
+        str(tmp / "out"),
+        "--no-progress",
+    ]
 
 
 @case("preprocess-empty-parquet-directory")
@@ -303,12 +325,14 @@ def _(tmp, run):
 @case("parquet-source-empty-directory")
 def _(tmp, run):
     (tmp / "pq").mkdir()
-    recipe = write_recipe(tmp, f'[data]\nkind = "fineweb_parquet"\npath = "{(tmp / "pq").as_posix()}"\n',
-                          run_dir=tmp / "pq-run")
+    recipe = write_recipe(
+        tmp, f'[data]\nkind = "fineweb_parquet"\npath = "{(tmp / "pq").as_posix()}"\n', run_dir=tmp / "pq-run"
+    )
     return ["run", str(recipe)], ["pq"]
 
 
 # -- chat and preference rows ------------------------------------------------------------------
+
 
 def _rows_recipe(tmp: Path, kind: str, lines: list[str]) -> Path:
     data = tmp / "rows.jsonl"
@@ -359,6 +383,7 @@ def _(tmp, run):
 
 
 # -- checkpoints, run directories and exported models -------------------------------------------
+
 
 @case("run-dir-is-a-file")
 def _(tmp, run):
@@ -426,8 +451,11 @@ def _(tmp, run):
 
 @case("checkpoint-resume-carry-mismatch")
 def _(tmp, run):
-    recipe = write_recipe(tmp, CHECKPOINT_BODY + f'[init]\nfrom = "{(run / "final_model").as_posix()}"\n'
-                                                 'carry = "all"\n', run_dir=tmp / "r3")
+    recipe = write_recipe(
+        tmp,
+        CHECKPOINT_BODY + f'[init]\nfrom = "{(run / "final_model").as_posix()}"\ncarry = "all"\n',
+        run_dir=tmp / "r3",
+    )
     return ["run", str(recipe)], ["init.carry"]
 
 
@@ -438,6 +466,7 @@ def _(tmp, run):
 
 
 # -- command-line arguments --------------------------------------------------------------------
+
 
 @case("generate-top-p-2")
 def _(tmp, run):
@@ -514,6 +543,7 @@ def _(tmp, run):
 
 # -- the test ----------------------------------------------------------------------------------
 
+
 def classify(code, err: str, expected: list[str]) -> str:
     if code == "traceback" or "Traceback" in err:
         return "traceback"
@@ -542,7 +572,7 @@ def test_malformed_input_gets_one_clear_line(name, trained_run, tmp_path, capsys
         code = main(argv)
     except SystemExit as exc:  # argparse
         code = exc.code
-    except Exception:  # noqa: BLE001 — a traceback is the outcome being measured
+    except Exception:
         import traceback
 
         traceback.print_exc()

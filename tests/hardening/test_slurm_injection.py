@@ -37,8 +37,9 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
-@pytest.mark.parametrize("case", ["run_dir_newline", "job_name_newline", "override_newline", "partition_cr",
-                                  "account_quote", "qos_escape"])
+@pytest.mark.parametrize(
+    "case", ["run_dir_newline", "job_name_newline", "override_newline", "partition_cr", "account_quote", "qos_escape"]
+)
 def test_control_characters_and_unquotable_values_are_refused_before_writing(tmp_path, capsys, case):
     run_dir = str(tmp_path / "run")
     args: list[str] = []
@@ -72,8 +73,9 @@ def test_shell_metacharacters_are_passed_literally(tmp_path, capsys):
     run_dir = tmp_path / "run $(touch pwned) `touch pwned` ;touch pwned"
     recipe = _recipe(tmp_path, str(run_dir))
     hostile_name = "job $(touch pwned) name"
-    assert main(["slurm", str(recipe), f"run.dir={run_dir}", "--job-name", hostile_name,
-                 "--partition", "gpu;touch"]) == 0
+    assert (
+        main(["slurm", str(recipe), f"run.dir={run_dir}", "--job-name", hostile_name, "--partition", "gpu;touch"]) == 0
+    )
     capsys.readouterr()
     script = run_dir.resolve() / "slurm" / "argonne.sbatch"
     text = script.read_text()
@@ -88,9 +90,17 @@ def test_shell_metacharacters_are_passed_literally(tmp_path, capsys):
     _executable(bin_dir / "srun", '#!/bin/bash\nfor a in "$@"; do echo "ARG:$a"; done >> "$FAKE_LOG"\n')
     _executable(bin_dir / "scontrol", "#!/bin/bash\necho node-a\n")
     _executable(bin_dir / "sbatch", '#!/bin/bash\necho "sbatch $*" >> "$FAKE_LOG"\n')
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
-           "SLURM_JOB_ID": "7", "SLURM_NNODES": "1", "SLURM_JOB_NODELIST": "node-a"}
-    done = subprocess.run(["bash", str(script)], check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "SLURM_JOB_ID": "7",
+        "SLURM_NNODES": "1",
+        "SLURM_JOB_NODELIST": "node-a",
+    }
+    done = subprocess.run(
+        ["bash", str(script)], check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
     assert not marker.exists() and not (tmp_path / "run" / "pwned").exists()
     assert f"ARG:run.dir={run_dir}" in log.read_text().splitlines()

@@ -35,7 +35,7 @@ def test_no_torch_load_without_weights_only_true():
                 depth += {"(": 1, ")": -1}.get(text[end], 0)
                 if depth == 0:
                     break
-            call = text[match.start():end + 1]
+            call = text[match.start() : end + 1]
             if "weights_only=True" not in call and file.name != "convert_checkpoint.py":
                 offenders.append(f"{file.relative_to(ROOT)}: {call}")
     assert not offenders, offenders
@@ -47,8 +47,7 @@ def plant(checkpoint: Path, name: str, payload, *, keep_manifest_valid: bool = T
     torch.save(payload, checkpoint / name)
     if keep_manifest_valid:
         manifest = json.loads((checkpoint / MANIFEST_FILE).read_text())
-        manifest["files"][name] = {"size": (checkpoint / name).stat().st_size,
-                                   "sha256": sha256_file(checkpoint / name)}
+        manifest["files"][name] = {"size": (checkpoint / name).stat().st_size, "sha256": sha256_file(checkpoint / name)}
         (checkpoint / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
@@ -78,8 +77,11 @@ def test_a_planted_pickle_in_a_checkpoint_never_runs(run_copy, tmp_path, capsys,
     if how == "resume_auto":
         recipe = write_recipe(tmp_path, body, run_dir=run_copy)
     elif how == "resume_path":
-        recipe = write_recipe(tmp_path, body + f'[run]\ndir = "{(tmp_path / "new").as_posix()}"\n'
-                                              f'resume = "{newest.as_posix()}"\n', run_dir=tmp_path / "new")
+        recipe = write_recipe(
+            tmp_path,
+            body + f'[run]\ndir = "{(tmp_path / "new").as_posix()}"\nresume = "{newest.as_posix()}"\n',
+            run_dir=tmp_path / "new",
+        )
     else:
         source = run_copy if how == "init_run_dir" else newest
         recipe = write_recipe(tmp_path, body + f'[init]\nfrom = "{source.as_posix()}"\n', run_dir=tmp_path / "new")
@@ -98,7 +100,8 @@ def _original_checkpoint(run: Path) -> dict:
 
 
 def test_an_original_pt_needing_more_than_the_allow_list_is_refused_then_converted_deliberately(
-        trained_run, tmp_path, capsys):
+    trained_run, tmp_path, capsys
+):
     marker = tmp_path / "ran"
     evil = tmp_path / "checkpoint_step_100.pt"
     torch.save({**_original_checkpoint(trained_run), "config": Plant(marker)}, evil)
@@ -120,16 +123,19 @@ def test_an_original_pt_needing_more_than_the_allow_list_is_refused_then_convert
     assert "dropped saved_on (datetime.date)" in capsys.readouterr().out
     blob = safe_torch_load(converted)
     assert blob["global_step"] == 100 and "saved_on" not in blob
-    recipe = write_recipe(tmp_path, CHECKPOINT_BODY + f'[init]\nfrom = "{converted.as_posix()}"\n',
-                          name="ok.toml", run_dir=tmp_path / "run2")
+    recipe = write_recipe(
+        tmp_path,
+        CHECKPOINT_BODY + f'[init]\nfrom = "{converted.as_posix()}"\n',
+        name="ok.toml",
+        run_dir=tmp_path / "run2",
+    )
     assert run_cli(recipe) == 0
     first = json.loads((tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["step"] == 101
 
 
 @pytest.mark.parametrize("command", ["generate", "chat"])
-def test_generate_and_chat_refuse_a_malicious_pytorch_model_bin_in_one_line(trained_run, tmp_path, capsys,
-                                                                            command):
+def test_generate_and_chat_refuse_a_malicious_pytorch_model_bin_in_one_line(trained_run, tmp_path, capsys, command):
     marker = tmp_path / "ran"
     model_dir = tmp_path / "model"
     shutil.copytree(trained_run / "final_model", model_dir)

@@ -15,10 +15,22 @@ VOCAB = 97
 
 def tiny_config(**overrides) -> ArgonneConfig:
     """A 3.0-shaped argonne2 config at toy size (every extra on, window 4 on odd layers)."""
-    fields = dict(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
-                  num_key_value_heads=2, intermediate_size=96, max_position_embeddings=64,
-                  qk_norm=True, v_norm=True, sandwich_norm=True, final_logit_softcapping=15.0,
-                  interleaved_local_attention=True, local_attention_window=4, rope_theta=1e4)
+    fields = dict(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=96,
+        max_position_embeddings=64,
+        qk_norm=True,
+        v_norm=True,
+        sandwich_norm=True,
+        final_logit_softcapping=15.0,
+        interleaved_local_attention=True,
+        local_attention_window=4,
+        rope_theta=1e4,
+    )
     fields.update(overrides)
     return ArgonneConfig(**fields)
 

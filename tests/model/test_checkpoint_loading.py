@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from model_fixtures import VOCAB, released_state
+
 from argonne_kit.errors import CheckpointError
 from argonne_kit.model import load_original_checkpoint
 
@@ -21,14 +21,18 @@ def _pretrain_checkpoint(model, prefix="module._orig_mod.", pad_rows=0):
         state[prefix + key] = value.clone()
     if pad_rows and model.config.tie_word_embeddings:
         state[prefix + "lm_head.weight"] = state[prefix + "embed_tokens.weight"]
-    return {"global_step": 7, "tokens_processed": 1234, "model_state_dict": state,
-            "optimizer_state_dict": {"state": {}, "param_groups": []}}
+    return {
+        "global_step": 7,
+        "tokens_processed": 1234,
+        "model_state_dict": state,
+        "optimizer_state_dict": {"state": {}, "param_groups": []},
+    }
 
 
 def test_pt_checkpoint_with_prefixes_and_padded_vocab(make_model, tmp_path):
     source = make_model(seed=1)
     path = tmp_path / "checkpoint_step_7.pt"
-    torch.save(_pretrain_checkpoint(source, pad_rows=11), path)   # 97 → 108 rows
+    torch.save(_pretrain_checkpoint(source, pad_rows=11), path)  # 97 → 108 rows
     target = make_model(seed=2)
     report = load_original_checkpoint(path, target)
     assert set(report["resized"]) == {"model.embed_tokens.weight", "lm_head.weight"}
@@ -41,7 +45,7 @@ def test_padded_model_keeps_its_extra_rows(make_model):
     source = make_model(seed=1)
     target = make_model(seed=2, vocab_size=VOCAB + 31)
     extra = target.model.embed_tokens.weight[VOCAB:].clone()
-    load_original_checkpoint({"model_state_dict": source.state_dict()}, target)   # the kit's own key names
+    load_original_checkpoint({"model_state_dict": source.state_dict()}, target)  # the kit's own key names
     assert torch.equal(target.model.embed_tokens.weight[:VOCAB], source.model.embed_tokens.weight)
     assert torch.equal(target.model.embed_tokens.weight[VOCAB:], extra)
 
@@ -74,8 +78,11 @@ def test_v1_pipeline_parallel_checkpoint_is_renumbered(make_v1_model, tmp_path):
     with torch.no_grad():
         assert torch.equal(target(IDS).logits, source(IDS).logits)
     # a stage missing in the middle is refused, naming the layout
-    broken = {k: v for k, v in _pipeline_staged(released_state(source), 3, 2).items()
-              if not k.startswith("pipeline_stages.1.1.")}
+    broken = {
+        k: v
+        for k, v in _pipeline_staged(released_state(source), 3, 2).items()
+        if not k.startswith("pipeline_stages.1.1.")
+    }
     with pytest.raises(CheckpointError, match="stage 1: 1 blocks"):
         load_original_checkpoint(broken, target)
 

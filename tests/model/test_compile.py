@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from model_fixtures import VOCAB, tiny_config
+
 from argonne_kit.model import ArgonneForCausalLM, linear
 
 
@@ -36,5 +36,6 @@ def test_compiled_fullgraph_matches_eager(monkeypatch, precision):
         compiled = torch.compile(model, fullgraph=True, backend=backend)(ids, labels=ids).loss
     compiled.backward()
     torch.testing.assert_close(compiled, eager, **tol)
-    torch.testing.assert_close(model.model.layers[1].attn.q_proj.weight.grad, eager_grad, rtol=10 * tol["rtol"],
-                               atol=tol["atol"])
+    torch.testing.assert_close(
+        model.model.layers[1].attn.q_proj.weight.grad, eager_grad, rtol=10 * tol["rtol"], atol=tol["atol"]
+    )

@@ -13,7 +13,12 @@ from argonne_kit.model.config import LEGACY_ALIASES
 
 def test_defaults_are_the_original_head_defaults():
     cfg = ArgonneConfig()
-    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (3072, 24, 12, 4)
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (
+        3072,
+        24,
+        12,
+        4,
+    )
     assert (cfg.intermediate_size, cfg.max_position_embeddings, cfg.rope_theta) == (8192, 1024, 1e6)
     assert cfg.layer_windows()[:4] == [None, 256, None, 256]
     assert ArgonneConfig(num_key_value_heads=None, num_attention_heads=14, hidden_size=1792).num_key_value_heads == 7
@@ -31,7 +36,12 @@ def test_stale_block_size_never_caps_context(caplog):
 
 def test_alias_alone_is_adopted_and_never_saved(tmp_path):
     cfg = ArgonneConfig(n_embd=128, n_layer=3, n_head=8, block_size=512, num_key_value_heads=2)
-    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.max_position_embeddings) == (128, 3, 8, 512)
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.max_position_embeddings) == (
+        128,
+        3,
+        8,
+        512,
+    )
     cfg.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert not set(LEGACY_ALIASES) & set(saved)
@@ -40,12 +50,15 @@ def test_alias_alone_is_adopted_and_never_saved(tmp_path):
     assert again.to_dict() == cfg.to_dict() | {"_name_or_path": again.to_dict()["_name_or_path"]}
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"hidden_size": 100, "num_attention_heads": 3}, "does not divide hidden_size"),
-    ({"num_attention_heads": 12, "num_key_value_heads": 5}, "does not divide num_attention_heads"),
-    ({"sliding_window": 128}, "interleaved_local_attention"),
-    ({"attention_dropout": 0.1}, "attention_dropout"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"hidden_size": 100, "num_attention_heads": 3}, "does not divide hidden_size"),
+        ({"num_attention_heads": 12, "num_key_value_heads": 5}, "does not divide num_attention_heads"),
+        ({"sliding_window": 128}, "interleaved_local_attention"),
+        ({"attention_dropout": 0.1}, "attention_dropout"),
+    ],
+)
 def test_impossible_configs_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         ArgonneConfig(**bad)
@@ -53,7 +66,12 @@ def test_impossible_configs_are_refused(bad, message):
 
 def test_v1_config_reads_hf_standard_names():
     cfg = ArgonneV1Config(n_layer=12, n_head=12)
-    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.max_position_embeddings) == (1296, 12, 12, 2048)
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.max_position_embeddings) == (
+        1296,
+        12,
+        12,
+        2048,
+    )
     with pytest.raises(ValueError, match="untied"):
         ArgonneV1Config(tie_word_embeddings=True)
 
@@ -61,10 +79,16 @@ def test_v1_config_reads_hf_standard_names():
 def test_init_follows_spec_1_9():
     torch.manual_seed(0)
     d, layers = 256, 8
-    cfg = ArgonneConfig(vocab_size=512, hidden_size=d, num_hidden_layers=layers, num_attention_heads=4,
-                        num_key_value_heads=2, intermediate_size=512)
+    cfg = ArgonneConfig(
+        vocab_size=512,
+        hidden_size=d,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=512,
+    )
     model = ArgonneForCausalLM(cfg)
-    base, residual = d ** -0.5, (2 * layers) ** -0.5
+    base, residual = d**-0.5, (2 * layers) ** -0.5
     block = model.model.layers[3]
     assert block.attn.q_proj.weight.std().item() == pytest.approx(base, rel=0.03)
     assert block.mlp.gate_proj.weight.std().item() == pytest.approx(base, rel=0.03)
@@ -81,7 +105,7 @@ def test_softcap_has_the_trl_name_and_reads_the_earlier_one(tmp_path):
     older = ArgonneConfig.from_dict({"model_type": "argonne2", "logit_softcap": 20.0})
     assert older.final_logit_softcapping == older.softcap == 20.0
     off = ArgonneConfig.from_dict({"model_type": "argonne2", "logit_softcap": 0.0})
-    assert off.final_logit_softcapping is None and off.softcap is None     # off is None, never a 0 cap
+    assert off.final_logit_softcapping is None and off.softcap is None  # off is None, never a 0 cap
     older.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["final_logit_softcapping"] == 20.0 and "logit_softcap" not in saved

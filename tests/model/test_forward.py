@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from model_fixtures import VOCAB
+
 from argonne_kit.attention import build_backend
 from argonne_kit.contracts.attention import AttentionBackend, AttentionUnsupported, Capabilities
 
@@ -18,8 +18,8 @@ class Spy(AttentionBackend):
 
     name = "spy"
 
-    def __init__(self, capabilities: Capabilities = Capabilities()):
-        self.capabilities = capabilities
+    def __init__(self, capabilities: Capabilities | None = None):
+        self.capabilities = capabilities or Capabilities()
         self.inner = build_backend("sdpa")
         self.calls = []
 
@@ -43,7 +43,7 @@ def test_window_changes_only_what_it_should(make_model):
     full = make_model(interleaved_local_attention=False)
     with torch.no_grad():
         a, b = windowed(IDS).logits, full(IDS).logits
-    torch.testing.assert_close(a[:, :4], b[:, :4])          # positions 0..3 see ≤ 3 keys back
+    torch.testing.assert_close(a[:, :4], b[:, :4])  # positions 0..3 see ≤ 3 keys back
     assert not torch.allclose(a[:, 4:], b[:, 4:])
 
 
@@ -69,7 +69,7 @@ def test_qkv_cast_to_autocast_dtype_and_fused_backend_chosen(make_model):
 def test_attention_mask_hides_padding(make_model):
     model = make_model()
     mask = torch.ones_like(IDS)
-    mask[0, 7:] = 0                                          # right padding
+    mask[0, 7:] = 0  # right padding
     with torch.no_grad():
         padded = model(IDS, attention_mask=mask).logits
         alone = model(IDS[:1, :7]).logits
@@ -90,7 +90,7 @@ def test_position_ids_are_honoured(make_model):
         gapped = model(IDS[:1], position_ids=gap).logits
         shifted = model(IDS[:1], position_ids=gap + 5).logits
     assert not torch.allclose(default[:, 3:], gapped[:, 3:], atol=1e-4)
-    torch.testing.assert_close(gapped, shifted, rtol=1e-4, atol=1e-4)   # RoPE is relative
+    torch.testing.assert_close(gapped, shifted, rtol=1e-4, atol=1e-4)  # RoPE is relative
 
 
 def test_segment_ids_isolate_packed_documents(make_model):
@@ -112,7 +112,7 @@ def test_hidden_states_feed_logits_from_hidden(make_model):
         full = model(IDS).logits
     assert out.logits is None and len(out.hidden_states) == model.config.num_hidden_layers + 1
     torch.testing.assert_close(model.logits_from_hidden(out.hidden_states[-1]), full)
-    assert full.abs().max() <= 15.0                           # softcap
+    assert full.abs().max() <= 15.0  # softcap
     with torch.no_grad():
         last = model(IDS, logits_to_keep=1).logits
     torch.testing.assert_close(last, full[:, -1:])

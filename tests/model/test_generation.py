@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import DynamicCache
-
 from model_fixtures import VOCAB
+from transformers import DynamicCache
 
 PROMPTS = [torch.randint(1, VOCAB, (n,), generator=torch.Generator().manual_seed(n)) for n in (9, 4, 6)]
 PAD = 0
@@ -17,8 +16,8 @@ def _left_padded(prompts):
     ids = torch.full((len(prompts), width), PAD)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, p in enumerate(prompts):
-        ids[row, width - len(p):] = p
-        mask[row, width - len(p):] = 1
+        ids[row, width - len(p) :] = p
+        mask[row, width - len(p) :] = 1
     return ids, mask
 
 
@@ -30,7 +29,7 @@ def test_left_padded_batch_equals_one_by_one(make_model, window):
     batch = model.generate(ids, attention_mask=mask, **kwargs)
     for row, prompt in enumerate(PROMPTS):
         alone = model.generate(prompt[None], **kwargs)
-        assert torch.equal(batch[row, ids.size(1):], alone[0, len(prompt):])
+        assert torch.equal(batch[row, ids.size(1) :], alone[0, len(prompt) :])
 
 
 @pytest.mark.parametrize("window", [None, 3])
@@ -43,18 +42,19 @@ def test_cached_decode_equals_recomputation(make_model, window):
         prefill = model(ids[:, :6], cache=cache, use_cache=True)
         steps = [prefill.logits]
         for t in range(6, ids.size(1)):
-            steps.append(model(ids[:, t:t + 1], past_key_values=cache, use_cache=True).logits)
+            steps.append(model(ids[:, t : t + 1], past_key_values=cache, use_cache=True).logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
     kwargs = dict(max_new_tokens=8, do_sample=False, pad_token_id=PAD)
-    assert torch.equal(model.generate(ids[:, :5], use_cache=True, **kwargs),
-                       model.generate(ids[:, :5], use_cache=False, **kwargs))
+    assert torch.equal(
+        model.generate(ids[:, :5], use_cache=True, **kwargs), model.generate(ids[:, :5], use_cache=False, **kwargs)
+    )
 
 
 def test_generation_stops_at_eos(make_model):
     model = make_model()
     prompt = PROMPTS[0][None]
     free = model.generate(prompt, max_new_tokens=10, do_sample=False, pad_token_id=PAD)
-    new = free[0, prompt.size(1):]
+    new = free[0, prompt.size(1) :]
     eos = int(new[3])
     first = int((new == eos).nonzero()[0])
     stopped = model.generate(prompt, max_new_tokens=10, do_sample=False, pad_token_id=PAD, eos_token_id=eos)

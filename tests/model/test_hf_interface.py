@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_fixtures import VOCAB
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from model_fixtures import VOCAB
 from argonne_kit.contracts.attention import AttentionUnsupported
 from argonne_kit.model import ArgonneForSequenceClassification, ArgonneModel, ArgonneV1Model
 
@@ -18,8 +18,11 @@ IDS = torch.randint(1, VOCAB, (2, 10), generator=torch.Generator().manual_seed(8
 @pytest.fixture(params=["argonne2", "argonne1"])
 def saved(request, make_model, make_v1_model, tmp_path):
     """(model, directory it was saved to) for each family."""
-    model = make_model(local_attention_window=3, pad_token_id=0) if request.param == "argonne2" \
+    model = (
+        make_model(local_attention_window=3, pad_token_id=0)
+        if request.param == "argonne2"
         else make_v1_model(pad_token_id=0)
+    )
     model.save_pretrained(tmp_path)
     return model, tmp_path
 
@@ -28,20 +31,22 @@ def test_backbone_is_the_base_model_and_feeds_the_head(saved):
     model, directory = saved
     assert model.base_model_prefix == "model" and model.base_model is model.model
     with torch.no_grad():
-        hidden = model.base_model(IDS).last_hidden_state          # what TRL reads
+        hidden = model.base_model(IDS).last_hidden_state  # what TRL reads
         torch.testing.assert_close(model.logits_from_hidden(hidden), model(IDS).logits, rtol=0, atol=0)
         backbone = AutoModel.from_pretrained(directory).eval()
         assert isinstance(backbone, (ArgonneModel, ArgonneV1Model))
         torch.testing.assert_close(backbone(IDS).last_hidden_state, hidden, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("requested", "kernel"), [("eager", "math"), ("sdpa", "sdpa"),
-                                                   ("flex_attention", "flex"), ("flash_attention_2", "flash2")])
+@pytest.mark.parametrize(
+    ("requested", "kernel"),
+    [("eager", "math"), ("sdpa", "sdpa"), ("flex_attention", "flex"), ("flash_attention_2", "flash2")],
+)
 def test_attn_implementation_selects_the_kernel_and_is_reported(saved, requested, kernel):
     model, directory = saved
     loaded = AutoModelForCausalLM.from_pretrained(directory, attn_implementation=requested).eval()
     assert loaded.config.attn_backend == kernel and loaded.config._attn_implementation == requested
-    if kernel == "flash2":   # CUDA-only: the model names the refusal instead of running another kernel
+    if kernel == "flash2":  # CUDA-only: the model names the refusal instead of running another kernel
         with pytest.raises(AttentionUnsupported, match="flash2"):
             loaded(IDS)
         return
@@ -56,7 +61,7 @@ def test_attn_implementation_selects_the_kernel_and_is_reported(saved, requested
 def test_auto_reports_the_kernel_it_runs(saved):
     model, _ = saved
     assert model.config.attn_backend == "auto"
-    assert model.config._attn_implementation == "sdpa"          # on a CPU machine
+    assert model.config._attn_implementation == "sdpa"  # on a CPU machine
     assert {name for name, _ in model.attention_plan(training=False)} == {"sdpa"}
 
 
@@ -77,8 +82,8 @@ def test_output_attentions_returns_the_weights_of_the_math_kernel(saved):
     weights = out.attentions[-1]
     assert weights.shape == (2, model.config.num_attention_heads, 10, 10)
     torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
-    assert torch.all(weights.triu(1) == 0)                      # causal
-    if model.config.model_type == "argonne2":                    # layer 1 has window 3
+    assert torch.all(weights.triu(1) == 0)  # causal
+    if model.config.model_type == "argonne2":  # layer 1 has window 3
         assert torch.all(out.attentions[1].tril(-4) == 0) and torch.any(out.attentions[0].tril(-4) > 0)
     with pytest.raises(ValueError, match="attn_implementation='eager'.*runs \\['sdpa'\\]"):
         model(IDS, output_attentions=True)
@@ -110,7 +115,7 @@ def test_sequence_classification_reads_the_last_real_token(saved):
     if model.config.model_type == "argonne2":
         assert isinstance(classifier, ArgonneForSequenceClassification)
     right = IDS.clone()
-    right[1, 6:] = 0                                              # row 1: 6 tokens, right padded
+    right[1, 6:] = 0  # row 1: 6 tokens, right padded
     with torch.no_grad():
         hidden = model.base_model(IDS).last_hidden_state
         scores = classifier(right, attention_mask=(right != 0).long()).logits

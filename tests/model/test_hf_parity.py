@@ -10,28 +10,44 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_fixtures import VOCAB, randomize_norms, released_state, tiny_config
 from transformers import GPT2Config, GPT2LMHeadModel, Qwen3Config, Qwen3ForCausalLM
 
-from model_fixtures import VOCAB, randomize_norms, released_state, tiny_config
 from argonne_kit.model import ArgonneForCausalLM
 
-QWEN_LIKE = dict(qk_norm=True, v_norm=False, sandwich_norm=False, logit_softcap=0.0,
-                 interleaved_local_attention=False, rope_theta=5e4)
+QWEN_LIKE = dict(
+    qk_norm=True,
+    v_norm=False,
+    sandwich_norm=False,
+    logit_softcap=0.0,
+    interleaved_local_attention=False,
+    rope_theta=5e4,
+)
 
 
 def qwen3_from(model: ArgonneForCausalLM) -> Qwen3ForCausalLM:
     cfg = model.config
-    qwen = Qwen3ForCausalLM(Qwen3Config(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-        num_key_value_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim, rms_norm_eps=cfg.rms_norm_eps,
-        max_position_embeddings=cfg.max_position_embeddings, tie_word_embeddings=True,
-        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta}, attn_implementation="eager"))
+    qwen = Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=cfg.vocab_size,
+            hidden_size=cfg.hidden_size,
+            intermediate_size=cfg.intermediate_size,
+            num_hidden_layers=cfg.num_hidden_layers,
+            num_attention_heads=cfg.num_attention_heads,
+            num_key_value_heads=cfg.num_key_value_heads,
+            head_dim=cfg.head_dim,
+            rms_norm_eps=cfg.rms_norm_eps,
+            max_position_embeddings=cfg.max_position_embeddings,
+            tie_word_embeddings=True,
+            rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+            attn_implementation="eager",
+        )
+    )
     names = {"input_norm": "input_layernorm", "post_norm": "post_attention_layernorm", "attn.": "self_attn."}
     mapped = {}
     for key, value in released_state(model).items():
         if key.startswith("blocks."):
-            key = "model.layers." + key[len("blocks."):]
+            key = "model.layers." + key[len("blocks.") :]
             for ours, theirs in names.items():
                 key = key.replace(ours, theirs)
         elif key != "lm_head.weight":
@@ -70,15 +86,30 @@ def test_qwen3_shaped_greedy_generation_matches(make_model):
 
 def gpt2_from(model) -> GPT2LMHeadModel:
     cfg = model.config
-    gpt2 = GPT2LMHeadModel(GPT2Config(
-        vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
-        n_head=cfg.n_head, activation_function="gelu", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        layer_norm_epsilon=1e-5, tie_word_embeddings=False, attn_implementation="eager"))
+    gpt2 = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=cfg.vocab_size,
+            n_positions=cfg.block_size,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            activation_function="gelu",
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            layer_norm_epsilon=1e-5,
+            tie_word_embeddings=False,
+            attn_implementation="eager",
+        )
+    )
     state = released_state(model)
-    mapped = {"transformer.wte.weight": state["token_embedding.weight"],
-              "transformer.wpe.weight": state["position_embedding"][0],
-              "transformer.ln_f.weight": state["ln_f.weight"], "transformer.ln_f.bias": state["ln_f.bias"],
-              "lm_head.weight": state["head.weight"]}
+    mapped = {
+        "transformer.wte.weight": state["token_embedding.weight"],
+        "transformer.wpe.weight": state["position_embedding"][0],
+        "transformer.ln_f.weight": state["ln_f.weight"],
+        "transformer.ln_f.bias": state["ln_f.bias"],
+        "lm_head.weight": state["head.weight"],
+    }
     for i in range(cfg.n_layer):
         ours, theirs = f"blocks.{i}.", f"transformer.h.{i}."
         for a, b in (("ln1", "ln_1"), ("ln2", "ln_2")):
@@ -86,8 +117,11 @@ def gpt2_from(model) -> GPT2LMHeadModel:
                 mapped[f"{theirs}{b}.{p}"] = state[f"{ours}{a}.{p}"]
         # Conv1D stores [in, out]: transpose, and concatenate q|k|v along the output dim
         mapped[f"{theirs}attn.c_attn.weight"] = torch.cat(
-            [state[f"{ours}attn.{n}.weight"].t() for n in ("query", "key", "value")], dim=1)
-        mapped[f"{theirs}attn.c_attn.bias"] = torch.cat([state[f"{ours}attn.{n}.bias"] for n in ("query", "key", "value")])
+            [state[f"{ours}attn.{n}.weight"].t() for n in ("query", "key", "value")], dim=1
+        )
+        mapped[f"{theirs}attn.c_attn.bias"] = torch.cat(
+            [state[f"{ours}attn.{n}.bias"] for n in ("query", "key", "value")]
+        )
         for a, b in (("attn.proj", "attn.c_proj"), ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj")):
             mapped[f"{theirs}{b}.weight"] = state[f"{ours}{a}.weight"].t()
             mapped[f"{theirs}{b}.bias"] = state[f"{ours}{a}.bias"]

@@ -11,8 +11,8 @@ import contextlib
 
 import pytest
 import torch
-
 from model_fixtures import tiny_config
+
 from argonne_kit.model import ArgonneForCausalLM
 from argonne_kit.model import linear as linear_module
 from argonne_kit.model.linear import Linear, stock_cpu_gemm
@@ -26,8 +26,9 @@ def routed(monkeypatch):
     calls = []
     real_apply = linear_module._Fp32AccumulateLinear.apply
     monkeypatch.setattr(linear_module, "cpu_has_native_gemm", lambda dtype: False)
-    monkeypatch.setattr(linear_module._Fp32AccumulateLinear, "apply",
-                        lambda *args: calls.append(1) or real_apply(*args))
+    monkeypatch.setattr(
+        linear_module._Fp32AccumulateLinear, "apply", lambda *args: calls.append(1) or real_apply(*args)
+    )
     return calls
 
 
@@ -64,7 +65,7 @@ def test_routed_linear_matches_fp64_reference_within_one_rounding(routed, bias, 
     assert ((x.grad.double() - want_gx).abs() <= one_rounding(want_gx, dtype)).all()
     want_gw = g64.reshape(-1, 160).t() @ x64.reshape(-1, 96)
     assert ((layer.weight.grad.double() - want_gw).abs() <= one_rounding(want_gw, dtype)).all()
-    assert layer.weight.grad.dtype == torch.float32      # the fp32 master weight gets an fp32 grad
+    assert layer.weight.grad.dtype == torch.float32  # the fp32 master weight gets an fp32 grad
     if bias:
         want_gb = g64.sum((0, 1))
         assert ((layer.bias.grad.double() - want_gb).abs() <= one_rounding(want_gb, dtype)).all()
@@ -76,16 +77,16 @@ def test_routed_linear_equals_stock_bf16_kernel_up_to_summation_order(routed):
     for stock in (False, True):
         layer.zero_grad()
         x.grad = None
-        with (stock_cpu_gemm() if stock else contextlib.nullcontext()):
+        with stock_cpu_gemm() if stock else contextlib.nullcontext():
             with torch.autocast("cpu", dtype=BF16):
                 out = layer(x)
             out.float().pow(2).sum().backward()
         outputs.append(out.float())
         grads.append((x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()))
-    assert len(routed) == 1                                # the stock pass did not route
-    torch.testing.assert_close(outputs[0], outputs[1], rtol=2 ** -7, atol=1e-3)
+    assert len(routed) == 1  # the stock pass did not route
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=2**-7, atol=1e-3)
     for ours, theirs in zip(*grads):
-        torch.testing.assert_close(ours, theirs, rtol=2 ** -6, atol=2e-2)
+        torch.testing.assert_close(ours, theirs, rtol=2**-6, atol=2e-2)
 
 
 def test_pure_bf16_module_routes_without_autocast(routed):
@@ -119,12 +120,12 @@ def test_bf16_training_step_of_the_model_matches_stock_kernel(routed):
     results = []
     for stock in (False, True):
         model.zero_grad(set_to_none=True)
-        with (stock_cpu_gemm() if stock else contextlib.nullcontext()):
+        with stock_cpu_gemm() if stock else contextlib.nullcontext():
             with torch.autocast("cpu", dtype=BF16):
                 loss = model(input_ids=ids, labels=ids).loss
             loss.backward()
         results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    assert len(routed) == 7 * 4 + 1      # q, k, v, o, gate, up, down in each of 4 blocks, + the tied head
+    assert len(routed) == 7 * 4 + 1  # q, k, v, o, gate, up, down in each of 4 blocks, + the tied head
     (loss_ours, grads_ours), (loss_stock, grads_stock) = results
     assert loss_ours == pytest.approx(loss_stock, rel=1e-2)
     for name, grad in grads_ours.items():

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_export import export_tiny_chat_model
 from transformers import AutoTokenizer
 
-from hf_export import export_tiny_chat_model
 from argonne_kit.model import ArgonneForCausalLM
 
-DOCS = [{"question": "what is two plus two?", "answer": " four"},
-        {"question": "the quick brown fox", "answer": " jumps"}]
+DOCS = [
+    {"question": "what is two plus two?", "answer": " four"},
+    {"question": "the quick brown fox", "answer": " jumps"},
+]
 
 TASK = """task: argonne_tiny
 dataset_path: json
@@ -53,13 +55,35 @@ def test_lm_eval_command_line_scores_an_export_like_the_kit(tmp_path):
     tasks.mkdir()
     (tasks / "data.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in DOCS))
     (tasks / "tiny.yaml").write_text(TASK.format(data=tasks / "data.jsonl"))
-    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), OMP_NUM_THREADS="1"
+    )
     lm_eval = Path(sys.executable).parent / "lm_eval"
-    result = subprocess.run([lm_eval, "--model", "hf", "--model_args", f"pretrained={exported},trust_remote_code=True",
-                             "--tasks", "argonne_tiny", "--include_path", str(tasks), "--device", "cpu",
-                             "--batch_size", "1", "--output_path", str(tmp_path / "out"), "--log_samples"],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [
+            lm_eval,
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={exported},trust_remote_code=True",
+            "--tasks",
+            "argonne_tiny",
+            "--include_path",
+            str(tasks),
+            "--device",
+            "cpu",
+            "--batch_size",
+            "1",
+            "--output_path",
+            str(tmp_path / "out"),
+            "--log_samples",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (samples,) = (tmp_path / "out").rglob("samples_argonne_tiny_*.jsonl")
     scored = [json.loads(line) for line in samples.read_text().splitlines()]

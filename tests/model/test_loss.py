@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
 from model_fixtures import VOCAB
+
 from argonne_kit.loss import causal_lm_loss, lm_loss_sums
 
 IDS = torch.randint(0, VOCAB, (3, 16), generator=torch.Generator().manual_seed(8))
@@ -28,8 +28,9 @@ def test_z_loss_and_mtp_terms(make_model):
     logits = out.logits
     ce = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), IDS[:, 1:].reshape(-1))
     z = torch.logsumexp(logits[:, :-1], dim=-1).pow(2).mean()
-    mtp = torch.stack([F.cross_entropy(logits[:, :-h].reshape(-1, VOCAB), IDS[:, h:].reshape(-1)) / h
-                       for h in (2, 3)]).mean()
+    mtp = torch.stack(
+        [F.cross_entropy(logits[:, :-h].reshape(-1, VOCAB), IDS[:, h:].reshape(-1)) / h for h in (2, 3)]
+    ).mean()
     torch.testing.assert_close(out.loss, ce + 1e-2 * z + 0.5 * mtp)
 
 

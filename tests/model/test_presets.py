@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from model_fixtures import released_state
+
 from argonne_kit.model import ArgonneForCausalLM, ArgonneV1ForCausalLM, build_model
 from argonne_kit.recipe import resolve_recipe
 
@@ -52,27 +52,47 @@ def test_preset_kinds_and_windows():
 
 def test_released_key_names_3_0():
     keys = set(released_state(_build("argonne3_0")))
-    block = {k[len("blocks.0."):] for k in keys if k.startswith("blocks.0.")}
+    block = {k[len("blocks.0.") :] for k in keys if k.startswith("blocks.0.")}
     assert block == {
-        "attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight", "attn.o_proj.weight",
-        "attn.q_norm.weight", "attn.k_norm.weight", "attn.v_norm_layer.weight",
-        "input_norm.weight", "post_norm.weight", "attn_out_norm.weight", "mlp_out_norm.weight",
-        "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+        "attn.q_proj.weight",
+        "attn.k_proj.weight",
+        "attn.v_proj.weight",
+        "attn.o_proj.weight",
+        "attn.q_norm.weight",
+        "attn.k_norm.weight",
+        "attn.v_norm_layer.weight",
+        "input_norm.weight",
+        "post_norm.weight",
+        "attn_out_norm.weight",
+        "mlp_out_norm.weight",
+        "mlp.gate_proj.weight",
+        "mlp.up_proj.weight",
+        "mlp.down_proj.weight",
     }
-    assert {k for k in keys if not k.startswith("blocks.")} == {"embed_tokens.weight", "norm.weight",
-                                                                 "lm_head.weight"}
+    assert {k for k in keys if not k.startswith("blocks.")} == {"embed_tokens.weight", "norm.weight", "lm_head.weight"}
 
 
 def test_released_key_names_1_0():
     state = released_state(_build("argonne1_0"))
     assert state["position_embedding"].shape == (1, 2048, 1296)
     assert state["blocks.0.attn.mask"].shape == (1, 1, 2048, 2048)
-    block = {k[len("blocks.3."):] for k in state if k.startswith("blocks.3.")}
-    assert block == {"ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "attn.mask",
-                     *(f"attn.{n}.{p}" for n in ("query", "key", "value", "proj") for p in ("weight", "bias")),
-                     *(f"mlp.{n}.{p}" for n in ("fc1", "fc2") for p in ("weight", "bias"))}
-    assert {k for k in state if not k.startswith("blocks.")} == {"token_embedding.weight", "position_embedding",
-                                                                  "ln_f.weight", "ln_f.bias", "head.weight"}
+    block = {k[len("blocks.3.") :] for k in state if k.startswith("blocks.3.")}
+    assert block == {
+        "ln1.weight",
+        "ln1.bias",
+        "ln2.weight",
+        "ln2.bias",
+        "attn.mask",
+        *(f"attn.{n}.{p}" for n in ("query", "key", "value", "proj") for p in ("weight", "bias")),
+        *(f"mlp.{n}.{p}" for n in ("fc1", "fc2") for p in ("weight", "bias")),
+    }
+    assert {k for k in state if not k.startswith("blocks.")} == {
+        "token_embedding.weight",
+        "position_embedding",
+        "ln_f.weight",
+        "ln_f.bias",
+        "head.weight",
+    }
 
 
 def test_vocab_padding_and_tokenizer_length():

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from model_fixtures import VOCAB
+
 from argonne_kit.model.standalone import CONFIG_FILE, MODELING_FILE, standalone_sources
 
 IDS = torch.randint(1, VOCAB, (2, 7), generator=torch.Generator().manual_seed(11))
@@ -66,9 +66,11 @@ def test_save_pretrained_writes_the_code_and_auto_map(make_model, tmp_path):
     make_model().save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == {
-        "AutoConfig": "configuration_argonne.ArgonneConfig", "AutoModel": "modeling_argonne.ArgonneModel",
+        "AutoConfig": "configuration_argonne.ArgonneConfig",
+        "AutoModel": "modeling_argonne.ArgonneModel",
         "AutoModelForCausalLM": "modeling_argonne.ArgonneForCausalLM",
-        "AutoModelForSequenceClassification": "modeling_argonne.ArgonneForSequenceClassification"}
+        "AutoModelForSequenceClassification": "modeling_argonne.ArgonneForSequenceClassification",
+    }
     assert (tmp_path / MODELING_FILE).read_text() == standalone_sources()[MODELING_FILE]
     assert (tmp_path / CONFIG_FILE).read_text() == standalone_sources()[CONFIG_FILE]
 
@@ -84,8 +86,12 @@ def fresh_environment(root: Path) -> Path:
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
         if not entry.name.startswith(("argonne", "__editable__")) and entry.suffix != ".pth":
             (deps / entry.name).symlink_to(entry)
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(purelib) / "deps.pth").write_text(f"{deps}\n")
     return python
 
@@ -98,9 +104,14 @@ def test_a_fresh_environment_without_the_kit_loads_exports_with_remote_code(make
     python = fresh_environment(tmp_path / "fresh")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([python, "-c", REMOTE_SCRIPT, json.dumps(IDS.tolist()),
-                             *(str(tmp_path / name) for name in models)],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    result = subprocess.run(
+        [python, "-c", REMOTE_SCRIPT, json.dumps(IDS.tolist()), *(str(tmp_path / name) for name in models)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["kit_importable"] is False

@@ -13,7 +13,7 @@ def test_clamped_swiglu_matches_autograd_reference():
     gate = (torch.randn(6, 40, generator=gen) * 2).requires_grad_()
     up = (torch.randn(6, 40, generator=gen) * 2).requires_grad_()
     grad = torch.randn(6, 40, generator=gen)
-    limit = 1.5                                                   # many entries are clamped
+    limit = 1.5  # many entries are clamped
     ours = swiglu(gate, up, limit)
     g_ours, u_ours = torch.autograd.grad(ours, (gate, up), grad)
     ref = F.silu(gate.clamp(-limit, limit)) * up.clamp(-limit, limit)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from transformers import AutoTokenizer
 
 from argonne_kit.cli import main
@@ -54,7 +53,9 @@ def write(path: Path, body: str) -> Path:
 
 
 def sft_recipe(tmp: Path, run_dir: Path, seed: int = 7) -> Path:
-    return write(tmp / f"sft_{run_dir.name}.toml", f"""
+    return write(
+        tmp / f"sft_{run_dir.name}.toml",
+        f"""
 [data]
 kind = "ultrachat"
 pad_to = "longest"
@@ -70,11 +71,14 @@ seed = {seed}
 log_every = 1
 [run]
 dir = "{run_dir.as_posix()}"
-""")
+""",
+    )
 
 
 def dpo_recipe(tmp: Path, run_dir: Path, init_from: Path) -> Path:
-    return write(tmp / f"dpo_{run_dir.name}.toml", f"""
+    return write(
+        tmp / f"dpo_{run_dir.name}.toml",
+        f"""
 [data]
 kind = "preference"
 pad_to = "longest"
@@ -102,7 +106,8 @@ val_batches = 2
 from = "{init_from.as_posix()}"
 [run]
 dir = "{run_dir.as_posix()}"
-""")
+""",
+    )
 
 
 def records(run_dir: Path, key: str = "loss") -> dict[int, dict]:
@@ -111,8 +116,9 @@ def records(run_dir: Path, key: str = "loss") -> dict[int, dict]:
 
 
 def checkpoint_weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / f"step_{step:08d}" / "state.pt", map_location="cpu",
-                      weights_only=True)["model"]
+    return torch.load(run_dir / "checkpoints" / f"step_{step:08d}" / "state.pt", map_location="cpu", weights_only=True)[
+        "model"
+    ]
 
 
 def resume_copy(full: Path, step: int, resumed: Path) -> None:
@@ -136,7 +142,7 @@ def test_sft_then_dpo_through_run_directories(chain):
     sft, dpo = records(sft_dir), records(dpo_dir)
     assert sorted(sft) == [1, 2, 3, 4, 5, 6]
     assert sft[6]["loss"] < sft[1]["loss"]
-    assert 0 < sft[1]["supervised_tokens"] and sft[1]["nll"] == pytest.approx(sft[1]["loss"], rel=1e-6)
+    assert sft[1]["supervised_tokens"] > 0 and sft[1]["nll"] == pytest.approx(sft[1]["loss"], rel=1e-6)
     # DPO continues the cumulative step count of the SFT run it starts from (D-12 counters)
     assert min(dpo) == 7 and len(dpo) == 6
     first = dpo[min(dpo)]
@@ -170,7 +176,8 @@ def test_precomputed_reference_trains_like_the_live_reference_and_resumes_exactl
         for key in ("loss", "dpo_loss", "reward_margin", "grad_norm"):
             assert offline[step][key] == pytest.approx(live[step][key], rel=1e-6, abs=1e-9), (step, key)
     assert records(precomputed, "val_loss")[12]["val_loss"] == pytest.approx(
-        records(dpo_dir, "val_loss")[12]["val_loss"], rel=1e-6)
+        records(dpo_dir, "val_loss")[12]["val_loss"], rel=1e-6
+    )
 
     resumed = tmp / "dpo_precomputed_resumed"
     resume_copy(precomputed, 9, resumed)
@@ -183,23 +190,38 @@ def test_precomputed_reference_trains_like_the_live_reference_and_resumes_exactl
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("strategy, overrides", [
-    ("ddp", []),
-    # FSDP shards the reference too; the chunked head runs outside forward on sharded weights
-    ("fsdp", ["objective.loss_chunk_size=16"]),
-    ("fsdp", ["objective.precompute_reference=true"]),
-], ids=["ddp-live-reference", "fsdp-live-reference-chunked", "fsdp-precomputed-reference"])
+@pytest.mark.parametrize(
+    "strategy, overrides",
+    [
+        ("ddp", []),
+        # FSDP shards the reference too; the chunked head runs outside forward on sharded weights
+        ("fsdp", ["objective.loss_chunk_size=16"]),
+        ("fsdp", ["objective.precompute_reference=true"]),
+    ],
+    ids=["ddp-live-reference", "fsdp-live-reference-chunked", "fsdp-precomputed-reference"],
+)
 def test_dpo_on_two_processes_matches_one(chain, strategy, overrides, request):
     """torchrun, 2 gloo ranks × 2 pairs = the single process's 4 pairs per step: the same
     losses, rewards and gradient norms as the one-process run of the chain."""
     tmp, sft_dir, dpo_dir = chain
     run_dir = tmp / f"dpo_{request.node.callspec.id}"
     recipe = dpo_recipe(tmp, run_dir, sft_dir)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "argonne_kit", "run", str(recipe), "train.micro_batch_size=2", f"parallel.kind={strategy}",
-           *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "argonne_kit",
+        "run",
+        str(recipe),
+        "train.micro_batch_size=2",
+        f"parallel.kind={strategy}",
+        *overrides,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert ("reference freed" in proc.stdout) == ("objective.precompute_reference=true" in overrides)
     one, two = records(dpo_dir), records(run_dir)
@@ -209,7 +231,8 @@ def test_dpo_on_two_processes_matches_one(chain, strategy, overrides, request):
         for key in ("loss", "dpo_loss", "reward_margin", "reward_accuracy", "grad_norm"):
             assert two[step][key] == pytest.approx(one[step][key], rel=1e-4, abs=1e-6), (step, key)
     assert records(run_dir, "val_loss")[12]["val_loss"] == pytest.approx(
-        records(dpo_dir, "val_loss")[12]["val_loss"], rel=1e-5)
+        records(dpo_dir, "val_loss")[12]["val_loss"], rel=1e-5
+    )
     assert (run_dir / "final_model" / "model.safetensors").is_file()
 
 
@@ -242,7 +265,7 @@ def test_resume_mid_dpo_is_exact(chain):
 def test_the_seed_reaches_the_data_order(chain, tmp_path):
     """D-7: another seed gives another SFT trajectory (data order and init), the same seed the
     same one (the chain's run is the reference)."""
-    tmp, sft_dir, _ = chain
+    _, sft_dir, _ = chain
     same, other = tmp_path / "same", tmp_path / "other"
     assert main(["run", str(sft_recipe(tmp_path, same)), "train.max_steps=3"]) == 0
     assert main(["run", str(sft_recipe(tmp_path, other, seed=8)), "train.max_steps=3"]) == 0
@@ -256,8 +279,18 @@ def test_probe_runs_before_during_after_without_changing_training(chain, tmp_pat
     those of the same run without the probe; the exported chat model stops at <|im_end|> (D-5)."""
     _, sft_dir, _ = chain
     probed = tmp_path / "probed"
-    assert main(["run", str(sft_recipe(tmp_path, probed)), "eval.probe=true", "eval.probe_every=3",
-                 "eval.probe_max_new_tokens=4"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(sft_recipe(tmp_path, probed)),
+                "eval.probe=true",
+                "eval.probe_every=3",
+                "eval.probe_max_new_tokens=4",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in (probed / "probe.jsonl").read_text().splitlines()]
     assert [(r["label"], r["step"]) for r in rows[::6]] == [("before", 0), ("during", 3), ("after", 6)]
     assert len(rows) == 18 and all(r["new_tokens"] <= 4 for r in rows)
@@ -277,8 +310,9 @@ def test_a_pipeline_file_runs_sft_then_dpo_and_skips_finished_stages(tmp_path, c
     sft_dir, dpo_dir = tmp_path / "sft", tmp_path / "dpo"
     sft, dpo = sft_recipe(tmp_path, sft_dir), dpo_recipe(tmp_path, dpo_dir, sft_dir)
     pipeline = tmp_path / "chat.toml"
-    pipeline.write_text(f'[[stage]]\nrecipe = "{sft.name}"\n[[stage]]\nrecipe = "{dpo.name}"\n'
-                        f'overrides = ["train.max_steps=5"]\n')
+    pipeline.write_text(
+        f'[[stage]]\nrecipe = "{sft.name}"\n[[stage]]\nrecipe = "{dpo.name}"\noverrides = ["train.max_steps=5"]\n'
+    )
     assert main(["run", str(pipeline), "train.max_steps=3"]) == 0  # the command line wins for both
     out = capsys.readouterr().out
     assert out.index("stage 1 (sft_sft.toml) of 2") < out.index("stage 2 (dpo_dpo.toml) of 2")
@@ -295,5 +329,6 @@ def test_a_pipeline_file_runs_sft_then_dpo_and_skips_finished_stages(tmp_path, c
     out = capsys.readouterr().out
     assert "stage 1 (sft_sft.toml) of 2: complete" in out and "resume:" in out
     assert (dpo_dir / "final_model" / "model.safetensors").is_file()
-    assert [r for r in metrics.splitlines() if '"loss"' in r] == \
-        [r for r in (dpo_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in r]
+    assert [r for r in metrics.splitlines() if '"loss"' in r] == [
+        r for r in (dpo_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in r
+    ]

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from argonne_kit.errors import RecipeError
 from argonne_kit.model import build_model
-from argonne_kit.model.sections import Argonne2ModelConfig
 from argonne_kit.recipe.api import resolve_recipe
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 from argonne_kit.registry import get_registry
 
 VOCAB = 97

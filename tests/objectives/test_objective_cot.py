@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import pytest
 import torch
+from objective_fixtures import tiny_qwen3
 
 from argonne_kit.errors import DataError, RecipeError
 from argonne_plugins.objectives.cot import CoTConfig, CoTObjective, think_span_from_ids
 from argonne_plugins.objectives.sft import SFTConfig, SFTObjective
-from objective_fixtures import tiny_qwen3
 
 OPEN, CLOSE = 60, 61
 
 
 def cot_batch() -> dict[str, torch.Tensor]:
     """Row 0: prompt | <think> 3 tokens </think> | 4 answer tokens; row 1: no think block."""
-    ids = torch.tensor([
-        [5, 6, 7, OPEN, 10, 11, 12, CLOSE, 20, 21, 22, 23],
-        [5, 6, 7, 8, 30, 31, 32, 33, 34, 35, 0, 0],
-    ])
+    ids = torch.tensor(
+        [
+            [5, 6, 7, OPEN, 10, 11, 12, CLOSE, 20, 21, 22, 23],
+            [5, 6, 7, 8, 30, 31, 32, 33, 34, 35, 0, 0],
+        ]
+    )
     labels = ids.clone()
     labels[:, :3] = -100
     labels[1, 10:] = -100
@@ -39,7 +41,8 @@ def test_weight_one_is_plain_sft():
     assert cot.loss_sum.item() == pytest.approx(sft.loss_sum.item(), rel=1e-7)
     assert cot.metric_totals["think_tokens"].item() == 5  # <think>, 3 tokens, </think>
     assert (cot.metric_sums["nll_think"] + cot.metric_sums["nll_answer"]).item() == pytest.approx(
-        cot.metric_sums["nll"].item(), rel=1e-6)
+        cot.metric_sums["nll"].item(), rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("source", ["ids", "mask"])

@@ -4,10 +4,12 @@ reference model; precomputed reference scores; a few optimizer steps raise the m
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import pytest
 import torch
+from objective_fixtures import BigramModel, hand_logprob_sum, preference_batch, tiny_qwen3
 
 from argonne_kit.errors import DataError, PluginError, RecipeError
 from argonne_plugins.objectives.dpo import (
@@ -15,7 +17,6 @@ from argonne_plugins.objectives.dpo import (
     DPOObjective,
     preference_loss,
 )
-from objective_fixtures import BigramModel, hand_logprob_sum, preference_batch, tiny_qwen3
 
 LN2 = math.log(2.0)
 
@@ -64,8 +65,9 @@ def test_objective_end_to_end_matches_hand_computation(score, loss_type, eps, sf
         if key.endswith("input_ids") or key.endswith("labels"):
             batch[key] = batch[key].remainder(8).where(batch[key] != -100, -100)
     beta = 0.5
-    objective = DPOObjective(DPOConfig(beta=beta, loss_type=loss_type, label_smoothing=eps, score=score,
-                                       chosen_sft_weight=sft_weight))
+    objective = DPOObjective(
+        DPOConfig(beta=beta, loss_type=loss_type, label_smoothing=eps, score=score, chosen_sft_weight=sft_weight)
+    )
     objective.attach_reference(reference)
     out = objective(policy, batch)
 
@@ -104,7 +106,7 @@ def test_gradients_vanish_as_beta_goes_to_zero(loss_type):
         objective = DPOObjective(DPOConfig(beta=beta, loss_type=loss_type))
         objective.attach_reference(tiny_qwen3(seed=1))
         objective(policy, batch).loss_sum.backward()
-        norms.append(torch.sqrt(sum((p.grad ** 2).sum() for p in policy.parameters())).item())
+        norms.append(torch.sqrt(sum((p.grad**2).sum() for p in policy.parameters())).item())
     assert norms[0] > 1e-3
     # the gradient scales with β: 1e-3·β and 1e-6·β shrink it by about those factors
     assert norms[1] < norms[0] * 3e-3
@@ -175,12 +177,14 @@ def test_precomputed_reference_scores_give_the_same_loss(score):
         want = live(policy, batch)
         got = offline(policy, offline.prepare_batch(dict(batch)))
         assert got.loss_sum.item() == pytest.approx(want.loss_sum.item(), rel=1e-5)
-        assert got.metric_sums["reward_margin"].item() == pytest.approx(want.metric_sums["reward_margin"].item(),
-                                                                       rel=1e-4, abs=1e-6)
+        assert got.metric_sums["reward_margin"].item() == pytest.approx(
+            want.metric_sums["reward_margin"].item(), rel=1e-4, abs=1e-6
+        )
     # reordered rows (another epoch's order): the content key still finds them
     swapped = {k: v.flip(0) for k, v in batches[0].items()}
     assert offline(policy, offline.prepare_batch(swapped)).loss_sum.item() == pytest.approx(
-        live(policy, swapped).loss_sum.item(), rel=1e-5)
+        live(policy, swapped).loss_sum.item(), rel=1e-5
+    )
 
 
 def test_unscored_pair_is_a_clear_error():
@@ -247,4 +251,4 @@ def test_a_few_dpo_steps_raise_the_margin(loss_type):
         optimizer.step()
     assert margins[0] == pytest.approx(0.0, abs=1e-6)
     assert margins[-1] > 0.05, margins
-    assert all(b > a for a, b in zip(margins, margins[1:])), margins
+    assert all(b > a for a, b in itertools.pairwise(margins)), margins

@@ -6,17 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from objective_fixtures import MODELS, chat_like_batch
 
 from argonne_kit.registry import get_registry
 from argonne_plugins.objectives.sft import SFTConfig, SFTObjective, token_nll
-from objective_fixtures import MODELS, chat_like_batch
 
 
 def hand_shifted_mean_ce(model, batch) -> torch.Tensor:
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     vocab = logits.shape[-1]
-    return F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), batch["labels"][:, 1:].reshape(-1),
-                           ignore_index=-100)
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, vocab).float(), batch["labels"][:, 1:].reshape(-1), ignore_index=-100
+    )
 
 
 @pytest.mark.parametrize("name", ["qwen3", "llama"])

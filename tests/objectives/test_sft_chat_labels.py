@@ -45,8 +45,9 @@ def labelled_spans(labels: list[int]) -> list[list[int]]:
 def test_labels_are_exactly_the_assistant_turns_with_im_end(tokenizer, tmp_path, mask, supervised):
     (tmp_path / "chat.jsonl").write_text(json.dumps({"prompt": "Name a fruit.", "messages": CONVERSATION}) + "\n")
     component = get_registry().get("data", "ultrachat")
-    context = DataContext(dp_rank=0, dp_world=1, micro_batch_size=1, seq_len=96, seed=0, tokenizer=tokenizer,
-                          recipe_dir=str(tmp_path))
+    context = DataContext(
+        dp_rank=0, dp_world=1, micro_batch_size=1, seq_len=96, seed=0, tokenizer=tokenizer, recipe_dir=str(tmp_path)
+    )
     source = component.factory(component.config_cls(path="chat.jsonl", mask=mask, shuffle=False), context)
     batch = next(iter(source))
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
@@ -58,8 +59,7 @@ def test_labels_are_exactly_the_assistant_turns_with_im_end(tokenizer, tmp_path,
     # labels equal the ids wherever they are set, and are set exactly on the assistant replies
     assert all(lab in (-100, tok) for lab, tok in zip(labels, ids))
     spans = labelled_spans(labels)
-    assert [tokenizer.decode(span) for span in spans] == [
-        CONVERSATION[i]["content"] + "<|im_end|>" for i in supervised]
+    assert [tokenizer.decode(span) for span in spans] == [CONVERSATION[i]["content"] + "<|im_end|>" for i in supervised]
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert all(span[-1] == im_end for span in spans)
     # what follows a span (the "\n" after <|im_end|>, the next turn, padding) is unsupervised
@@ -71,9 +71,18 @@ def test_labels_are_exactly_the_assistant_turns_with_im_end(tokenizer, tmp_path,
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(0)
-    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
-                                         head_dim=8, max_position_embeddings=128))
+    model = Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=128,
+        )
+    )
     out = objective(model, batch)
     logits = model(input_ids=batch["input_ids"]).logits[0]
     expected = sum(-torch.log_softmax(logits[t - 1], -1)[labels[t]] for t in range(1, len(labels)) if labels[t] != -100)

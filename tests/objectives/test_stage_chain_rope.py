@@ -8,13 +8,13 @@ import json
 import pytest
 
 from argonne_kit.errors import CheckpointError
-from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 from argonne_kit.recipe.api import load_recipe
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 from argonne_kit.stage_chain import explicit_model_keys, inherit_position_settings, read_init_model_config
 
 
 def test_unset_values_come_from_the_init_model_and_explicit_ones_stay(tmp_path):
-    (tmp_path / "base.toml").write_text("[model]\nkind = \"argonne2\"\nmax_position_embeddings = 2048\n")
+    (tmp_path / "base.toml").write_text('[model]\nkind = "argonne2"\nmax_position_embeddings = 2048\n')
     (tmp_path / "stage.toml").write_text('extends = "base.toml"\n[model]\nhidden_size = 64\n')
     raw = load_recipe(tmp_path / "stage.toml")
     explicit = explicit_model_keys(raw)
@@ -22,7 +22,7 @@ def test_unset_values_come_from_the_init_model_and_explicit_ones_stay(tmp_path):
     recipe_cfg = Argonne2ModelConfig(hidden_size=64, max_position_embeddings=2048)  # rope_theta: default 1e6
     init = {"rope_theta": 10000.0, "max_position_embeddings": 1024, "hidden_size": 64}
     cfg, notes = inherit_position_settings(recipe_cfg, init, explicit)
-    assert cfg.rope_theta == 10000.0          # not in the recipe: the checkpoint's θ, not a default
+    assert cfg.rope_theta == 10000.0  # not in the recipe: the checkpoint's θ, not a default
     assert cfg.max_position_embeddings == 2048  # set by the recipe: kept, and reported
     assert any("rope_theta" in n and "D-26" in n for n in notes)
     assert any("max_position_embeddings" in n and "explicit override" in n for n in notes)

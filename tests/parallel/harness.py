@@ -25,16 +25,22 @@ def build_model() -> torch.nn.Module:
     from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
 
     torch.manual_seed(0)
-    config = ArgonneConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-                           max_position_embeddings=64, local_attention_window=8,
-                           attn_backend="sdpa")
+    config = ArgonneConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=64,
+        local_attention_window=8,
+        attn_backend="sdpa",
+    )
     return ArgonneForCausalLM(config)
 
 
 def build_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.1,
-                             eps=EPS)
+    return torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.1, eps=EPS)
 
 
 def global_batch(step: int) -> torch.Tensor:
@@ -52,10 +58,9 @@ def train_step(strategy, model, optimizer, step: int, micro_batches: int = 2) ->
     chunks = rows.chunk(micro_batches)
     for i, chunk in enumerate(chunks):
         sync = i == len(chunks) - 1
-        with (strategy.no_sync(model) if not sync else _null()):
+        with strategy.no_sync(model) if not sync else _null():
             logits = model(input_ids=chunk[:, :-1]).logits
-            loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), chunk[:, 1:].reshape(-1),
-                                   reduction="sum")
+            loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), chunk[:, 1:].reshape(-1), reduction="sum")
             (loss * scale).backward()
         loss_sum += loss.detach()
     norm = strategy.clip_grad_norm(model, CLIP)

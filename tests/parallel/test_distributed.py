@@ -29,8 +29,16 @@ pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 
 def torchrun(nproc: int, scenario: str, workdir: Path) -> dict:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           WORKER, scenario, str(workdir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        WORKER,
+        scenario,
+        str(workdir),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280)
     result = workdir / f"{scenario}.json"
@@ -153,9 +161,8 @@ def test_sharded_checkpoint_loads_into_one_process_without_process_group(workdir
     optimizer = harness.build_optimizer(model)
     single.load(model, optimizer, str(workdir / name))
     assert not dist.is_initialized()
-    losses = [harness.train_step(single, model, optimizer, s)[0]
-              for s in range(harness.SAVE_AFTER, harness.STEPS)]
-    assert max(abs(a - b) for a, b in zip(losses, ref["losses"][harness.SAVE_AFTER:])) <= TOL
+    losses = [harness.train_step(single, model, optimizer, s)[0] for s in range(harness.SAVE_AFTER, harness.STEPS)]
+    assert max(abs(a - b) for a, b in zip(losses, ref["losses"][harness.SAVE_AFTER :])) <= TOL
     assert harness.max_diff(single.full_model_state_dict(model), ref["weights"]) <= TOL
 
 
@@ -164,15 +171,27 @@ def test_a_dead_or_hung_rank_fails_the_others_within_the_timeout(workdir, failur
     """Two plain processes (no torchrun agent to tear them down): rank 1 is SIGKILLed or hangs
     after one step; rank 0 must raise from its next collective within timeout_s (5 s), not hang."""
     port = 29500 + os.getpid() % 1000 + (7 if failure == "hang" else 3)
-    base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
-            "OMP_NUM_THREADS": "1", "TEST_FAILURE": failure, "TEST_TIMEOUT_S": "5"}
+    base = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": "2",
+        "OMP_NUM_THREADS": "1",
+        "TEST_FAILURE": failure,
+        "TEST_TIMEOUT_S": "5",
+    }
     out = workdir / f"dies_{failure}"
     out.mkdir()
     (out / "reference.pt").symlink_to(workdir / "reference.pt")
-    procs = [subprocess.Popen([sys.executable, WORKER, "dies", str(out)],
-                              env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "dies", str(out)],
+            env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for r in range(2)
+    ]
     try:
         rc = procs[0].wait(timeout=240)
     finally:

@@ -52,18 +52,33 @@ def cluster(tmp_path):
     run_dir = tmp_path / "run"
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE.format(run_dir=run_dir))
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
-           "RUN_DIR_FOR_FAKE": str(run_dir)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "RUN_DIR_FOR_FAKE": str(run_dir),
+    }
     for key in ("ARGONNE_SLICE", "ARGONNE_FAILURES"):
         env.pop(key, None)
 
     def run_slice(mode: str, slice_: int = 1, failures: int = 0) -> tuple[int, list[str]]:
         log.write_text("")
-        slice_env = {**env, "FAKE_SRUN_MODE": mode, "ARGONNE_SLICE": str(slice_),
-                     "ARGONNE_FAILURES": str(failures), "SLURM_JOB_ID": "7", "SLURM_NNODES": "2",
-                     "SLURM_JOB_NODELIST": "node-[a-b]"}
-        done = subprocess.run(["bash", str(run_dir / "slurm" / "argonne.sbatch")], env=slice_env,
-                              capture_output=True, text=True, timeout=30)
+        slice_env = {
+            **env,
+            "FAKE_SRUN_MODE": mode,
+            "ARGONNE_SLICE": str(slice_),
+            "ARGONNE_FAILURES": str(failures),
+            "SLURM_JOB_ID": "7",
+            "SLURM_NNODES": "2",
+            "SLURM_JOB_NODELIST": "node-[a-b]",
+        }
+        done = subprocess.run(
+            ["bash", str(run_dir / "slurm" / "argonne.sbatch")],
+            env=slice_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return done.returncode, log.read_text().splitlines()
 
     return recipe, run_dir, env, run_slice
@@ -73,13 +88,39 @@ def test_cli_writes_and_submits_the_script(cluster, monkeypatch, capsys):
     recipe, run_dir, env, _ = cluster
     monkeypatch.setenv("PATH", env["PATH"])
     monkeypatch.setenv("FAKE_LOG", env["FAKE_LOG"])
-    assert main(["slurm", str(recipe), "optim.lr=1e-4", "--nodes", "2", "--gpus-per-node", "4",
-                 "--time", "2:00:00", "--partition", "gpu", "--max-slices", "3", "--submit"]) == 0
+    assert (
+        main(
+            [
+                "slurm",
+                str(recipe),
+                "optim.lr=1e-4",
+                "--nodes",
+                "2",
+                "--gpus-per-node",
+                "4",
+                "--time",
+                "2:00:00",
+                "--partition",
+                "gpu",
+                "--max-slices",
+                "3",
+                "--submit",
+            ]
+        )
+        == 0
+    )
     script = run_dir / "slurm" / "argonne.sbatch"
     text = script.read_text()
-    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --time=2:00:00", "#SBATCH --signal=USR1@300", "#SBATCH --partition=gpu",
-                 "OVERRIDES=(optim.lr=1e-4 run.nproc=8)", "MAX_SLICES=3"):
+    for line in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --time=2:00:00",
+        "#SBATCH --signal=USR1@300",
+        "#SBATCH --partition=gpu",
+        "OVERRIDES=(optim.lr=1e-4 run.nproc=8)",
+        "MAX_SLICES=3",
+    ):
         assert line in text, line
     assert "{{" not in text
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
@@ -95,8 +136,10 @@ def test_cli_refuses_a_process_count_the_recipe_does_not_expect(cluster, capsys)
 
 def test_slices_resubmit_until_the_budget_completes(cluster):
     recipe, run_dir, _, run_slice = cluster
-    assert main(["slurm", str(recipe), "--nodes", "2", "--gpus-per-node", "2", "--max-slices", "3",
-                 "--max-failures", "1"]) == 0
+    assert (
+        main(["slurm", str(recipe), "--nodes", "2", "--gpus-per-node", "2", "--max-slices", "3", "--max-failures", "1"])
+        == 0
+    )
     script = run_dir / "slurm" / "argonne.sbatch"
 
     # slice 1 saved and exited before the budget completed: slice 2 is submitted

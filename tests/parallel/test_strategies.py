@@ -12,12 +12,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import harness  # noqa: E402
+import harness
 
-from argonne_kit.contracts.parallel import ParallelStrategy, WrapOptions  # noqa: E402
-from argonne_kit.errors import CheckpointError, RecipeError  # noqa: E402
-from argonne_kit.launch import relaunch_advice  # noqa: E402
-from argonne_kit.registry import get_registry  # noqa: E402
+from argonne_kit.contracts.parallel import ParallelStrategy, WrapOptions
+from argonne_kit.errors import CheckpointError, RecipeError
+from argonne_kit.launch import relaunch_advice
+from argonne_kit.registry import get_registry
 
 
 def single():
@@ -148,8 +148,7 @@ def test_dcp_checkpoint_load_names_a_truncated_shard(tmp_path):
 
     model = harness.build_model()
     path = tmp_path / "dcp"
-    checkpoint.save(checkpoint.native_state(model, None), str(path), fmt="dcp", strategy="fsdp",
-                    mesh={"dp": 1})
+    checkpoint.save(checkpoint.native_state(model, None), str(path), fmt="dcp", strategy="fsdp", mesh={"dp": 1})
     checkpoint.load(harness.build_model(), None, str(path))
     shard = next(p for p in path.iterdir() if p.suffix == ".distcp")
     shard.write_bytes(shard.read_bytes()[:100])
@@ -162,11 +161,19 @@ def test_dcp_checkpoint_of_another_model_is_refused_with_the_reason(tmp_path):
     from argonne_plugins.parallel import checkpoint
 
     path = tmp_path / "dcp"
-    checkpoint.save(checkpoint.native_state(harness.build_model(), None), str(path), fmt="dcp",
-                    strategy="fsdp", mesh={"dp": 1})
-    narrower = ArgonneForCausalLM(ArgonneConfig(vocab_size=harness.VOCAB, hidden_size=32, num_hidden_layers=2,
-                                                num_attention_heads=4, num_key_value_heads=2,
-                                                intermediate_size=64))
+    checkpoint.save(
+        checkpoint.native_state(harness.build_model(), None), str(path), fmt="dcp", strategy="fsdp", mesh={"dp": 1}
+    )
+    narrower = ArgonneForCausalLM(
+        ArgonneConfig(
+            vocab_size=harness.VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+        )
+    )
     with pytest.raises(CheckpointError, match="does not fit this model: .*Size mismatch"):
         checkpoint.load(narrower, None, str(path))
 
@@ -191,7 +198,6 @@ def test_compile_is_applied_per_block_in_place():
     """compile after checkpointing, per block, keeping parameter names (compilation itself
     happens at the first call, which this test does not make)."""
     strategy = single()
-    model = strategy.wrap(harness.build_model(),
-                          WrapOptions(activation_checkpointing=True, compile=True))
+    model = strategy.wrap(harness.build_model(), WrapOptions(activation_checkpointing=True, compile=True))
     assert all(block._compiled_call_impl is not None for block in model.model.layers)
     assert "model.layers.0.attn.q_proj.weight" in dict(model.named_parameters())

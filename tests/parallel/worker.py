@@ -13,16 +13,18 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-import harness  # noqa: E402
+import harness
 
-import argonne_plugins.parallel as parallel  # noqa: E402
-from argonne_kit.contracts.parallel import WrapOptions  # noqa: E402
+import argonne_plugins.parallel as parallel
+from argonne_kit.contracts.parallel import WrapOptions
 
 # Imported directly rather than through the registry: loading every plugin costs each worker
 # seconds (test_strategies.py checks the registered names separately).
-STRATEGIES = {"ddp": (parallel.DDPStrategy, parallel.DDPConfig),
-              "fsdp": (parallel.FSDPStrategy, parallel.FSDPConfig),
-              "tp": (parallel.TPStrategy, parallel.TPConfig)}
+STRATEGIES = {
+    "ddp": (parallel.DDPStrategy, parallel.DDPConfig),
+    "fsdp": (parallel.FSDPStrategy, parallel.FSDPConfig),
+    "tp": (parallel.TPStrategy, parallel.TPConfig),
+}
 
 
 def make_strategy(kind: str, **config):
@@ -32,16 +34,16 @@ def make_strategy(kind: str, **config):
     return strategy
 
 
-def check(strategy, workdir: str, name: str, ref: dict, options=WrapOptions(), loads=()) -> dict:
+def check(strategy, workdir: str, name: str, ref: dict, options: WrapOptions | None = None, loads=()) -> dict:
     """Train 5 steps (2 micro-batches, no_sync on the first), save after step 3, compare with the
     reference; then resume from our own checkpoint and from each of ``loads``."""
+    options = options or WrapOptions()
     model = strategy.wrap(harness.build_model(), options)
     optimizer = harness.build_optimizer(model)
     record: dict = {"losses": [], "norms": []}
     ckpt = os.path.join(workdir, f"{name}_step3")
     for step in range(harness.STEPS):
-        loss, norm = harness.train_step_with_grads(strategy, model, optimizer, step, record,
-                                                   micro_batches=2)
+        loss, norm = harness.train_step_with_grads(strategy, model, optimizer, step, record, micro_batches=2)
         record["losses"].append(loss)
         record["norms"].append(norm)
         if step + 1 == harness.SAVE_AFTER:
@@ -57,7 +59,9 @@ def check(strategy, workdir: str, name: str, ref: dict, options=WrapOptions(), l
     if strategy.is_main:
         out["weights"] = harness.max_diff(weights, ref["weights"])
         out["tied_alias"] = weights["lm_head.weight"] is weights["model.embed_tokens.weight"]
-        out["worst_grad"] = max(ref["grads0"], key=lambda k: (record["grads0"][k] - ref["grads0"][k]).abs().max().item())
+        out["worst_grad"] = max(
+            ref["grads0"], key=lambda k: (record["grads0"][k] - ref["grads0"][k]).abs().max().item()
+        )
     for source in (ckpt, *loads):
         out[f"resume:{os.path.basename(source)}"] = resume(strategy, source, options, ref, record)
     return out
@@ -72,12 +76,16 @@ def resume(strategy, path: str, options, ref: dict, own: dict) -> dict:
         for param in model.parameters():
             param.add_(0.5)
     extras = strategy.load(model, optimizer, path)
-    losses = [harness.train_step(strategy, model, optimizer, step, micro_batches=2)[0]
-              for step in range(harness.SAVE_AFTER, harness.STEPS)]
+    losses = [
+        harness.train_step(strategy, model, optimizer, step, micro_batches=2)[0]
+        for step in range(harness.SAVE_AFTER, harness.STEPS)
+    ]
     weights = strategy.full_model_state_dict(model)
-    out = {"loss_vs_ref": max(abs(a - b) for a, b in zip(losses, ref["losses"][harness.SAVE_AFTER:])),
-           "loss_vs_own": max(abs(a - b) for a, b in zip(losses, own["losses"][harness.SAVE_AFTER:])),
-           "extras": extras}
+    out = {
+        "loss_vs_ref": max(abs(a - b) for a, b in zip(losses, ref["losses"][harness.SAVE_AFTER :])),
+        "loss_vs_own": max(abs(a - b) for a, b in zip(losses, own["losses"][harness.SAVE_AFTER :])),
+        "extras": extras,
+    }
     if strategy.is_main:
         out["weights"] = harness.max_diff(weights, ref["weights"])
     return out
@@ -85,15 +93,13 @@ def resume(strategy, path: str, options, ref: dict, own: dict) -> dict:
 
 def scenario_ddp(workdir, ref):
     strategy = make_strategy("ddp", timeout_s=60)
-    return strategy, {"ddp": check(strategy, workdir, "ddp", ref,
-                                   loads=[os.path.join(workdir, "single_step3")])}
+    return strategy, {"ddp": check(strategy, workdir, "ddp", ref, loads=[os.path.join(workdir, "single_step3")])}
 
 
 def scenario_fsdp(workdir, ref):
     strategy = make_strategy("fsdp", timeout_s=60)
     loads = [p for p in [os.path.join(workdir, "tp_step3")] if os.path.isdir(p)]
-    results = {"fsdp": check(strategy, workdir, "fsdp", ref,
-                             WrapOptions(activation_checkpointing=True), loads=loads)}
+    results = {"fsdp": check(strategy, workdir, "fsdp", ref, WrapOptions(activation_checkpointing=True), loads=loads)}
     # SHARD_GRAD_OP (reshard_after_forward = false): same numbers.
     strategy.config.reshard_after_forward = False
     results["fsdp_no_reshard"] = check(strategy, workdir, "fsdp_no_reshard", ref)
@@ -102,34 +108,44 @@ def scenario_fsdp(workdir, ref):
     model = strategy.wrap(harness.build_model(), WrapOptions(param_dtype=torch.bfloat16))
     optimizer = harness.build_optimizer(model)
     losses = [harness.train_step(strategy, model, optimizer, s)[0] for s in range(harness.STEPS)]
-    results["fsdp_bf16"] = {"loss": max(abs(a - b) for a, b in zip(losses, ref["losses"])),
-                            "param_dtype": str(next(model.parameters()).dtype)}
+    results["fsdp_bf16"] = {
+        "loss": max(abs(a - b) for a, b in zip(losses, ref["losses"])),
+        "param_dtype": str(next(model.parameters()).dtype),
+    }
     return strategy, results
 
 
 def scenario_tp(workdir, ref):
     strategy = make_strategy("tp", degree=2, timeout_s=60)
-    results = {"tp": check(strategy, workdir, "tp", ref, WrapOptions(activation_checkpointing=True),
-                           loads=[os.path.join(workdir, "single_step3")])}
+    results = {
+        "tp": check(
+            strategy,
+            workdir,
+            "tp",
+            ref,
+            WrapOptions(activation_checkpointing=True),
+            loads=[os.path.join(workdir, "single_step3")],
+        )
+    }
     # Negative control (P4): without reducing the QK-norm gradients, they are partial sums.
     saved, parallel.tp.HEAD_NORMS = parallel.tp.HEAD_NORMS, ()
     try:
         model = strategy.wrap(harness.build_model(), WrapOptions())
         record: dict = {}
-        harness.train_step_with_grads(strategy, model, harness.build_optimizer(model), 0, record,
-                                      micro_batches=2)
+        harness.train_step_with_grads(strategy, model, harness.build_optimizer(model), 0, record, micro_batches=2)
     finally:
         parallel.tp.HEAD_NORMS = saved
     results["tp_without_qk_norm_fix"] = {
         name: harness.max_diff({name: record["grads0"][name]}, {name: ref["grads0"][name]})
-        for name in ref["grads0"] if ".attn." in name and "norm" in name}
+        for name in ref["grads0"]
+        if ".attn." in name and "norm" in name
+    }
     return strategy, results
 
 
 def scenario_dp_tp(workdir, ref):
     strategy = make_strategy("tp", degree=2, timeout_s=60)
-    return strategy, {"dp_tp": check(strategy, workdir, "dp_tp", ref,
-                                     loads=[os.path.join(workdir, "fsdp_step3")])}
+    return strategy, {"dp_tp": check(strategy, workdir, "dp_tp", ref, loads=[os.path.join(workdir, "fsdp_step3")])}
 
 
 def scenario_dies(workdir, ref):
@@ -149,8 +165,7 @@ def scenario_dies(workdir, ref):
             harness.train_step(strategy, model, optimizer, step % harness.STEPS)
     except Exception as exc:  # what a trainer would see: an error raised by the collective
         with open(os.path.join(workdir, "dies.json"), "w") as f:
-            json.dump({"error": f"{type(exc).__name__}: {exc}"[:500],
-                       "seconds": time.time() - start}, f)
+            json.dump({"error": f"{type(exc).__name__}: {exc}"[:500], "seconds": time.time() - start}, f)
         raise
     return strategy, {}
 

@@ -11,9 +11,24 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def test_plan_prints_the_published_3_0_numbers(capsys, tmp_path):
-    code = main(["plan", str(RECIPES / "argonne3_pretrain.toml"), "--gpu", "h200", "--gpus", "3",
-                 "--tokens-per-s", "46000", "--data-tokens", "20839021454", "--lr-plot", str(tmp_path / "lr.png"),
-                 "--json", str(tmp_path / "plan.json")])
+    code = main(
+        [
+            "plan",
+            str(RECIPES / "argonne3_pretrain.toml"),
+            "--gpu",
+            "h200",
+            "--gpus",
+            "3",
+            "--tokens-per-s",
+            "46000",
+            "--data-tokens",
+            "20839021454",
+            "--lr-plot",
+            str(tmp_path / "lr.png"),
+            "--json",
+            str(tmp_path / "plan.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "2,882,162,688" in out and "18.20 GFLOP" in out and "MFU 28.2%" in out
@@ -30,8 +45,20 @@ def test_plan_quickstart_warns_about_unused_memory(capsys):
 
 
 def test_plan_refuses_a_recipe_that_does_not_fit(capsys):
-    assert main(["plan", str(RECIPES / "argonne3_pretrain.toml"), "train.activation_checkpointing=false",
-                 "--gpu", "a100-80", "--data-tokens", "1000000000"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                str(RECIPES / "argonne3_pretrain.toml"),
+                "train.activation_checkpointing=false",
+                "--gpu",
+                "a100-80",
+                "--data-tokens",
+                "1000000000",
+            ]
+        )
+        == 0
+    )
     assert "does not fit" in capsys.readouterr().out
 
 

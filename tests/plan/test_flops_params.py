@@ -9,22 +9,31 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from argonne_kit.model import build_model
-from argonne_kit.model.sections import Argonne2ModelConfig
 from argonne_kit.plan.flops import flops_per_token
 from argonne_kit.plan.gpus import GPUS
 from argonne_kit.plan.params import count_parameters, model_shape
 from argonne_kit.plan.report import make_plan
 from argonne_kit.recipe import resolve_recipe
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-@pytest.mark.parametrize("d,layers,heads,kv,ffn,vocab,seq,tied", [
-    (64, 2, 4, 2, 128, 512, 64, True), (96, 3, 3, 1, 256, 1000, 128, False), (128, 2, 8, 8, 320, 300, 256, True)])
+@pytest.mark.parametrize(
+    "d,layers,heads,kv,ffn,vocab,seq,tied",
+    [(64, 2, 4, 2, 128, 512, 64, True), (96, 3, 3, 1, 256, 1000, 128, False), (128, 2, 8, 8, 320, 300, 256, True)],
+)
 def test_flops_per_token_match_torch_flop_counter(d, layers, heads, kv, ffn, vocab, seq, tied):
-    cfg = Argonne2ModelConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
-                              num_key_value_heads=kv, intermediate_size=ffn, max_position_embeddings=seq,
-                              tie_word_embeddings=tied)
+    cfg = Argonne2ModelConfig(
+        vocab_size=vocab,
+        hidden_size=d,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        intermediate_size=ffn,
+        max_position_embeddings=seq,
+        tie_word_embeddings=tied,
+    )
     model = build_model(cfg)
     # the math backend's matmuls are visible to the counter (CPU's fused SDPA kernel has no formula)
     model.set_attention_backend("math")
@@ -38,8 +47,14 @@ def test_flops_per_token_match_torch_flop_counter(d, layers, heads, kv, ffn, voc
 
 
 def test_windowed_layers_count_their_window():
-    cfg = Argonne2ModelConfig(vocab_size=100, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
-                              interleaved_local_attention=True, local_attention_window=32)
+    cfg = Argonne2ModelConfig(
+        vocab_size=100,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        interleaved_local_attention=True,
+        local_attention_window=32,
+    )
     shape = model_shape(build_model(cfg))
     full = Argonne2ModelConfig(vocab_size=100, hidden_size=64, num_hidden_layers=4, num_attention_heads=4)
     matmul = count_parameters(build_model(cfg), 100).matmul
@@ -70,8 +85,9 @@ def test_padded_vocabulary_is_reported():
 @pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("argonne*.toml")))
 def test_every_release_recipe_plans(recipe):
     resolved = resolve_recipe(RECIPES / recipe)
-    plan = make_plan(resolved, gpu=GPUS["h100"], gpus=resolved.recipe.run.nproc or 1, mfu=0.4,
-                     vocab_size=151_669, data_tokens=10**9)
+    plan = make_plan(
+        resolved, gpu=GPUS["h100"], gpus=resolved.recipe.run.nproc or 1, mfu=0.4, vocab_size=151_669, data_tokens=10**9
+    )
     assert plan.params.total > 10**8
     if plan.shape.family != "argonne2":  # the memory model covers the argonne2 family only
         assert plan.memory is None and any("not planned for 1.x" in w for w in plan.warnings)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from argonne_kit.model import build_model
-from argonne_kit.model.sections import Argonne1ModelConfig, Argonne2ModelConfig
+from argonne_kit.recipe.model_sections import Argonne1ModelConfig, Argonne2ModelConfig
 from argonne_kit.recipe.sections import OptimConfig, TrainConfig
 from argonne_kit.registry import get_registry
 from argonne_kit.train.optimizer import build_optimizer

@@ -1,7 +1,6 @@
 """Registers the synthetic data source of :mod:`train_fixtures` for every trainer test."""
 
 import pytest
-
 from train_fixtures import register_synthetic_data
 
 

@@ -12,7 +12,7 @@ import torch
 from argonne_kit.cli import main
 from argonne_kit.errors import RecipeError
 from argonne_kit.model import build_model
-from argonne_kit.model.sections import Argonne2ModelConfig
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, list_checkpoints
 from argonne_kit.train.export import trim_padded_vocab
 from argonne_kit.train.fp8 import convert_to_fp8

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from train_fixtures import run_cli, write_recipe
 
 from argonne_kit.errors import RecipeError
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR
-from train_fixtures import run_cli, write_recipe
 
 
 def records(run_dir):
@@ -30,14 +30,15 @@ def stage1(tmp_path_factory):
 
 
 def test_new_phase_from_a_run_dir_carries_weights_and_counters_with_a_fresh_schedule(tmp_path, stage1):
-    recipe = write_recipe(tmp_path, f'[init]\nfrom = "{stage1.as_posix()}"\ncarry = "weights"\n'
-                                    "[checkpoint]\ninterval_steps = 100\n")
+    recipe = write_recipe(
+        tmp_path, f'[init]\nfrom = "{stage1.as_posix()}"\ncarry = "weights"\n[checkpoint]\ninterval_steps = 100\n'
+    )
     assert run_cli(recipe) == 0
     stage2 = train_records(tmp_path / "run")
     first = stage2[0]
-    assert first["step"] == 9 and first["phase_step"] == 1      # cumulative step, phase-local schedule
+    assert first["step"] == 9 and first["phase_step"] == 1  # cumulative step, phase-local schedule
     assert first["tokens"] == 9 * 128
-    assert first["lr"] == pytest.approx(3e-3 / 2)               # warmup restarts (D-12)
+    assert first["lr"] == pytest.approx(3e-3 / 2)  # warmup restarts (D-12)
     assert first["loss"] < train_records(stage1)[0]["loss"] - 1.0  # trained weights, not a fresh init
     assert [s["step"] for s in stage2][-1] == 16
 
@@ -55,17 +56,21 @@ def test_carry_all_continues_schedule_and_data_from_a_checkpoint(tmp_path, stage
 
 
 def test_weights_from_a_hugging_face_export(tmp_path, stage1):
-    recipe = write_recipe(tmp_path, f'[init]\nfrom = "{(stage1 / "final_model").as_posix()}"\n'
-                                    "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 1\nprecision = \"fp32\"\n"
-                                    "device = \"cpu\"\nlog_every = 1\n"
-                                    "[schedule]\nkind = \"constant\"\n")
+    recipe = write_recipe(
+        tmp_path,
+        f'[init]\nfrom = "{(stage1 / "final_model").as_posix()}"\n'
+        '[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 1\nprecision = "fp32"\n'
+        'device = "cpu"\nlog_every = 1\n'
+        '[schedule]\nkind = "constant"\n',
+    )
     assert run_cli(recipe) == 0
     assert train_records(tmp_path / "run")[0]["loss"] < train_records(stage1)[0]["loss"] - 1.0
 
 
 def test_optimizer_cannot_carry_from_a_hugging_face_export(tmp_path, stage1):
-    recipe = write_recipe(tmp_path, f'[init]\nfrom = "{(stage1 / "final_model").as_posix()}"\n'
-                                    'carry = "weights+optimizer"\n')
+    recipe = write_recipe(
+        tmp_path, f'[init]\nfrom = "{(stage1 / "final_model").as_posix()}"\ncarry = "weights+optimizer"\n'
+    )
     assert run_cli(recipe) == 2
     assert not (tmp_path / "run" / CHECKPOINTS_DIR).exists()
 
@@ -74,8 +79,13 @@ def test_original_training_checkpoint(tmp_path, stage1):
     """An original checkpoint_step_<N>.pt (spec §3.2 keys, DDP+compile prefixes): weights load
     by name and the cumulative counters continue from its global_step/tokens_processed."""
     model = first_state(stage1, 8)["model"]
-    original = {"global_step": 100, "tokens_processed": 1_000_000, "loss": 1.0, "data_position": 0,
-                "model_state_dict": {f"module._orig_mod.{k}": v for k, v in model.items()}}
+    original = {
+        "global_step": 100,
+        "tokens_processed": 1_000_000,
+        "loss": 1.0,
+        "data_position": 0,
+        "model_state_dict": {f"module._orig_mod.{k}": v for k, v in model.items()},
+    }
     path = tmp_path / "checkpoint_step_100.pt"
     torch.save(original, path)
     recipe = write_recipe(tmp_path, f'[init]\nfrom = "{path.as_posix()}"\n[checkpoint]\ninterval_steps = 100\n')

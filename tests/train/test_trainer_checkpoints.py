@@ -5,10 +5,10 @@ import shutil
 import signal
 
 import torch
-
-from argonne_kit.train.metrics import read_metrics
-from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, list_checkpoints, verify_checkpoint
 from train_fixtures import run_cli, write_recipe
+
+from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, list_checkpoints, verify_checkpoint
+from argonne_kit.train.metrics import read_metrics
 
 
 def losses(run_dir):
@@ -29,8 +29,9 @@ def test_exact_resume_is_bit_identical(tmp_path):
 
     resumed_dir = tmp_path / "resumed"
     (resumed_dir / CHECKPOINTS_DIR).mkdir(parents=True)
-    shutil.copytree(tmp_path / "full" / CHECKPOINTS_DIR / "step_00000004",
-                    resumed_dir / CHECKPOINTS_DIR / "step_00000004")
+    shutil.copytree(
+        tmp_path / "full" / CHECKPOINTS_DIR / "step_00000004", resumed_dir / CHECKPOINTS_DIR / "step_00000004"
+    )
     resumed = write_recipe(tmp_path, body, name="resumed.toml", run_dir=resumed_dir)
     assert run_cli(resumed) == 0
 
@@ -46,8 +47,9 @@ def test_exact_resume_is_bit_identical(tmp_path):
 def test_nan_weights_refuse_the_save_and_the_export(tmp_path, capsys):
     """A NaN written into a weight after step 4: every later save is refused, step 4 stays
     the newest checkpoint, no final_model, exit status non-zero (D-9)."""
-    recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nnan_at_call = 5\n'
-                                    "[checkpoint]\ninterval_steps = 2\nkeep_last = 1\n")
+    recipe = write_recipe(
+        tmp_path, '[objective]\nkind = "probe_clm"\nnan_at_call = 5\n[checkpoint]\ninterval_steps = 2\nkeep_last = 1\n'
+    )
     assert run_cli(recipe, "train.max_failed_steps=100") == 1  # no divergence stop: every gate is reached
     out = capsys.readouterr().out
     assert "REFUSED step 6: non-finite weights" in out
@@ -83,8 +85,9 @@ def test_wall_time_saves_and_exits_zero_without_export_then_resume_completes(tmp
 
 
 def test_sigusr1_saves_and_exits_zero_without_export(tmp_path, capsys):
-    recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nsignal_at_call = 3\n'
-                                    "[checkpoint]\ninterval_steps = 100\n")
+    recipe = write_recipe(
+        tmp_path, '[objective]\nkind = "probe_clm"\nsignal_at_call = 3\n[checkpoint]\ninterval_steps = 100\n'
+    )
     assert run_cli(recipe) == 0
     assert "received SIGUSR1" in capsys.readouterr().out
     run = tmp_path / "run"
@@ -95,8 +98,10 @@ def test_sigusr1_saves_and_exits_zero_without_export(tmp_path, capsys):
 def test_sigint_saves_and_exits_130_without_export(tmp_path, capsys):
     """Ctrl-C: the step it arrived in is saved (resumable) and the status is 130, as a shell
     reports an interrupted command; SIGINT's default handler is back afterwards."""
-    recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nsignal_at_call = 3\nsignal = "SIGINT"\n'
-                                    "[checkpoint]\ninterval_steps = 100\n")
+    recipe = write_recipe(
+        tmp_path,
+        '[objective]\nkind = "probe_clm"\nsignal_at_call = 3\nsignal = "SIGINT"\n[checkpoint]\ninterval_steps = 100\n',
+    )
     assert run_cli(recipe) == 130
     assert "received SIGINT" in capsys.readouterr().out
     run = tmp_path / "run"
@@ -108,8 +113,9 @@ def test_sigint_saves_and_exits_130_without_export(tmp_path, capsys):
 def test_divergence_stops_after_consecutive_failed_steps_and_names_the_last_good_checkpoint(tmp_path, capsys):
     """A NaN from step 3 on: the run stops after train.max_failed_steps = 3 failed steps (step 5),
     saves nothing more, names step 2 as the last good checkpoint and exits 1 without export."""
-    recipe = write_recipe(tmp_path, '[objective]\nkind = "probe_clm"\nnan_at_call = 3\n'
-                                    "[checkpoint]\ninterval_steps = 2\nkeep_last = 2\n")
+    recipe = write_recipe(
+        tmp_path, '[objective]\nkind = "probe_clm"\nnan_at_call = 3\n[checkpoint]\ninterval_steps = 2\nkeep_last = 2\n'
+    )
     assert run_cli(recipe) == 1
     out = capsys.readouterr().out
     run = tmp_path / "run"

@@ -19,8 +19,14 @@ def objective(**cfg):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    section = Argonne2ModelConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                  intermediate_size=128, max_position_embeddings=64)
+    section = Argonne2ModelConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=64,
+    )
     return build_model(section, vocab_size=97)
 
 

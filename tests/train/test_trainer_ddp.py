@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_fixtures import run_cli, write_recipe
 
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, verify_checkpoint
-from train_fixtures import run_cli, write_recipe
 
 HERE = Path(__file__).resolve().parent
 LAUNCHER = """
@@ -35,17 +35,28 @@ def records(run_dir):
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_data_parallel_run_matches_single_process(tmp_path, strategy):
     common = "[checkpoint]\ninterval_steps = 3\nkeep_last = 1\n"
-    train = ("[train]\nseq_len = 32\nmicro_batch_size = {mb}\ntotal_batch_tokens = 256\nmax_steps = 6\n"
-             "precision = \"fp32\"\ndevice = \"cpu\"\nlog_every = 1\n")
+    train = (
+        "[train]\nseq_len = 32\nmicro_batch_size = {mb}\ntotal_batch_tokens = 256\nmax_steps = 6\n"
+        'precision = "fp32"\ndevice = "cpu"\nlog_every = 1\n'
+    )
     single = write_recipe(tmp_path, common + train.format(mb=4), name="single.toml", run_dir=tmp_path / "single")
     assert run_cli(single) == 0
-    ddp = write_recipe(tmp_path, common + train.format(mb=2) + f'[parallel]\nkind = "{strategy}"\n[run]\nnproc = 2\n'
-                       f'dir = "{(tmp_path / "ddp").as_posix()}"\n', name="ddp.toml")
+    ddp = write_recipe(
+        tmp_path,
+        common + train.format(mb=2) + f'[parallel]\nkind = "{strategy}"\n[run]\nnproc = 2\n'
+        f'dir = "{(tmp_path / "ddp").as_posix()}"\n',
+        name="ddp.toml",
+    )
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER.format(here=str(HERE), recipe=str(ddp)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(script)], capture_output=True, text=True, timeout=240, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
     a = [r for r in records(tmp_path / "single") if "loss" in r]
     b = [r for r in records(tmp_path / "ddp") if "loss" in r]
     assert [r["step"] for r in b] == list(range(1, 7)), proc.stdout + proc.stderr

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_fixtures import write_recipe
 
 from argonne_kit.model import build_model
-from argonne_kit.registry import get_registry
 from argonne_kit.recipe.diff import resolve_any
+from argonne_kit.registry import get_registry
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, TMP_PREFIX, CheckpointManager, list_checkpoints
-from train_fixtures import write_recipe
 
 HERE = Path(__file__).resolve().parent
 LAUNCHER = """
@@ -32,8 +32,9 @@ sys.exit(main(["run", {recipe!r}]))
 
 def start(script: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=env, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
 
 
 def wait_for_checkpoints(ckpt_dir: Path, proc: subprocess.Popen, at_least: int, timeout: float = 90) -> None:
@@ -57,9 +58,12 @@ def wait_for_a_save_in_progress(ckpt_dir: Path, proc: subprocess.Popen, timeout:
 @pytest.mark.slow
 def test_sigkill_during_saves_never_loses_the_previous_checkpoint(tmp_path):
     # saves every step with keep_last = 1: each step writes, verifies, renames and prunes
-    recipe = write_recipe(tmp_path, "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 24\n"
-                                    "precision = \"fp32\"\ndevice = \"cpu\"\nlog_every = 1\n"
-                                    "[checkpoint]\ninterval_steps = 1\nkeep_last = 1\n")
+    recipe = write_recipe(
+        tmp_path,
+        "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 24\n"
+        'precision = "fp32"\ndevice = "cpu"\nlog_every = 1\n'
+        "[checkpoint]\ninterval_steps = 1\nkeep_last = 1\n",
+    )
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER.format(here=str(HERE), recipe=str(recipe)))
     ckpt_dir = tmp_path / "run" / CHECKPOINTS_DIR

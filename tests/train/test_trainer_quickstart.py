@@ -17,9 +17,21 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.toml"
 
 def test_quickstart_trains_validates_checkpoints_and_exports(tmp_path, capsys):
     run = tmp_path / "qs"
-    code = main(["run", str(QUICKSTART), f"run.dir={run}", "train.max_tokens=8192", "train.val_every=2",
-                 "train.val_batches=2", "train.log_every=1", "checkpoint.interval_steps=2", "sample.max_new_tokens=6",
-                 "schedule.warmup_steps=1", "schedule.cooldown_frac=0.5"])
+    code = main(
+        [
+            "run",
+            str(QUICKSTART),
+            f"run.dir={run}",
+            "train.max_tokens=8192",
+            "train.val_every=2",
+            "train.val_batches=2",
+            "train.log_every=1",
+            "checkpoint.interval_steps=2",
+            "sample.max_new_tokens=6",
+            "schedule.warmup_steps=1",
+            "schedule.cooldown_frac=0.5",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "attention (fp32, cpu): layers 0-3:" in out
@@ -36,8 +48,9 @@ def test_quickstart_trains_validates_checkpoints_and_exports(tmp_path, capsys):
     meta = tomllib.loads((run / RESOLVED_RECIPE_FILE).read_text())["meta"]
     assert meta["tokenizer_sha256"] and meta["torch"] and "argonne-kit" in " ".join(meta["plugins"].values())
 
-    import argonne_kit  # noqa: F401  (registers the Auto classes)
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import argonne_kit  # noqa: F401  (registers the Auto classes)
 
     export = run / "final_model"
     model = AutoModelForCausalLM.from_pretrained(export)

@@ -9,13 +9,16 @@ from argonne_kit.recipe.api import resolve_recipe
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-@pytest.mark.parametrize("name, tokens_per_step, accum, nproc, lr", [
-    ("argonne3_pretrain", 233_472, 2, 3, 3e-4),
-    ("argonne3_continue_pretrain", 233_472, 2, 3, 3e-4),
-    ("argonne2_5_pretrain", 245_760, 4, 3, 3e-4),
-    ("argonne2_5_midtrain", 108_544, 1, 2, 1e-4),
-    ("quickstart", 2_048, 2, None, 3e-3),
-])
+@pytest.mark.parametrize(
+    "name, tokens_per_step, accum, nproc, lr",
+    [
+        ("argonne3_pretrain", 233_472, 2, 3, 3e-4),
+        ("argonne3_continue_pretrain", 233_472, 2, 3, 3e-4),
+        ("argonne2_5_pretrain", 245_760, 4, 3, 3e-4),
+        ("argonne2_5_midtrain", 108_544, 1, 2, 1e-4),
+        ("quickstart", 2_048, 2, None, 3e-3),
+    ],
+)
 def test_stage_recipes_resolve_to_the_published_batch(name, tokens_per_step, accum, nproc, lr):
     resolved = resolve_recipe(RECIPES / f"{name}.toml")
     assert resolved.derived["train"]["tokens_per_step"] == tokens_per_step
@@ -38,8 +41,13 @@ def test_chained_stages_point_at_their_predecessors():
 def test_quickstart_is_argonne3_shaped_and_decays():
     resolved = resolve_recipe(RECIPES / "quickstart.toml")
     model = resolved.recipe.model.config
-    assert (model.qk_norm, model.v_norm, model.sandwich_norm, model.logit_softcap, model.rope_theta) == \
-        (True, True, True, 15.0, 1e6)
+    assert (model.qk_norm, model.v_norm, model.sandwich_norm, model.logit_softcap, model.rope_theta) == (
+        True,
+        True,
+        True,
+        15.0,
+        1e6,
+    )
     assert model.num_attention_heads // model.num_key_value_heads == 3  # GQA 12/4 like 3.0
     assert resolved.derived["schedule"]["lr_last"] == pytest.approx(3e-4)
 

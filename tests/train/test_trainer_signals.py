@@ -42,7 +42,8 @@ def test_workers_ignore_every_stop_signal():
     try:
         ignore_stop_signals(0)
         assert {sig: signal.getsignal(sig) for sig in SIGNALS} == dict.fromkeys(
-            (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT), signal.SIG_IGN)
+            (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT), signal.SIG_IGN
+        )
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
@@ -51,14 +52,23 @@ def test_workers_ignore_every_stop_signal():
 @pytest.mark.slow
 def test_sigterm_to_the_process_group_with_workers_saves_and_exits_zero(tmp_path):
     sig, status = signal.SIGTERM, 0
-    recipe = write_recipe(tmp_path, '[data]\nkind = "synthetic_tokens"\nnum_workers = 2\n'
-                                    "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 100000\n"
-                                    'precision = "fp32"\ndevice = "cpu"\nlog_every = 1\n'
-                                    "[checkpoint]\ninterval_steps = 100000\n")
+    recipe = write_recipe(
+        tmp_path,
+        '[data]\nkind = "synthetic_tokens"\nnum_workers = 2\n'
+        "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 100000\n"
+        'precision = "fp32"\ndevice = "cpu"\nlog_every = 1\n'
+        "[checkpoint]\ninterval_steps = 100000\n",
+    )
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER.format(here=str(HERE), recipe=str(recipe)))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        start_new_session=True,
+    )
     run_dir = tmp_path / "run"
     deadline = time.monotonic() + 120
     while logged_steps(run_dir) < 3 and proc.poll() is None and time.monotonic() < deadline:
@@ -68,7 +78,7 @@ def test_sigterm_to_the_process_group_with_workers_saves_and_exits_zero(tmp_path
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == status, out[-3000:]
     assert f"received {signal.Signals(sig).name}" in out and "Traceback" not in out
-    (step, path), = list_checkpoints(run_dir / CHECKPOINTS_DIR)
+    ((step, path),) = list_checkpoints(run_dir / CHECKPOINTS_DIR)
     assert step >= 3 and verify_checkpoint(path, expect_step=step)["step"] == step
     last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
     assert last[-1]["step"] == step  # saved at the step it stopped on: an exact resume point

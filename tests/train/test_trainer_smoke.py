@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-
 from train_fixtures import run_cli, write_recipe
 
 
@@ -10,7 +9,7 @@ def test_tiny_run_trains_checkpoints_and_exports(tmp_path):
     recipe = write_recipe(tmp_path)
     assert run_cli(recipe) == 0
     run = tmp_path / "run"
-    records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == list(range(1, 9))
     assert steps[-1]["loss"] < steps[0]["loss"]
@@ -18,22 +17,29 @@ def test_tiny_run_trains_checkpoints_and_exports(tmp_path):
 
 
 def train_losses(run):
-    return [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
 
 
 def test_epochs_set_the_phase_length_from_the_data_size(tmp_path):
-    recipe = write_recipe(tmp_path, '[data]\nkind = "synthetic_tokens"\ntokens = 1024\n'
-                                    "[train]\nseq_len = 32\nmicro_batch_size = 4\nepochs = 2\nprecision = \"fp32\"\n"
-                                    "device = \"cpu\"\nlog_every = 1\n"
-                                    "[checkpoint]\ninterval_steps = 100\n")
+    recipe = write_recipe(
+        tmp_path,
+        '[data]\nkind = "synthetic_tokens"\ntokens = 1024\n'
+        '[train]\nseq_len = 32\nmicro_batch_size = 4\nepochs = 2\nprecision = "fp32"\n'
+        'device = "cpu"\nlog_every = 1\n'
+        "[checkpoint]\ninterval_steps = 100\n",
+    )
     assert run_cli(recipe) == 0
     assert len(train_losses(tmp_path / "run")) == 2 * 1024 // 128
 
 
 def test_activation_checkpointing_gives_the_same_losses(tmp_path):
     assert run_cli(write_recipe(tmp_path, run_dir=tmp_path / "plain")) == 0
-    assert run_cli(write_recipe(tmp_path, name="ckpt.toml", run_dir=tmp_path / "ckpt"),
-                   "train.activation_checkpointing=true") == 0
+    assert (
+        run_cli(
+            write_recipe(tmp_path, name="ckpt.toml", run_dir=tmp_path / "ckpt"), "train.activation_checkpointing=true"
+        )
+        == 0
+    )
     a, b = train_losses(tmp_path / "plain"), train_losses(tmp_path / "ckpt")
     assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
 

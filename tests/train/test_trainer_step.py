@@ -5,6 +5,7 @@ import contextlib
 import attrs
 import pytest
 import torch
+from train_fixtures import ProbeConfig, ProbeObjective, write_recipe
 
 from argonne_kit.cli import main
 from argonne_kit.errors import RecipeError
@@ -12,7 +13,6 @@ from argonne_kit.model import build_model
 from argonne_kit.recipe.api import resolve_recipe
 from argonne_kit.registry import get_registry
 from argonne_kit.train.trainer import LoopSettings, Trainer
-from train_fixtures import ProbeConfig, ProbeObjective, write_recipe
 
 
 def one_step(tmp_path, micro_batches, objective, around_step=contextlib.nullcontext):
@@ -23,12 +23,26 @@ def one_step(tmp_path, micro_batches, objective, around_step=contextlib.nullcont
     torch.manual_seed(0)
     model = build_model(resolved.recipe.model, resolved.derived, vocab_size=200)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    schedule = get_registry().get("schedule", "constant").factory(
-        get_registry().get("schedule", "constant").config_cls())
-    settings = LoopSettings(total_steps=1, grad_accum_steps=len(micro_batches), tokens_per_step=0, peak_lr=1.0,
-                            grad_clip=None, precision="fp32")
-    trainer = Trainer(settings=settings, strategy=strategy, model=model, optimizer=optimizer, objective=objective,
-                      schedule=schedule, data=None)
+    schedule = (
+        get_registry().get("schedule", "constant").factory(get_registry().get("schedule", "constant").config_cls())
+    )
+    settings = LoopSettings(
+        total_steps=1,
+        grad_accum_steps=len(micro_batches),
+        tokens_per_step=0,
+        peak_lr=1.0,
+        grad_clip=None,
+        precision="fp32",
+    )
+    trainer = Trainer(
+        settings=settings,
+        strategy=strategy,
+        model=model,
+        optimizer=optimizer,
+        objective=objective,
+        schedule=schedule,
+        data=None,
+    )
     with around_step():
         stats = trainer.step(iter(micro_batches))
     return stats, {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -53,8 +67,11 @@ def test_loss_is_normalised_over_all_tokens_of_the_step_not_per_micro_batch(tmp_
 
 
 def test_batch_math_refusal_prints_requested_and_possible(tmp_path, capsys):
-    recipe = write_recipe(tmp_path, "[train]\nseq_len = 32\nmicro_batch_size = 4\ntotal_batch_tokens = 300\n"
-                                    "max_steps = 4\nprecision = \"fp32\"\ndevice = \"cpu\"\n")
+    recipe = write_recipe(
+        tmp_path,
+        "[train]\nseq_len = 32\nmicro_batch_size = 4\ntotal_batch_tokens = 300\n"
+        'max_steps = 4\nprecision = "fp32"\ndevice = "cpu"\n',
+    )
     assert main(["run", str(recipe)]) == 2
     err = capsys.readouterr().err
     assert "train.total_batch_tokens: requested 300 tokens" in err
@@ -66,17 +83,23 @@ def test_decay_schedule_that_never_decays_is_refused_at_resolve(tmp_path):
     recipe = write_recipe(tmp_path, '[schedule]\nkind = "wsd"\nwarmup_steps = 20\ncooldown_frac = 0.2\n')
     with pytest.raises(RecipeError, match="never decays"):
         resolve_recipe(recipe)
-    allowed = write_recipe(tmp_path, '[schedule]\nkind = "wsd"\nwarmup_steps = 20\ncooldown_frac = 0.2\n'
-                                     "allow_no_decay = true\n", name="allowed.toml")
+    allowed = write_recipe(
+        tmp_path,
+        '[schedule]\nkind = "wsd"\nwarmup_steps = 20\ncooldown_frac = 0.2\nallow_no_decay = true\n',
+        name="allowed.toml",
+    )
     resolved = resolve_recipe(allowed)
     assert resolved.derived["train"]["total_steps"] == 8
 
 
 def test_decay_refusal_when_the_length_comes_from_the_data(tmp_path, capsys):
     """Without max_steps the phase length is known only at run time: the run refuses there."""
-    recipe = write_recipe(tmp_path, "[train]\nseq_len = 32\nmicro_batch_size = 4\nprecision = \"fp32\"\n"
-                                    "device = \"cpu\"\n"
-                                    '[schedule]\nkind = "cosine"\nwarmup_steps = 100000\n')
+    recipe = write_recipe(
+        tmp_path,
+        '[train]\nseq_len = 32\nmicro_batch_size = 4\nprecision = "fp32"\n'
+        'device = "cpu"\n'
+        '[schedule]\nkind = "cosine"\nwarmup_steps = 100000\n',
+    )
     assert main(["run", str(recipe)]) == 2
     assert "never decays" in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -107,19 +130,22 @@ def test_one_host_transfer_per_optimizer_step(tmp_path):
                 patch.setattr(torch.Tensor, name, spy)
             yield
 
-    micro = [{"input_ids": rows[i:i + 1]} for i in range(4)]
+    micro = [{"input_ids": rows[i : i + 1]} for i in range(4)]
     stats, _ = one_step(tmp_path, micro, ProbeObjective(ProbeConfig()), around_step=spying)
     assert stats["units"] == 4 * 32
     assert transfers == ["tolist"]
 
 
-@pytest.mark.parametrize("flags, precision, device, warns", [
-    ("fpu sse avx2 fma", "bf16", "cpu", True),          # AVX2 only: bf16 matmuls are emulated
-    ("fpu avx2 avx512f avx512_bf16", "bf16", "cpu", False),
-    ("fpu avx2 amx_bf16 amx_tile", "bf16", "cpu", False),
-    ("fpu sse avx2 fma", "fp32", "cpu", False),
-    ("fpu sse avx2 fma", "bf16", "cuda", False),
-])
+@pytest.mark.parametrize(
+    "flags, precision, device, warns",
+    [
+        ("fpu sse avx2 fma", "bf16", "cpu", True),  # AVX2 only: bf16 matmuls are emulated
+        ("fpu avx2 avx512f avx512_bf16", "bf16", "cpu", False),
+        ("fpu avx2 amx_bf16 amx_tile", "bf16", "cpu", False),
+        ("fpu sse avx2 fma", "fp32", "cpu", False),
+        ("fpu sse avx2 fma", "bf16", "cuda", False),
+    ],
+)
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(tmp_path, flags, precision, device, warns):
     from argonne_kit.train.trainer import cpu_bf16_warning
 

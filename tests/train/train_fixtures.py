@@ -61,7 +61,7 @@ class SyntheticTokens(DataSource):
         for b in range(B):
             index = (position * self.ctx.dp_world + self.ctx.dp_rank) * B + b
             index %= self._windows_per_epoch()
-            rows.append(self.stream[index * T: index * T + T + 1])
+            rows.append(self.stream[index * T : index * T + T + 1])
         return {"input_ids": torch.stack(rows)}
 
     def __iter__(self):
@@ -116,8 +116,9 @@ class ProbeObjective(Objective):
             os.kill(os.getpid(), signal.Signals[self.cfg.signal])
         logits = model(input_ids=batch["input_ids"][:, :-1]).logits
         y = self.targets(batch)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1),
-                               ignore_index=-100, reduction="sum")
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=-100, reduction="sum"
+        )
         return ObjectiveOutput(loss_sum=loss)
 
 
@@ -157,8 +158,8 @@ def write_recipe(tmp_path: Path, body: str = "", *, name: str = "recipe.toml", r
         "data": '[data]\nkind = "synthetic_tokens"\n',
         "optim": "[optim]\nlr = 3e-3\nweight_decay = 0.1\ngrad_clip = 1.0\n",
         "schedule": '[schedule]\nkind = "wsd"\nwarmup_steps = 2\ncooldown_frac = 0.2\n',
-        "train": "[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 8\nprecision = \"fp32\"\n"
-                 "device = \"cpu\"\nlog_every = 1\n",
+        "train": '[train]\nseq_len = 32\nmicro_batch_size = 4\nmax_steps = 8\nprecision = "fp32"\n'
+        'device = "cpu"\nlog_every = 1\n',
         "checkpoint": "[checkpoint]\ninterval_steps = 4\nkeep_last = 2\n",
         "run": f'[run]\ndir = "{run_dir.as_posix()}"\n',
         "sample": "[sample]\nmax_new_tokens = 4\nenabled = false\n",
@@ -170,7 +171,7 @@ def write_recipe(tmp_path: Path, body: str = "", *, name: str = "recipe.toml", r
         if not chunk:
             continue
         chunk = chunk if chunk.startswith("[") else "[" + chunk
-        name_ = chunk[1:chunk.index("]")]
+        name_ = chunk[1 : chunk.index("]")]
         sections[name_] = chunk + "\n"
     path = tmp_path / name
     path.write_text("\n".join(sections.values()))
@@ -181,5 +182,3 @@ def run_cli(recipe: Path, *overrides: str) -> int:
     from argonne_kit.cli import main
 
     return main(["run", str(recipe), *overrides])
-
-

@@ -37,8 +37,12 @@ class LabelSmoothedCLM(Objective):
         ids = batch["input_ids"]
         logits = model(ids[:, :-1]).logits.float()
         targets = ids[:, 1:]
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
-                               label_smoothing=self.cfg.smoothing, reduction="sum")
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            label_smoothing=self.cfg.smoothing,
+            reduction="sum",
+        )
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
         return ObjectiveOutput(loss_sum=loss, metric_sums={"nll": nll.detach()})
 
@@ -71,7 +75,7 @@ class ChunkedMathAttention(AttentionBackend):
         key_pos = torch.arange(k.size(2), device=q.device)
         outputs = []
         for start in range(0, q.size(2), self.chunk):
-            qc = q[:, :, start:start + self.chunk]
+            qc = q[:, :, start : start + self.chunk]
             query_pos = spec.query_offset + start + torch.arange(qc.size(2), device=q.device)
             distance = query_pos[:, None] - key_pos[None, :]
             visible = distance >= 0 if spec.causal else torch.ones_like(distance, dtype=torch.bool)
