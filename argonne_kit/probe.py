@@ -1,7 +1,7 @@
 """The chat quality probe: a fixed set of prompts answered greedily, written to the run directory.
 
 The original SFT/DPO scripts asked six fixed questions before, every N steps of, and after
-training (spec §3.5), with the chat template and a stop at the chat EOS. This module is that
+training (original.md §3.5), with the chat template and a stop at the chat EOS. This module is that
 probe for any stage and any model with ``generate()``; ``argonne-kit chat`` uses the same
 rendering and stop rule.
 

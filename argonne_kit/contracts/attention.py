@@ -48,7 +48,7 @@ class AttentionSpec:
     """Absolute position of the first query among the keys (``S - T`` for cached decode)."""
     dropout: float = 0.0
     """Dropout probability on the attention probabilities. Non-zero only in training (the model
-    passes 0 in eval and generation); the Argonne 1.x models use 0.1 (spec §1.1)."""
+    passes 0 in eval and generation); the Argonne 1.x models use 0.1 (original.md §1.1)."""
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class ParallelStrategy(ABC):
         """The full, unsharded model state dict on the main rank's CPU (empty elsewhere)."""
 
     def teardown(self) -> None:
-        """Barrier, destroy the process group (gloo teardown pitfall: see environment.md §2.5)."""
+        """Barrier, then destroy the process group (without the barrier gloo can abort at exit)."""
 
 
 #: Type of a registered parallel factory: ``factory(config) -> ParallelStrategy``.

@@ -33,7 +33,7 @@ VOCAB_SIZE = 2048
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: Added as plain (non-special) tokens, as in Qwen3, so CoT targets keep them when decoded.
 THINK_TOKENS = ["<think>", "</think>"]
-#: Qwen's pre-tokenizer split (single digits; see environment.md §4).
+#: Qwen's pre-tokenizer split (digits one at a time).
 QWEN_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"

@@ -14,7 +14,7 @@ separator included, which the per-document mode of ``bin_shards`` uses.
 
 :func:`find_shards` also reads a single ``.bin`` file, a directory of ``*.bin`` without a manifest,
 and the original pipeline's doc-manifest JSON (``files[].bin_path``/``lengths_path``: headerless
-uint32 files with a lengths array; spec §3.1).
+uint32 files with a lengths array; original.md §3.1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The token shard format (spec §3.1) — reading with header validation, and atomic writing.
+"""The token shard format (original.md §3.1) — reading with header validation, and atomic writing.
 
 A shard is a 1024-byte header of 256 little-endian int32 followed by the token ids:
 

@@ -41,7 +41,7 @@ def build_config(
 
 
 def build_model(section, derived: dict | None = None, vocab_size: int | None = None, **overrides) -> nn.Module:
-    """A freshly initialised model (spec §1.9 / §1.1 init) for a ``[model]`` section. Build
+    """A freshly initialised model (original.md §1.9 / original.md §1.1 init) for a ``[model]`` section. Build
     it under ``torch.device("meta")`` to count parameters without allocating them."""
     config = build_config(section, derived, vocab_size, **overrides)
     cls = ArgonneForCausalLM if isinstance(config, ArgonneConfig) else ArgonneV1ForCausalLM

@@ -1,8 +1,8 @@
 """Hugging Face configs of the Argonne models.
 
 ``ArgonneConfig`` (``model_type = "argonne2"``) describes the Llama-style family 2.0 → 4.0 and
-reads the field names of the released ``config.json`` files (spec §2.1). ``ArgonneV1Config``
-(``model_type = "argonne"``) describes the GPT-2-style 1.x models (spec §1.1–1.2).
+reads the field names of the released ``config.json`` files (original.md §2.1). ``ArgonneV1Config``
+(``model_type = "argonne"``) describes the GPT-2-style 1.x models (original.md §1.1–1.2).
 
 Legacy aliases (D-5). The original config accepted ``n_embd``, ``n_layer``, ``n_head`` and
 ``block_size`` and let them *override* the modern fields, and it wrote them back into every
@@ -47,14 +47,14 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def default_intermediate_size(hidden_size: int) -> int:
-    """The 2.0/2.5 MLP width rule: round_up_256(int(8·d/3)) (11,008 for d=4080, §1.3)."""
+    """The 2.0/2.5 MLP width rule: round_up_256(int(8·d/3)) (11,008 for d=4080, original.md §1.3)."""
     return round_up(int(8 * hidden_size / 3), 256)
 
 
 class ArgonneConfig(PreTrainedConfig):
     """Config of the argonne2 family (2.0, 2.5, 3.0, 3.5, 4.0).
 
-    Defaults are those of the original ``ArgonneConfig`` at HEAD (the 3.0 shape, spec §2.1).
+    Defaults are those of the original ``ArgonneConfig`` at HEAD (the 3.0 shape, original.md §2.1).
     ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads`` and
     ``max_position_embeddings`` default to ``None`` only to tell "not given" from "given" while
     legacy aliases are read; after construction they hold 3072 / 24 / 12 / 1024 when neither
@@ -62,7 +62,7 @@ class ArgonneConfig(PreTrainedConfig):
 
     Note on the local window: released 3.0/3.5 configs advertise
     ``interleaved_local_attention: true, local_attention_window: 256`` although no Argonne
-    pretrain ever ran with it (§2.7, D-4). This config honours whatever it says, on every
+    pretrain ever ran with it (original.md §2.7, D-4). This config honours whatever it says, on every
     backend; to reproduce those weights' training conditions set
     ``interleaved_local_attention=False``.
     """
@@ -139,7 +139,7 @@ class ArgonneConfig(PreTrainedConfig):
             self.pad_token_id = self.eos_token_id
         if self.sliding_window is not None:
             # transformers would build sliding-window KV caches from it, and the original model
-            # never read it: the window comes from interleaved_local_attention (§2.7).
+            # never read it: the window comes from interleaved_local_attention (original.md §2.7).
             raise ValueError(
                 "sliding_window is not used by Argonne models; set "
                 "interleaved_local_attention=true and local_attention_window instead"
@@ -169,7 +169,7 @@ class ArgonneConfig(PreTrainedConfig):
 
     def layer_windows(self) -> list[int | None]:
         """Attention window per block: odd blocks get ``local_attention_window`` when
-        ``interleaved_local_attention`` is on, every other block is full causal (§2.7)."""
+        ``interleaved_local_attention`` is on, every other block is full causal (original.md §2.7)."""
         window = self.local_attention_window if self.interleaved_local_attention else None
         return [window if i % 2 == 1 else None for i in range(self.num_hidden_layers)]
 

@@ -1,4 +1,4 @@
-"""``ArgonneV1ForCausalLM``: the GPT-2-style Argonne 1.0 / 1.5 (spec §1.1–1.2).
+"""``ArgonneV1ForCausalLM``: the GPT-2-style Argonne 1.0 / 1.5 (original.md §1.1–1.2).
 
 Learned absolute positions (a ``[1, block_size, d]`` parameter), pre-LN LayerNorm blocks with
 separate ``query``/``key``/``value``/``proj`` Linear layers (with biases), an exact-GELU MLP

@@ -5,7 +5,7 @@
 file, or the already-loaded dict. It strips the DDP ``module.`` and ``torch.compile``
 ``_orig_mod.`` prefixes, renames the released key names to the model's (its
 ``legacy_key_mapping``: ``blocks.{i}`` → ``model.layers.{i}`` and so on), renumbers the pipeline-parallel block keys of Argonne 1.0
-(``pipeline_stages.{stage}.{j}.*`` → ``blocks.{i}.*``, spec §2.3), reconciles FP8-padded vocabulary rows (151,680 ↔ 151,669: extra rows
+(``pipeline_stages.{stage}.{j}.*`` → ``blocks.{i}.*``, original.md §2.3), reconciles FP8-padded vocabulary rows (151,680 ↔ 151,669: extra rows
 are trimmed; a padded model keeps its own extra rows), restores the embedding tie, and fails
 loudly — naming the keys — when anything is missing or unexpected.
 """

@@ -1,6 +1,6 @@
 """``ArgonneForCausalLM``: the argonne2 family (2.0 → 4.0), Hugging Face-native.
 
-One block (spec §1.5), with the 3.0+ extras switched by the config:
+One block (original.md §1.5), with the 3.0+ extras switched by the config:
 
     n = input_norm(x)
     q, k, v = n·Wqᵀ, n·Wkᵀ, n·Wvᵀ                      per-head views [B, H, T, hd]

@@ -1,9 +1,9 @@
-"""Rotary position embedding (spec §2.5): rotate-half convention, angles in fp32.
+"""Rotary position embedding (original.md §2.5): rotate-half convention, angles in fp32.
 
 ``inv_freq`` is a non-persistent buffer: it is never in a checkpoint, so ``from_pretrained``
 (which builds the model on the meta device in transformers 5) leaves it unset. The model's
 ``_init_weights`` calls :meth:`RotaryEmbedding.reset_inv_freq`, which transformers runs after
-loading (environment.md P6, D-11). The angles are computed from ``position_ids`` on every call
+loading (D-11). The angles are computed from ``position_ids`` on every call
 (no cos/sin cache to go stale or to cap the context), so arbitrary positions — left padding,
 packed documents, contexts beyond ``max_position_embeddings`` — cost nothing extra.
 """

@@ -4,7 +4,7 @@
 
 - a run directory (its newest verified checkpoint; else its ``final_model/``),
 - one of our checkpoints (``…/checkpoints/step_<N>``),
-- an original ``checkpoint_step_<N>.pt`` training checkpoint (spec §3.2 keys), or
+- an original ``checkpoint_step_<N>.pt`` training checkpoint (original.md §3.2 keys), or
 - a Hugging Face model directory (``config.json`` + safetensors), or a Hub repo id
   (see :mod:`argonne_kit.model_source`, which locates it).
 
@@ -78,7 +78,7 @@ def load_weights(model: torch.nn.Module, source: InitSource) -> dict[str, int]:
 
 
 def read_original(path: Path) -> dict[str, Any]:
-    """An original ``checkpoint_step_<N>.pt`` (keys of spec §3.2)."""
+    """An original ``checkpoint_step_<N>.pt`` (keys of original.md §3.2)."""
     blob = safe_torch_load(path, mmap=True, what="training checkpoint")
     if not isinstance(blob, dict) or "model_state_dict" not in blob:
         raise CheckpointError(f"{path}: not an original training checkpoint (no 'model_state_dict')")

@@ -105,7 +105,7 @@ class CotConfig(ChatConfig):
 
 @attrs.define(kw_only=True)
 class PreferenceConfig(ComponentConfig):
-    """Chosen/rejected pairs for DPO (spec §3.6 formats)."""
+    """Chosen/rejected pairs for DPO (original.md §3.6 formats)."""
 
     path: str | None = None
     """A ``.jsonl``/``.json``/``.parquet`` file or a directory of them; relative to the recipe.

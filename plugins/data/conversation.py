@@ -1,4 +1,4 @@
-"""Chat rows → messages, and messages → token ids with labels (spec §3.5, §3.6).
+"""Chat rows → messages, and messages → token ids with labels (original.md §3.5, original.md §3.6).
 
 Example construction follows the original SFT: the conversation is rendered with the
 tokenizer's own chat template; labels are −100 except on the supervised assistant turns (the
@@ -154,7 +154,7 @@ def _as_messages(value: Any) -> list[dict[str, str]] | None:
 
 
 def preference_pair(row: Any, prompt_column: str = "prompt") -> tuple[list[dict[str, str]], str, str]:
-    """``(context, chosen answer, rejected answer)`` from the formats of spec §3.6: chosen/rejected
+    """``(context, chosen answer, rejected answer)`` from the formats of original.md §3.6: chosen/rejected
     message lists; a prompt with chosen/rejected strings; Anthropic, ``user:/bot:`` or ChatML
     transcripts; binarized-arena rows (``conversation_a``/``conversation_b`` + ``winner``)."""
     if not isinstance(row, dict):

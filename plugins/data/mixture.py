@@ -1,4 +1,4 @@
-"""``mixture``: weighted sub-sources, one drawn per batch, the same on every rank (spec §3.2
+"""``mixture``: weighted sub-sources, one drawn per batch, the same on every rank (original.md §3.2
 WeightedMultiLoader).
 
 Recipe shape — each ``[[data.sources]]`` table names a registered data source with ``kind``,

@@ -160,8 +160,8 @@ class DistributedStrategy(Strategy):
         dist.barrier()
 
     def teardown(self) -> None:
-        """Barrier, then destroy the process group, then flush (environment.md §2.5: destroying
-        without the barrier makes gloo abort at interpreter exit now and then). A launcher that
+        """Barrier, then destroy the process group, then flush (destroying without the
+        barrier makes gloo abort at interpreter exit now and then). A launcher that
         must exit 0 reliably under gloo ends the process with ``os._exit`` afterwards."""
         if self._owns_group and dist.is_initialized():
             dist.barrier()

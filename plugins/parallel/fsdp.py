@@ -1,9 +1,9 @@
 """``fsdp``: fully sharded data parallel (FSDP2 ``fully_shard``), one unit per block plus the root.
 
 The root unit holds the embedding, final norm and LM head, so the tied embedding/head weight is
-one sharded parameter and stays tied (environment.md §2.2). Gradients are reduce-scattered as an
+one sharded parameter and stays tied. Gradients are reduce-scattered as an
 average over ranks (the parallel contract). Checkpoints are DCP directories written by
-every rank: they reshard on load to any world size or layout (spec §3.4, D-16).
+every rank: they reshard on load to any world size or layout (original.md §3.4, D-16).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ original's hand-written version lacked (D-17): the gradient entering each column
 is summed over TP ranks, so embeddings, norms and everything upstream get full gradients.
 
 The per-head QK-norm weights are shared by all heads but each rank sees only its own heads, so
-their gradient would be a partial sum and replicas would drift (environment.md P4). They are
+their gradient would be a partial sum and replicas would drift. They are
 parallelised with ``SequenceParallel`` on the head dimension: the weight becomes a replicated
 DTensor whose gradient is all-reduced.
 
@@ -51,7 +51,7 @@ class TPConfig(ParallelConfig):
 
     degree: int | None = attrs.field(default=None, validator=positive)
     """Tensor-parallel degree (ranks that split each layer); None = all ranks (no data
-    parallelism, the 2.0 layout of spec §4). Must divide the attention heads, the KV heads, the
+    parallelism, the 2.0 layout of original.md §4). Must divide the attention heads, the KV heads, the
     MLP width and the number of processes."""
     backend: Backend = "auto"
     """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
@@ -148,7 +148,7 @@ HEAD_COUNT_ATTRIBUTES = ("num_heads", "num_kv_heads", "num_key_value_heads")
 
 def localise_head_counts(attn: torch.nn.Module, degree: int) -> None:
     """Divide the attention module's head-count attributes by the degree (each rank computes
-    its own heads; the original's TP rewrote the same attributes, spec §4)."""
+    its own heads; the original's TP rewrote the same attributes, original.md §4)."""
     for name in HEAD_COUNT_ATTRIBUTES:
         value = getattr(attn, name, None)
         if isinstance(value, int):

@@ -1,5 +1,5 @@
 """Attention-probability dropout (``AttentionSpec.dropout``), which the Argonne 1.x models train
-with (0.1, spec §1.1): ``math`` drops probabilities exactly like ``F.dropout``, ``sdpa`` is
+with (0.1, original.md §1.1): ``math`` drops probabilities exactly like ``F.dropout``, ``sdpa`` is
 unbiased around the no-dropout result, ``flex`` refuses it, and the 1.x model uses it in
 training only."""
 

@@ -1,4 +1,4 @@
-"""``preference``: every §3.6 format parses to (prompt, chosen, rejected); pairs stay together;
+"""``preference``: every original.md §3.6 format parses to (prompt, chosen, rejected); pairs stay together;
 missing answers are counted with file and row; exact resume."""
 
 from __future__ import annotations

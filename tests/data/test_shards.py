@@ -1,4 +1,4 @@
-"""The token shard format (spec §3.1): validated reading of every accepted variant, atomic writes."""
+"""The token shard format (original.md §3.1): validated reading of every accepted variant, atomic writes."""
 
 from __future__ import annotations
 

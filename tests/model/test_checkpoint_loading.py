@@ -70,7 +70,7 @@ def _pipeline_staged(state: dict, stages: int, per_stage: int) -> dict:
 
 
 def test_v1_pipeline_parallel_checkpoint_is_renumbered(make_v1_model, tmp_path):
-    """5 blocks over 3 GPUs = ceil(5/3) = 2 per stage, the last stage holding 1 (spec §2.3)."""
+    """5 blocks over 3 GPUs = ceil(5/3) = 2 per stage, the last stage holding 1 (original.md §2.3)."""
     source, target = make_v1_model(seed=1, n_layer=5), make_v1_model(seed=2, n_layer=5)
     path = tmp_path / "mp_checkpoint.pt"
     torch.save({"model_state_dict": _pipeline_staged(released_state(source), stages=3, per_stage=2)}, path)

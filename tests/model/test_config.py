@@ -1,4 +1,4 @@
-"""ArgonneConfig: original field names, legacy aliases without the D-5 cap, init (§1.9)."""
+"""ArgonneConfig: original field names, legacy aliases without the D-5 cap, init (original.md §1.9)."""
 
 from __future__ import annotations
 

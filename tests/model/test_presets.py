@@ -1,4 +1,4 @@
-"""Recipe presets instantiate the published architectures exactly (spec §1.8, §2.3)."""
+"""Recipe presets instantiate the published architectures exactly (original.md §1.8, original.md §2.3)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_preset_kinds_and_windows():
     assert isinstance(_build("argonne1_0"), ArgonneV1ForCausalLM)
     model = _build("argonne3_0")
     assert isinstance(model, ArgonneForCausalLM)
-    # the 3.x window was never active in training (§2.7): presets keep every layer full
+    # the 3.x window was never active in training (original.md §2.7): presets keep every layer full
     assert model.config.layer_windows() == [None] * 24
     assert model.lm_head.weight is model.model.embed_tokens.weight
 
@@ -100,7 +100,7 @@ def test_vocab_padding_and_tokenizer_length():
     with torch.device("meta"):
         model = build_model(resolved.recipe.model, resolved.derived["model"], vocab_size=151_669)
     assert model.config.vocab_size == 151_680
-    # training-time count with the FP8 padding (spec §1.6)
+    # training-time count with the FP8 padding (original.md §1.6)
     assert sum(p.numel() for p in model.parameters()) == 2_882_196_480
 
 

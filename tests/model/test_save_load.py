@@ -1,4 +1,4 @@
-"""save_pretrained → from_pretrained, released-style directories (D-5, D-11, §2.3)."""
+"""save_pretrained → from_pretrained, released-style directories (D-5, D-11, original.md §2.3)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def torchrun(nproc: int, scenario: str, workdir: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280)
     result = workdir / f"{scenario}.json"
-    # The rank-0 file, not the exit code, is the verdict (environment.md §2.5).
+    # The rank-0 file, not the exit code, is the verdict (gloo can abort a finished worker at exit).
     assert result.is_file(), f"{scenario} wrote no result\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     return json.loads(result.read_text())
 

@@ -1,6 +1,6 @@
 """torchrun worker: ``worker.py SCENARIO WORKDIR``. Runs the checks of one scenario against
 ``WORKDIR/reference.pt`` and writes ``WORKDIR/SCENARIO.json`` from rank 0. Ends with barrier →
-destroy → flush → ``os._exit(0)`` (environment.md §2.5)."""
+destroy → flush → ``os._exit(0)`` (gloo can abort at interpreter exit)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def test_optimizer_cannot_carry_from_a_hugging_face_export(tmp_path, stage1):
 
 
 def test_original_training_checkpoint(tmp_path, stage1):
-    """An original checkpoint_step_<N>.pt (spec §3.2 keys, DDP+compile prefixes): weights load
+    """An original checkpoint_step_<N>.pt (original.md §3.2 keys, DDP+compile prefixes): weights load
     by name and the cumulative counters continue from its global_step/tokens_processed."""
     model = first_state(stage1, 8)["model"]
     original = {

@@ -1,4 +1,4 @@
-"""The stage recipes resolve to the published batch math and settings (spec §6)."""
+"""The stage recipes resolve to the published batch math and settings (original.md §6)."""
 
 from pathlib import Path
 
