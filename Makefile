@@ -1,18 +1,18 @@
 # The two commands of the README. Both create .venv and install pinned dependencies on first use.
 #   make quickstart   train the embedded Argonne-3-shaped quickstart model on CPU and print a sample
-#   make test         run the whole test suite
+#   make test         lint, format and type checks, then the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: quickstart test install clean
+.PHONY: quickstart test lint install clean
 
-$(STAMP): pyproject.toml ci/constraints.txt
+$(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	# torch first, pinned: an unpinned install resolves to a multi-GB CUDA build (environment.md P1).
-	$(BIN)/python -m pip install --quiet -c ci/constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c ci/constraints.txt -e '.[dev]'
+	# torch first, pinned: unpinned, pip resolves torch to a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +20,12 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/argonne-kit run recipes/quickstart.toml
 
-test: $(STAMP)
+# Everything the code is checked with; part of `make test`, so CI runs it.
+lint: $(STAMP)
+	$(BIN)/ruff check argonne_kit plugins tests benchmarks examples
+	$(BIN)/ruff format --check argonne_kit plugins tests benchmarks examples
+
+test: lint
 	$(BIN)/python -m pytest -q -ra
 
 clean:
