@@ -151,8 +151,8 @@ def make_plan(
     used when the recipe does not set ``model.vocab_size``; ``data_tokens`` sizes an epoch of
     ``[data]`` when the data is not on disk."""
     from argonne_kit.recipe.resolvers import batch_math
+    from argonne_kit.recipe.schedule_check import check_schedule_decays, lr_landmarks
     from argonne_kit.registry import get_registry
-    from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 
     recipe = resolved.recipe
     train = recipe.train

@@ -101,8 +101,8 @@ def resolve_schedule(resolved: ResolvedRecipe) -> None:
     ``train.max_tokens``): the LR at the first, warmup-end, cooldown-start and last steps, and
     the refusal of a decaying schedule that never decays (D-2/D-3). Otherwise the run does both
     once it knows the data size."""
+    from argonne_kit.recipe.schedule_check import check_schedule_decays, lr_landmarks
     from argonne_kit.registry import get_registry
-    from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 
     recipe = resolved.recipe
     train = recipe.train

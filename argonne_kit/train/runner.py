@@ -41,6 +41,7 @@ from argonne_kit.probe import chat_eos_token_id
 from argonne_kit.recipe.api import ResolvedRecipe
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE, diff_resolved, format_changes, resolve_any
 from argonne_kit.recipe.resolvers import batch_math
+from argonne_kit.recipe.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.registry import get_registry
 from argonne_kit.safe_io import atomic_write_text
 from argonne_kit.train.callbacks import (
@@ -62,7 +63,6 @@ from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.provenance import run_meta
 from argonne_kit.train.reference import free_memory, precompute_reference
 from argonne_kit.train.sampling import has_sharded_parameters, main_rank_model, sample_text
-from argonne_kit.train.schedule_check import check_schedule_decays, lr_landmarks
 from argonne_kit.train.state import Counters, seed_everything
 from argonne_kit.train.stop import StopConditions
 from argonne_kit.train.trainer import LoopSettings, Outcome, Trainer, cpu_bf16_warning
