@@ -128,8 +128,9 @@ def kit_job(args, workdir: Path) -> dict:
         write(self, record)
 
     metrics.MetricsLog.write = stamped
-    recipe = workdir / "kit.toml"
-    recipe.write_text(recipe_text(args, workdir / "data", workdir / "kit_run"))
+    run_dir = workdir / f"kit_run_{time.monotonic_ns()}"   # a fresh run each job (never a resume)
+    recipe = workdir / f"{run_dir.name}.toml"
+    recipe.write_text(recipe_text(args, workdir / "data", run_dir))
     base = rss_mib()
     code = run_recipe(resolve_any(recipe))
     if code != 0:
