@@ -1,8 +1,8 @@
 """Checkpoint I/O: save and load MB/s of an fp32 model + AdamW state through the kit's
 ``CheckpointManager`` vs writing and reading the same number of bytes as one plain file.
 
-The state: an Argonne-shaped model of about ``--params`` parameters (vocab 32,768; d 2048 from
-0.6B up, else 1024; layers to reach the count) with its AdamW moments (one optimizer step on zero
+The state: an Argonne-shaped model of about ``--params`` parameters (vocab 32,768 and d 2048
+from 0.6B up, d 1024 from 0.1B; smaller ones vocab 4,096, d 256; layers to reach the count) with its AdamW moments (one optimizer step on zero
 gradients), i.e. 12 bytes per parameter. The ``kit save`` row times ``CheckpointManager.save``
 with every guarantee of a run (non-finite gate, temporary directory, the strategy's write,
 trainer state, manifest, read-back verification, fsync, atomic rename, ``latest``): the time the
@@ -41,7 +41,8 @@ def build_state(params: float):
 
     from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
 
-    vocab, d = 32768, (2048 if params >= 6e8 else 1024)
+    vocab = 32768 if params >= 1e8 else 4096
+    d = 2048 if params >= 6e8 else 1024 if params >= 1e8 else 256
     ffn = d * 8 // 3 // 128 * 128
     per_layer = d * d * 2 + d * (d // 4) * 2 + 3 * d * ffn + 2 * d
     layers = max(1, round((params - vocab * d) / per_layer))

@@ -51,6 +51,7 @@ qk_norm = true
 v_norm = false
 sandwich_norm = false
 logit_softcap = 0.0
+swiglu_clamp = 0.0
 interleaved_local_attention = false
 tie_word_embeddings = true
 """
