@@ -47,7 +47,7 @@ def build_state(params: float):
     per_layer = d * d * 2 + d * (d // 4) * 2 + 3 * d * ffn + 2 * d
     layers = max(1, round((params - vocab * d) / per_layer))
     config = ArgonneConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, num_attention_heads=d // 128,
-                           num_key_value_heads=d // 512, intermediate_size=ffn, tie_word_embeddings=True)
+                           num_key_value_heads=max(1, d // 512), intermediate_size=ffn, tie_word_embeddings=True)
     with torch.device("meta"):
         model = ArgonneForCausalLM(config)
     model.to_empty(device="cpu")
