@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker  # noqa: E402

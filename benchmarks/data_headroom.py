@@ -76,10 +76,11 @@ def delivered_tokens_per_s(kind: str, config: dict, args, tokenizer) -> float:
 def stall_trace(steps: int, shard_dir: Path, workers: int) -> None:
     """Data wait per optimizer step inside ``argonne-kit run``: the quickstart model shape on the
     benchmark's token shard (``bin_shards``, ``workers`` worker processes), ``steps`` steps."""
+    from trainer_vs_hf import RECIPE as TRAIN_RECIPE
+
     from argonne_kit.recipe.api import resolve_recipe
     from argonne_kit.train import metrics, trainer
     from argonne_kit.train.runner import run_recipe
-    from trainer_vs_hf import RECIPE as TRAIN_RECIPE
 
     waits: list[float] = []
     stamps: dict[int, tuple[float, int]] = {}

@@ -140,9 +140,9 @@ def test_trainer_vs_hf_recipe_resolves_to_the_qwen3_shape(tmp_path):
 def test_data_headroom_counts_delivered_tokens(tmp_path):
     import argparse
 
+    import data_headroom
     import numpy as np
 
-    import data_headroom
     from argonne_kit.data.shards import write_shard
 
     write_shard(tmp_path / "train_000000.bin", np.arange(20_000, dtype=np.uint32) % 1000)
@@ -153,7 +153,7 @@ def test_data_headroom_counts_delivered_tokens(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU smoke mode")
 def test_gpu_suite_cpu_smoke_runs_every_section():
-    done = subprocess.run([sys.executable, str(BENCH / "gpu_suite.py")], capture_output=True, text=True, timeout=240,
+    done = subprocess.run([sys.executable, str(BENCH / "gpu_suite.py")], capture_output=True, text=True, timeout=240, check=False,
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
