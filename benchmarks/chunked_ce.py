@@ -11,6 +11,10 @@ final hidden states against a ``[V, d]`` tied head (Qwen3/Argonne vocabulary 151
   chunks, each upcast and scored separately; every chunk's logits stay alive for backward),
   re-implemented here in a few lines because torchtune 0.6.1 does not import against torchao 0.18
   and the other chunked implementations (cut-cross-entropy, liger-kernel) need triton, i.e. a GPU;
+- ``fused chunked (proposed)``: the fix proposed for the kit's chunked path (:class:`FusedLinearCE`):
+  one autograd node owns the head weight; its forward scores each chunk and accumulates the
+  chunk's weight gradient into one buffer (``addmm_``), so the step holds one weight gradient and
+  one chunk of logits — never a ``[V, d]`` term per chunk for autograd to sum;
 - ``full logits (A/A control)``: the full path again, the noise floor.
 
 Memory: each measurement runs in a fresh process; the same code runs once on small shapes (its
@@ -33,18 +37,55 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker  # noqa: E402
 
-ROWS = ("full logits", "kit chunked", "torchtune-style", "full logits (A/A control)")
+ROWS = ("full logits", "kit chunked", "torchtune-style", "fused chunked (proposed)", "full logits (A/A control)")
 
 
 def torchtune_style_loss(hidden, weight, targets, num_chunks: int = 8):
     """torchtune's recipe: the head output in ``num_chunks`` pieces, each upcast to fp32 and scored
     (summed CE over chunks / tokens); the chunks' logits are all kept for backward."""
-    import torch
     import torch.nn.functional as F
 
     logits = [h @ weight.T for h in hidden.chunk(num_chunks)]
     total = sum(F.cross_entropy(part.float(), t, reduction="sum") for part, t in zip(logits, targets.chunk(num_chunks)))
-    return total / torch.tensor(targets.numel(), dtype=torch.float32)
+    return total / (targets != -100).sum()
+
+
+class FusedLinearCE:
+    """CE sum of ``hidden @ weight.T`` against ``targets`` (−100 ignored), chunk by chunk, with
+    the gradients computed in the forward: ``grad_hidden`` per chunk and ``grad_weight``
+    accumulated in place, both scaled by the incoming gradient in backward."""
+
+    @staticmethod
+    def apply(hidden, weight, targets, chunk: int):
+        import torch
+
+        class _Fn(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, hidden, weight):
+                grad_h, grad_w = torch.empty_like(hidden), torch.zeros_like(weight)
+                total = torch.zeros((), dtype=torch.float32)
+                for start in range(0, hidden.size(0), chunk):
+                    h, t = hidden[start:start + chunk], targets[start:start + chunk]
+                    keep = t != -100
+                    safe = t.clamp(min=0)
+                    logits = (h @ weight.T).float()
+                    lse = torch.logsumexp(logits, dim=-1)
+                    total += ((lse - logits.gather(1, safe[:, None]).squeeze(1)) * keep).sum()
+                    probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place over the logits
+                    probs[torch.arange(t.numel()), safe] -= 1.0  # d(CE sum)/d(logits)
+                    probs.mul_(keep[:, None])
+                    d = probs.to(h.dtype)
+                    grad_h[start:start + chunk] = d @ weight
+                    grad_w.addmm_(d.T, h)
+                ctx.save_for_backward(grad_h, grad_w)
+                return total
+
+            @staticmethod
+            def backward(ctx, grad_out):
+                grad_h, grad_w = ctx.saved_tensors
+                return grad_h.mul_(grad_out), grad_w.mul_(grad_out)  # own buffers, used once
+
+        return _Fn.apply(hidden, weight)
 
 
 def loss_step(row: str, hidden, weight, targets, chunk: int):
@@ -55,6 +96,8 @@ def loss_step(row: str, hidden, weight, targets, chunk: int):
     if row.startswith("full logits"):
         nll, _z, count = logit_loss_sums(F.linear(hidden, weight), targets, False)
         loss = nll / count
+    elif row == "fused chunked (proposed)":
+        loss = FusedLinearCE.apply(hidden, weight, targets, chunk) / (targets != -100).sum()
     elif row == "kit chunked":
         nll, _z, count = lm_loss_sums(hidden, lambda h: F.linear(h, weight), targets, chunk, False)
         loss = nll / count

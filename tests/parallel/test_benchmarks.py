@@ -85,12 +85,13 @@ def test_host_line_names_threads_and_torch():
     assert "1 torch threads" in line and f"torch {torch.__version__}" in line
 
 
-@pytest.mark.parametrize("row", ["kit chunked", "torchtune-style"])
+@pytest.mark.parametrize("row", ["kit chunked", "torchtune-style", "fused chunked (proposed)"])
 def test_chunked_rows_match_the_full_logits_loss_and_gradients(row):
     gen = torch.Generator().manual_seed(0)
     weight = torch.randn(300, 16, generator=gen).requires_grad_()
     hidden = torch.randn(40, 16, generator=gen).requires_grad_()
     targets = torch.randint(0, 300, (40,), generator=gen)
+    targets[::7] = -100  # ignored rows
     full = chunked_ce.loss_step("full logits", hidden, weight, targets, chunk=8)
     grads = weight.grad.clone(), hidden.grad.clone()
     weight.grad = hidden.grad = None
