@@ -25,7 +25,7 @@ softmax, their gradients; for chunked paths, the per-chunk weight-gradient terms
 The table shows the growth and the growth beyond the weight gradient. Time: the process CPU clock (``--threads 1``) or wall clock of the same step.
 
     python benchmarks/chunked_ce.py [--vocab 151669] [--hidden 3072] [--seq 1024] [--chunk 1024]
-        [--reps 2] [--threads 1] [--clock cpu|wall] [--control]
+        [--reps 2] [--threads 1] [--clock cpu|wall] [--control] [--rows "kit chunked,fused chunked (proposed)"]
 """
 
 from __future__ import annotations
@@ -140,13 +140,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time or wall time")
     parser.add_argument("--control", action="store_true", help="also repeat the full-logits row (A/A)")
+    parser.add_argument("--rows", default=",".join(r for r in ROWS if "control" not in r),
+                        help="comma-separated rows to measure besides 'full logits' (default all)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--row", choices=ROWS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         emit(worker(args))
         return
-    names = [r for r in ROWS if "control" not in r or args.control]
+    chosen = {"full logits", *(r for r in args.rows.split(",") if r)}
+    if chosen - set(ROWS):
+        parser.error(f"--rows: choose from {', '.join(ROWS)}")
+    names = [r for r in ROWS if r in chosen or ("control" in r and args.control)]
     print(host_line(args.threads))
     print(f"loss step (LM head + CE, fwd+bwd): V={args.vocab:,}, d={args.hidden}, T={args.seq}, chunk {args.chunk} "
           f"rows, fp32, {args.clock} clock; weight {args.vocab * args.hidden * 4 / 2**20:,.0f} MiB"
