@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
+import sys
 import time
 
 import torch
@@ -29,6 +31,9 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 import argonne_kit  # noqa: F401
 from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
 from argonne_kit.model.linear import stock_cpu_gemm
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import host_line  # noqa: E402
 
 SHAPE = dict(vocab_size=16384, hidden_size=384, num_hidden_layers=8, num_attention_heads=6,
              num_key_value_heads=2, intermediate_size=1024, max_position_embeddings=4096, rope_theta=1e6)
@@ -113,6 +118,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     models = build_models(variants, args.control)
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
+    print(host_line())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} × T {args.seq}, "
           f"{args.clock} clock")
     for name, count in params.items():

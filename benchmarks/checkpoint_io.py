@@ -1,0 +1,174 @@
+"""Checkpoint I/O: save and load MB/s of an fp32 model + AdamW state through the kit's
+``CheckpointManager`` vs writing and reading the same number of bytes as one plain file.
+
+The state: an Argonne-shaped model of about ``--params`` parameters (vocab 32,768 and d 2048
+from 0.6B up, d 1024 from 0.1B; smaller ones vocab 4,096, d 256; layers to reach the count) with its AdamW moments (one optimizer step on zero
+gradients), i.e. 12 bytes per parameter. The ``kit save`` row times ``CheckpointManager.save``
+with every guarantee of a run (non-finite gate, temporary directory, the strategy's write,
+trainer state, manifest, read-back verification, fsync, atomic rename, ``latest``): the time the
+training loop is stalled by a synchronous save. ``kit load`` times ``CheckpointManager.load`` into
+the same model and optimizer. ``raw write`` writes the checkpoint's byte count from memory in
+64 MiB blocks and fsyncs; ``raw read`` reads it back with ``readinto``. Before every read the
+files' page cache is dropped (``posix_fadvise(DONTNEED)`` after an fsync, per file, nothing
+system-wide), so reads come from the disk, not memory. ``--control`` repeats the raw write (A/A).
+Rows alternate in ABBA order; MB = 10^6 bytes; wall clock (this is I/O).
+
+Rows are the :data:`SAVE_ROWS` table (name → function returning seconds): an asynchronous save
+is one more entry whose function returns the time ``save`` blocks the caller, beside ``kit save``.
+
+    python benchmarks/checkpoint_io.py [--params 1e9] [--reps 2] [--dir DIR] [--control]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import abba, host_line, ratio_table  # noqa: E402
+
+BLOCK = 64 * 2**20
+
+
+def build_state(params: float):
+    """(model, optimizer) with about ``params`` fp32 parameters and AdamW moments."""
+    import torch
+
+    from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
+
+    vocab = 32768 if params >= 1e8 else 4096
+    d = 2048 if params >= 6e8 else 1024 if params >= 1e8 else 256
+    ffn = d * 8 // 3 // 128 * 128
+    per_layer = d * d * 2 + d * (d // 4) * 2 + 3 * d * ffn + 2 * d
+    layers = max(1, round((params - vocab * d) / per_layer))
+    config = ArgonneConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, num_attention_heads=d // 128,
+                           num_key_value_heads=max(1, d // 512), intermediate_size=ffn, tie_word_embeddings=True)
+    with torch.device("meta"):
+        model = ArgonneForCausalLM(config)
+    model.to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    for p in model.parameters():
+        p.data.uniform_(-0.02, 0.02, generator=generator)
+        p.grad = torch.zeros_like(p)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer.step()  # creates exp_avg / exp_avg_sq
+    optimizer.zero_grad(set_to_none=True)
+    return model, optimizer
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def drop_cache(path: Path) -> None:
+    """Evict ``path``'s files (or the file) from the page cache, so the next read hits the disk."""
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    for file in files:
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+class Bench:
+    """The state, a run directory and a raw file, and one timed function per row."""
+
+    def __init__(self, params: float, workdir: Path):
+        from argonne_kit.registry import get_registry
+        from argonne_kit.train.checkpoint import CheckpointManager
+
+        self.model, self.optimizer = build_state(params)
+        self.params = sum(p.numel() for p in self.model.parameters())
+        component = get_registry().get("parallel", "single")
+        self.strategy = component.factory(component.config_cls())
+        self.strategy.setup("cpu")
+        self.workdir = workdir
+        self.manager = CheckpointManager(workdir / "run", self.strategy, keep_last=1, log=lambda _m: None)
+        self.step = 0
+        self.saved: Path | None = None
+        self.raw = workdir / "raw.bin"
+        self.nbytes = 0
+
+    def kit_save(self) -> float:
+        self.step += 1
+        start = time.perf_counter()
+        self.saved = self.manager.save(self.model, self.optimizer, self.step, self.step * 1000,
+                                       {"global_step": self.step}, "# checkpoint_io benchmark\n")
+        seconds = time.perf_counter() - start
+        assert self.saved is not None, "the save was refused"
+        self.nbytes = tree_bytes(self.saved)
+        return seconds
+
+    def kit_load(self) -> float:
+        drop_cache(self.saved)
+        start = time.perf_counter()
+        self.manager.load(self.saved, self.model, self.optimizer)
+        return time.perf_counter() - start
+
+    def raw_write(self) -> float:
+        block = bytearray(os.urandom(1024)) * (BLOCK // 1024)
+        start = time.perf_counter()
+        with open(self.raw, "wb") as f:
+            left = self.nbytes
+            while left > 0:
+                f.write(memoryview(block)[:min(left, BLOCK)])
+                left -= BLOCK
+            f.flush()
+            os.fsync(f.fileno())
+        return time.perf_counter() - start
+
+    def raw_read(self) -> float:
+        drop_cache(self.raw)
+        block = bytearray(BLOCK)
+        start = time.perf_counter()
+        with open(self.raw, "rb", buffering=0) as f:
+            while f.readinto(block):
+                pass
+        return time.perf_counter() - start
+
+
+#: row name → Bench method; save rows are compared with "raw write", load rows with "raw read".
+SAVE_ROWS = {"kit save (sync: the loop's stall)": Bench.kit_save, "raw write": Bench.raw_write}
+LOAD_ROWS = {"kit load": Bench.kit_load, "raw read": Bench.raw_read}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=float, default=1e9, help="parameters of the model (default 1e9)")
+    parser.add_argument("--reps", type=int, default=2, help="measurements per row, ABBA order (default 2)")
+    parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
+    parser.add_argument("--control", action="store_true", help="also repeat the raw write (A/A)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    print(host_line(1))
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        bench = Bench(args.params, Path(tmp))
+        print(f"state: {bench.params / 1e6:,.0f}M fp32 parameters + AdamW moments in {tmp} "
+              f"({shutil.disk_usage(tmp).free / 1e9:,.0f} GB free there); wall clock", flush=True)
+        bench.kit_save()  # the byte count the raw rows write, and a first save to load from
+        save_rows = dict(SAVE_ROWS) | ({"raw write (A/A control)": Bench.raw_write} if args.control else {})
+        rates: dict[str, list[float]] = {}
+        for group in (save_rows, LOAD_ROWS):
+            for rep, name in abba(list(group), args.reps):
+                seconds = group[name](bench)
+                rates.setdefault(name, []).append(bench.nbytes / 1e6 / seconds)
+                print(f"  rep {rep} {name:<34} {bench.nbytes / 1e6:,.0f} MB in {seconds:6.2f} s = "
+                      f"{rates[name][-1]:8,.0f} MB/s", flush=True)
+        print("MB/s (best / median; ratio vs the raw row: of best / of median / paired; target >= 0.5)")
+        print("\n".join(ratio_table({n: rates[n] for n in save_rows}, "raw write", "MB/s", "{:,.0f}",
+                                    higher_is_better=True)))
+        print("\n".join(ratio_table({n: rates[n] for n in LOAD_ROWS}, "raw read", "MB/s", "{:,.0f}",
+                                    higher_is_better=True)))
+
+
+if __name__ == "__main__":
+    main()
