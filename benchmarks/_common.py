@@ -36,8 +36,9 @@ def cpu_flags() -> list[str]:
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                        platform.processor())
+            return next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor()
+            )
     except OSError:
         return platform.processor()
 
@@ -54,8 +55,10 @@ def host_line(threads: int | None = None) -> str:
     except ImportError:
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"host: {cpu_model()} [{' '.join(cpu_flags()) or 'no flags read'}], {os.cpu_count()} CPUs, "
-            f"{threads or torch.get_num_threads()} torch threads, {versions}{gpu}")
+    return (
+        f"host: {cpu_model()} [{' '.join(cpu_flags()) or 'no flags read'}], {os.cpu_count()} CPUs, "
+        f"{threads or torch.get_num_threads()} torch threads, {versions}{gpu}"
+    )
 
 
 def peak_rss_mib() -> float:
@@ -81,7 +84,7 @@ def clock(kind: str) -> Callable[[], float]:
 def abba(names: list[str], reps: int) -> Iterable[tuple[int, str]]:
     """(repetition, name) in ABBA order: forward on even repetitions, reversed on odd ones."""
     for rep in range(reps):
-        for name in (names if rep % 2 == 0 else names[::-1]):
+        for name in names if rep % 2 == 0 else names[::-1]:
             yield rep, name
 
 
@@ -96,9 +99,10 @@ def run_worker(script: str, args: list[str], threads: int | None, timeout: float
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{' '.join(cmd)} produced no result (exit {done.returncode}):\n"
-                       f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(
+        f"{' '.join(cmd)} produced no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    )
 
 
 def emit(result: dict) -> None:
@@ -106,8 +110,9 @@ def emit(result: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def ratio_table(values: dict[str, list[float]], reference: str, unit: str, fmt: str = "{:,.1f}",
-                higher_is_better: bool = False) -> list[str]:
+def ratio_table(
+    values: dict[str, list[float]], reference: str, unit: str, fmt: str = "{:,.1f}", higher_is_better: bool = False
+) -> list[str]:
     """Rows ``name  min / median  ratio of best / of median / median of paired ratios`` against
     ``reference``; "best" is the min for times and the max for rates."""
     best = max if higher_is_better else min
@@ -117,7 +122,9 @@ def ratio_table(values: dict[str, list[float]], reference: str, unit: str, fmt: 
         if name != reference:
             ref = values[reference]
             paired = statistics.median(a / b for a, b in zip(series, ref))
-            row += (f"  ratio {best(series) / best(ref):.3f} / "
-                    f"{statistics.median(series) / statistics.median(ref):.3f} / {paired:.3f}")
+            row += (
+                f"  ratio {best(series) / best(ref):.3f} / "
+                f"{statistics.median(series) / statistics.median(ref):.3f} / {paired:.3f}"
+            )
         lines.append(row)
     return lines

@@ -18,19 +18,37 @@ def launch(script: str, nproc: int, args: list[str], threads: int | None = None)
     env = dict(os.environ)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           script, "--worker", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        script,
+        "--worker",
+        *args,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{' '.join(cmd)} produced no result (exit {done.returncode}):\n"
-                       f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(
+        f"{' '.join(cmd)} produced no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    )
 
 
-def time_training(config, seq_len: int, micro_batch: int, steps: int, warmup: int,
-                  strategy_name: str = "ddp", device: str = "auto", precision: str = "fp32",
-                  compile: bool = False, activation_checkpointing: bool = False) -> dict:
+def time_training(
+    config,
+    seq_len: int,
+    micro_batch: int,
+    steps: int,
+    warmup: int,
+    strategy_name: str = "ddp",
+    device: str = "auto",
+    precision: str = "fp32",
+    compile: bool = False,
+    activation_checkpointing: bool = False,
+) -> dict:
     """Worker side: build the model (an ``ArgonneConfig``), wrap it with the strategy, train ``warmup + steps`` AdamW
     steps on random tokens and return tokens/s over the timed steps (global over all ranks)."""
     from argonne_kit.contracts.parallel import WrapOptions
@@ -44,8 +62,9 @@ def time_training(config, seq_len: int, micro_batch: int, steps: int, warmup: in
     model = ArgonneForCausalLM(config)
     vocab = model.config.vocab_size
     dtype = {"fp32": None, "bf16": torch.bfloat16}[precision]
-    model = strategy.wrap(model, WrapOptions(activation_checkpointing=activation_checkpointing,
-                                             compile=compile, param_dtype=dtype))
+    model = strategy.wrap(
+        model, WrapOptions(activation_checkpointing=activation_checkpointing, compile=compile, param_dtype=dtype)
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=strategy.device.type == "cuda")
     batch = torch.randint(0, vocab, (micro_batch, seq_len + 1), device=strategy.device)
     autocast = torch.autocast(strategy.device.type, dtype=dtype, enabled=dtype is not None)
@@ -72,8 +91,12 @@ def time_training(config, seq_len: int, micro_batch: int, steps: int, warmup: in
     strategy.barrier()
     seconds = time.perf_counter() - start
     tokens = steps * micro_batch * seq_len * strategy.dp_world
-    result = {"world_size": strategy.world_size, "tokens_per_s": tokens / seconds,
-              "step_s": seconds / steps, "device": str(strategy.device)}
+    result = {
+        "world_size": strategy.world_size,
+        "tokens_per_s": tokens / seconds,
+        "step_s": seconds / steps,
+        "device": str(strategy.device),
+    }
     if strategy.device.type == "cuda":
         result["device_name"] = torch.cuda.get_device_name(strategy.device)
         result["max_memory_gib"] = torch.cuda.max_memory_allocated(strategy.device) / 2**30

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import abba, host_line, ratio_table  # noqa: E402
+from _common import abba, host_line, ratio_table
 
 BLOCK = 64 * 2**20
 
@@ -46,8 +46,15 @@ def build_state(params: float):
     ffn = d * 8 // 3 // 128 * 128
     per_layer = d * d * 2 + d * (d // 4) * 2 + 3 * d * ffn + 2 * d
     layers = max(1, round((params - vocab * d) / per_layer))
-    config = ArgonneConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, num_attention_heads=d // 128,
-                           num_key_value_heads=max(1, d // 512), intermediate_size=ffn, tie_word_embeddings=True)
+    config = ArgonneConfig(
+        vocab_size=vocab,
+        hidden_size=d,
+        num_hidden_layers=layers,
+        num_attention_heads=d // 128,
+        num_key_value_heads=max(1, d // 512),
+        intermediate_size=ffn,
+        tie_word_embeddings=True,
+    )
     with torch.device("meta"):
         model = ArgonneForCausalLM(config)
     model.to_empty(device="cpu")
@@ -99,8 +106,14 @@ class Bench:
     def kit_save(self) -> float:
         self.step += 1
         start = time.perf_counter()
-        self.saved = self.manager.save(self.model, self.optimizer, self.step, self.step * 1000,
-                                       {"global_step": self.step}, "# checkpoint_io benchmark\n")
+        self.saved = self.manager.save(
+            self.model,
+            self.optimizer,
+            self.step,
+            self.step * 1000,
+            {"global_step": self.step},
+            "# checkpoint_io benchmark\n",
+        )
         seconds = time.perf_counter() - start
         assert self.saved is not None, "the save was refused"
         self.nbytes = tree_bytes(self.saved)
@@ -118,7 +131,7 @@ class Bench:
         with open(self.raw, "wb") as f:
             left = self.nbytes
             while left > 0:
-                f.write(memoryview(block)[:min(left, BLOCK)])
+                f.write(memoryview(block)[: min(left, BLOCK)])
                 left -= BLOCK
             f.flush()
             os.fsync(f.fileno())
@@ -152,8 +165,11 @@ def main() -> None:
     print(host_line(1))
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         bench = Bench(args.params, Path(tmp))
-        print(f"state: {bench.params / 1e6:,.0f}M fp32 parameters + AdamW moments in {tmp} "
-              f"({shutil.disk_usage(tmp).free / 1e9:,.0f} GB free there); wall clock", flush=True)
+        print(
+            f"state: {bench.params / 1e6:,.0f}M fp32 parameters + AdamW moments in {tmp} "
+            f"({shutil.disk_usage(tmp).free / 1e9:,.0f} GB free there); wall clock",
+            flush=True,
+        )
         bench.kit_save()  # the byte count the raw rows write, and a first save to load from
         save_rows = dict(SAVE_ROWS) | ({"raw write (A/A control)": Bench.raw_write} if args.control else {})
         rates: dict[str, list[float]] = {}
@@ -161,13 +177,22 @@ def main() -> None:
             for rep, name in abba(list(group), args.reps):
                 seconds = group[name](bench)
                 rates.setdefault(name, []).append(bench.nbytes / 1e6 / seconds)
-                print(f"  rep {rep} {name:<34} {bench.nbytes / 1e6:,.0f} MB in {seconds:6.2f} s = "
-                      f"{rates[name][-1]:8,.0f} MB/s", flush=True)
+                print(
+                    f"  rep {rep} {name:<34} {bench.nbytes / 1e6:,.0f} MB in {seconds:6.2f} s = "
+                    f"{rates[name][-1]:8,.0f} MB/s",
+                    flush=True,
+                )
         print("MB/s (best / median; ratio vs the raw row: of best / of median / paired; target >= 0.5)")
-        print("\n".join(ratio_table({n: rates[n] for n in save_rows}, "raw write", "MB/s", "{:,.0f}",
-                                    higher_is_better=True)))
-        print("\n".join(ratio_table({n: rates[n] for n in LOAD_ROWS}, "raw read", "MB/s", "{:,.0f}",
-                                    higher_is_better=True)))
+        print(
+            "\n".join(
+                ratio_table({n: rates[n] for n in save_rows}, "raw write", "MB/s", "{:,.0f}", higher_is_better=True)
+            )
+        )
+        print(
+            "\n".join(
+                ratio_table({n: rates[n] for n in LOAD_ROWS}, "raw read", "MB/s", "{:,.0f}", higher_is_better=True)
+            )
+        )
 
 
 if __name__ == "__main__":

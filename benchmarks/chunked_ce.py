@@ -35,7 +35,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker  # noqa: E402
+from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker
 
 ROWS = ("full logits", "kit chunked", "torchtune-style", "fused chunked (proposed)", "full logits (A/A control)")
 
@@ -65,7 +65,7 @@ class FusedLinearCE:
                 grad_h, grad_w = torch.empty_like(hidden), torch.zeros_like(weight)
                 total = torch.zeros((), dtype=torch.float32)
                 for start in range(0, hidden.size(0), chunk):
-                    h, t = hidden[start:start + chunk], targets[start:start + chunk]
+                    h, t = hidden[start : start + chunk], targets[start : start + chunk]
                     keep = t != -100
                     safe = t.clamp(min=0)
                     logits = (h @ weight.T).float()
@@ -75,7 +75,7 @@ class FusedLinearCE:
                     probs[torch.arange(t.numel()), safe] -= 1.0  # d(CE sum)/d(logits)
                     probs.mul_(keep[:, None])
                     d = probs.to(h.dtype)
-                    grad_h[start:start + chunk] = d @ weight
+                    grad_h[start : start + chunk] = d @ weight
                     grad_w.addmm_(d.T, h)
                 ctx.save_for_backward(grad_h, grad_w)
                 return total
@@ -114,8 +114,13 @@ def worker(args) -> dict:
     gen = torch.Generator().manual_seed(0)
     # the same code path once on small shapes: loads the kernels' code pages into the RSS first
     small = torch.randn(2 * args.chunk, args.hidden).requires_grad_()
-    loss_step(args.row, small, torch.randn(256, args.hidden).requires_grad_(), torch.randint(0, 256, (2 * args.chunk,)),
-              args.chunk)
+    loss_step(
+        args.row,
+        small,
+        torch.randn(256, args.hidden).requires_grad_(),
+        torch.randint(0, 256, (2 * args.chunk,)),
+        args.chunk,
+    )
     # in place: no transient copy may raise the high-water mark above the pre-step RSS
     weight = torch.empty(args.vocab, args.hidden).normal_(0, 0.02, generator=gen).requires_grad_()
     hidden = torch.randn(args.seq, args.hidden, generator=gen).requires_grad_()
@@ -140,8 +145,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time or wall time")
     parser.add_argument("--control", action="store_true", help="also repeat the full-logits row (A/A)")
-    parser.add_argument("--rows", default=",".join(r for r in ROWS if "control" not in r),
-                        help="comma-separated rows to measure besides 'full logits' (default all)")
+    parser.add_argument(
+        "--rows",
+        default=",".join(r for r in ROWS if "control" not in r),
+        help="comma-separated rows to measure besides 'full logits' (default all)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--row", choices=ROWS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -153,24 +161,48 @@ def main() -> None:
         parser.error(f"--rows: choose from {', '.join(ROWS)}")
     names = [r for r in ROWS if r in chosen or ("control" in r and args.control)]
     print(host_line(args.threads))
-    print(f"loss step (LM head + CE, fwd+bwd): V={args.vocab:,}, d={args.hidden}, T={args.seq}, chunk {args.chunk} "
-          f"rows, fp32, {args.clock} clock; weight {args.vocab * args.hidden * 4 / 2**20:,.0f} MiB"
-          f" (its gradient as large); full logits would be {args.seq * args.vocab * 4 / 2**20:,.0f} MiB",
-          flush=True)
+    print(
+        f"loss step (LM head + CE, fwd+bwd): V={args.vocab:,}, d={args.hidden}, T={args.seq}, chunk {args.chunk} "
+        f"rows, fp32, {args.clock} clock; weight {args.vocab * args.hidden * 4 / 2**20:,.0f} MiB"
+        f" (its gradient as large); full logits would be {args.seq * args.vocab * 4 / 2**20:,.0f} MiB",
+        flush=True,
+    )
     growth: dict[str, list[float]] = {n: [] for n in names}
     seconds: dict[str, list[float]] = {n: [] for n in names}
     losses = {}
     for rep, name in abba(names, args.reps):
-        result = run_worker(__file__, ["--row", name, "--vocab", str(args.vocab), "--hidden", str(args.hidden),
-                                       "--seq", str(args.seq), "--chunk", str(args.chunk), "--threads",
-                                       str(args.threads), "--clock", args.clock], args.threads)
+        result = run_worker(
+            __file__,
+            [
+                "--row",
+                name,
+                "--vocab",
+                str(args.vocab),
+                "--hidden",
+                str(args.hidden),
+                "--seq",
+                str(args.seq),
+                "--chunk",
+                str(args.chunk),
+                "--threads",
+                str(args.threads),
+                "--clock",
+                args.clock,
+            ],
+            args.threads,
+        )
         growth[name].append(result["growth"])
         seconds[name].append(result["seconds"])
         losses[name] = result["loss"]
-        print(f"  rep {rep} {name:<26} +{result['growth']:,.0f} MiB, {result['seconds']:.2f} s, "
-              f"loss {result['loss']:.6f}", flush=True)
-    print("peak RSS growth of the loss step, MiB (min / median; ratio vs full logits: of min / of median / paired; "
-          "target <= 0.3)")
+        print(
+            f"  rep {rep} {name:<26} +{result['growth']:,.0f} MiB, {result['seconds']:.2f} s, "
+            f"loss {result['loss']:.6f}",
+            flush=True,
+        )
+    print(
+        "peak RSS growth of the loss step, MiB (min / median; ratio vs full logits: of min / of median / paired; "
+        "target <= 0.3)"
+    )
     print("\n".join(ratio_table(growth, "full logits", "MiB", "{:,.0f}")))
     grad_mib = args.vocab * args.hidden * 4 / 2**20
     beyond = {n: [g - grad_mib for g in v] for n, v in growth.items()}

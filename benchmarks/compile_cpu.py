@@ -21,17 +21,43 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import abba, clock, host_line, ratio_table  # noqa: E402
+from _common import abba, clock, host_line, ratio_table
 
 SHAPES = {
-    "quickstart": dict(config=dict(vocab_size=2048, hidden_size=192, num_hidden_layers=4, num_attention_heads=6,
-                                   num_key_value_heads=2, intermediate_size=512, qk_norm=True, v_norm=True,
-                                   sandwich_norm=True, logit_softcap=15.0, interleaved_local_attention=False),
-                       seq=128, batch=8),
-    "20m": dict(config=dict(vocab_size=16384, hidden_size=384, num_hidden_layers=8, num_attention_heads=6,
-                            num_key_value_heads=2, intermediate_size=1024, qk_norm=True, v_norm=False,
-                            sandwich_norm=False, logit_softcap=0.0, interleaved_local_attention=False),
-                seq=1024, batch=2),
+    "quickstart": dict(
+        config=dict(
+            vocab_size=2048,
+            hidden_size=192,
+            num_hidden_layers=4,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            intermediate_size=512,
+            qk_norm=True,
+            v_norm=True,
+            sandwich_norm=True,
+            logit_softcap=15.0,
+            interleaved_local_attention=False,
+        ),
+        seq=128,
+        batch=8,
+    ),
+    "20m": dict(
+        config=dict(
+            vocab_size=16384,
+            hidden_size=384,
+            num_hidden_layers=8,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            intermediate_size=1024,
+            qk_norm=True,
+            v_norm=False,
+            sandwich_norm=False,
+            logit_softcap=0.0,
+            interleaved_local_attention=False,
+        ),
+        seq=1024,
+        batch=2,
+    ),
 }
 
 
@@ -46,8 +72,11 @@ def build(shape: dict, compile: bool):
     strategy = component.factory(component.config_cls())
     strategy.setup("cpu")
     torch.manual_seed(0)
-    model = ArgonneForCausalLM(ArgonneConfig(**shape["config"], max_position_embeddings=max(shape["seq"], 256),
-                                             rope_theta=1e6, tie_word_embeddings=True))
+    model = ArgonneForCausalLM(
+        ArgonneConfig(
+            **shape["config"], max_position_embeddings=max(shape["seq"], 256), rope_theta=1e6, tie_word_embeddings=True
+        )
+    )
     model = strategy.wrap(model, WrapOptions(compile=compile))
     return model, torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -65,8 +94,9 @@ def step(model, optimizer, batch) -> None:
 def measure(name: str, shape: dict, reps: int, tick, control: bool) -> None:
     import torch
 
-    batch = torch.randint(0, shape["config"]["vocab_size"], (shape["batch"], shape["seq"] + 1),
-                          generator=torch.Generator().manual_seed(1))
+    batch = torch.randint(
+        0, shape["config"]["vocab_size"], (shape["batch"], shape["seq"] + 1), generator=torch.Generator().manual_seed(1)
+    )
     rows = {"eager": build(shape, False)}
     if control:
         rows["eager (A/A control)"] = build(shape, False)
@@ -87,9 +117,11 @@ def measure(name: str, shape: dict, reps: int, tick, control: bool) -> None:
         step(*rows[row], batch)
         times[row].append(tick() - start)
     tokens = shape["batch"] * shape["seq"]
-    print(f"{name}: {sum(p.numel() for p in rows['eager'][0].parameters()):,} params, {shape['batch']} × T "
-          f"{shape['seq']} = {tokens:,} tokens/step; compile time {compile_s:.1f} s wall (first compiled step "
-          f"minus an eager step)")
+    print(
+        f"{name}: {sum(p.numel() for p in rows['eager'][0].parameters()):,} params, {shape['batch']} × T "
+        f"{shape['seq']} = {tokens:,} tokens/step; compile time {compile_s:.1f} s wall (first compiled step "
+        f"minus an eager step)"
+    )
     print("  step time, ms (min / median; ratio vs eager: of min / of median / paired; < 1 = compiled faster)")
     print("\n".join(ratio_table({n: [t * 1e3 for t in v] for n, v in times.items()}, "eager", "ms")), flush=True)
 

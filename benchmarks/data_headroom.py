@@ -33,12 +33,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import host_line  # noqa: E402
+from _common import host_line
 
 CONSUMED_PER_GPU = 15_400  # tokens/s per GPU of the Argonne 3.0 production run
 #: recipes/quickstart.toml's model, Qwen3-shaped (the trace measures the loader, not the architecture)
-QUICKSTART_SHAPE = dict(vocab_size=2048, hidden_size=192, num_hidden_layers=4, num_attention_heads=6,
-                        num_key_value_heads=2, intermediate_size=512)
+QUICKSTART_SHAPE = dict(
+    vocab_size=2048,
+    hidden_size=192,
+    num_hidden_layers=4,
+    num_attention_heads=6,
+    num_key_value_heads=2,
+    intermediate_size=512,
+)
 
 
 def source_configs(kind: str, shard_dir: Path, parquet_dir: Path, workers: int) -> dict:
@@ -46,10 +52,16 @@ def source_configs(kind: str, shard_dir: Path, parquet_dir: Path, workers: int) 
         return {"path": shard_dir.as_posix(), "shuffle": True, "num_workers": workers}
     if kind == "fineweb_parquet":
         return {"path": parquet_dir.as_posix(), "shuffle": True, "num_workers": workers}
-    return {"sources": [{"kind": "bin_shards", "weight": 0.7, **source_configs("bin_shards", shard_dir, parquet_dir,
-                                                                              workers)},
-                        {"kind": "fineweb_parquet", "weight": 0.3,
-                         **source_configs("fineweb_parquet", shard_dir, parquet_dir, workers)}]}
+    return {
+        "sources": [
+            {"kind": "bin_shards", "weight": 0.7, **source_configs("bin_shards", shard_dir, parquet_dir, workers)},
+            {
+                "kind": "fineweb_parquet",
+                "weight": 0.3,
+                **source_configs("fineweb_parquet", shard_dir, parquet_dir, workers),
+            },
+        ]
+    }
 
 
 def delivered_tokens_per_s(kind: str, config: dict, args, tokenizer) -> float:
@@ -58,8 +70,15 @@ def delivered_tokens_per_s(kind: str, config: dict, args, tokenizer) -> float:
     from argonne_kit.registry import get_registry
 
     component = get_registry().get("data", kind)
-    context = DataContext(dp_rank=0, dp_world=1, micro_batch_size=args.batch, seq_len=args.seq, seed=444,
-                          tokenizer=tokenizer, recipe_dir=".")
+    context = DataContext(
+        dp_rank=0,
+        dp_world=1,
+        micro_batch_size=args.batch,
+        seq_len=args.seq,
+        seed=444,
+        tokenizer=tokenizer,
+        recipe_dir=".",
+    )
     source = component.factory(structure(config, component.config_cls, "data"), context)
     batches = iter(source)
     next(batches)  # worker start-up and the first fill are a one-off cost, not the rate
@@ -101,9 +120,23 @@ def stall_trace(steps: int, shard_dir: Path, workers: int) -> None:
     trainer.Trainer._next_batch, metrics.MetricsLog.write = timed_next_batch, stamped
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "trace.toml"
-        text = TRAIN_RECIPE.format(**QUICKSTART_SHAPE, max_pos=256, data=shard_dir.as_posix(), chunk=0, lr=1e-3,
-                                   b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=1.0, seq=128, batch=8,
-                                   steps=steps, ac="false", run_dir=f"{tmp}/run")
+        text = TRAIN_RECIPE.format(
+            **QUICKSTART_SHAPE,
+            max_pos=256,
+            data=shard_dir.as_posix(),
+            chunk=0,
+            lr=1e-3,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=0.1,
+            grad_clip=1.0,
+            seq=128,
+            batch=8,
+            steps=steps,
+            ac="false",
+            run_dir=f"{tmp}/run",
+        )
         recipe.write_text(text.replace('kind = "bin_shards"\n', f'kind = "bin_shards"\nnum_workers = {workers}\n', 1))
         assert run_recipe(resolve_recipe(recipe)) == 0
     trainer.Trainer._next_batch, metrics.MetricsLog.write = next_batch, write
@@ -114,11 +147,13 @@ def stall_trace(steps: int, shard_dir: Path, workers: int) -> None:
     step_s = [r[0] for r in rows]
     wait_s = [r[1] for r in rows]
     frac = [w / s for s, w in rows]
-    print(f"stall trace (argonne-kit run, quickstart model shape, 8 × 128 tokens/step, {steps} steps, bin_shards, "
-          f"num_workers {workers}): "
-          f"step {statistics.median(step_s) * 1e3:.1f} ms median; data wait per step median "
-          f"{statistics.median(wait_s) * 1e3:.2f} ms, max {max(wait_s) * 1e3:.2f} ms; wait / step median "
-          f"{100 * statistics.median(frac):.2f} %, max {100 * max(frac):.2f} %")
+    print(
+        f"stall trace (argonne-kit run, quickstart model shape, 8 × 128 tokens/step, {steps} steps, bin_shards, "
+        f"num_workers {workers}): "
+        f"step {statistics.median(step_s) * 1e3:.1f} ms median; data wait per step median "
+        f"{statistics.median(wait_s) * 1e3:.2f} ms, max {max(wait_s) * 1e3:.2f} ms; wait / step median "
+        f"{100 * statistics.median(frac):.2f} %, max {100 * max(frac):.2f} %"
+    )
     print("  per step (ms, step / data wait): " + ", ".join(f"{s * 1e3:.0f}/{w * 1e3:.1f}" for s, w in rows))
 
 
@@ -147,19 +182,27 @@ def main() -> None:
     print(host_line(1))
     assets = ensure_quickstart_assets(None)
     tokenizer, _ = load_tokenizer(None)
-    print(f"batches of {args.batch} × {args.seq} tokens, {args.batches} timed per source after the first; wall clock; "
-          f"headroom vs {CONSUMED_PER_GPU:,} tokens/s per GPU (Argonne 3.0), target >= 20x", flush=True)
+    print(
+        f"batches of {args.batch} × {args.seq} tokens, {args.batches} timed per source after the first; wall clock; "
+        f"headroom vs {CONSUMED_PER_GPU:,} tokens/s per GPU (Argonne 3.0), target >= 20x",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         shard_dir = Path(tmp) / "shards"
         shard_dir.mkdir()
-        write_shard(shard_dir / "train_000000.bin",
-                    np.random.default_rng(0).integers(0, len(tokenizer), args.shard_tokens, dtype=np.uint32))
+        write_shard(
+            shard_dir / "train_000000.bin",
+            np.random.default_rng(0).integers(0, len(tokenizer), args.shard_tokens, dtype=np.uint32),
+        )
         for kind in kinds:
             for workers in sorted({0, args.workers}):
                 config = source_configs(kind, shard_dir, Path(assets.train_parquet_dir), workers)
                 rate = delivered_tokens_per_s(kind, config, args, tokenizer)
-                print(f"  {kind:<16} num_workers {workers}: {rate:>12,.0f} tokens/s = {rate / CONSUMED_PER_GPU:8.1f}x "
-                      f"the 3.0 run's per-GPU consumption", flush=True)
+                print(
+                    f"  {kind:<16} num_workers {workers}: {rate:>12,.0f} tokens/s = {rate / CONSUMED_PER_GPU:8.1f}x "
+                    f"the 3.0 run's per-GPU consumption",
+                    flush=True,
+                )
         if args.trace_steps:
             for workers in sorted({0, args.workers}):
                 stall_trace(args.trace_steps, shard_dir, workers)

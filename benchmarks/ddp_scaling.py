@@ -16,12 +16,20 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _dist_bench import launch, time_training  # noqa: E402
+from _dist_bench import launch, time_training
 
-#: ~19 M parameters (environment.md §6's CPU benchmark shape).
-MODEL = dict(vocab_size=16384, hidden_size=384, num_hidden_layers=8, num_attention_heads=6,
-             num_key_value_heads=2, intermediate_size=1024, max_position_embeddings=1024,
-             interleaved_local_attention=False, attn_backend="sdpa")
+#: ~19 M parameters, the CPU benchmark shape of the other scripts.
+MODEL = dict(
+    vocab_size=16384,
+    hidden_size=384,
+    num_hidden_layers=8,
+    num_attention_heads=6,
+    num_key_value_heads=2,
+    intermediate_size=1024,
+    max_position_embeddings=1024,
+    interleaved_local_attention=False,
+    attn_backend="sdpa",
+)
 
 
 def main() -> None:
@@ -32,25 +40,46 @@ def main() -> None:
     parser.add_argument("--micro-batch", type=int, default=4, help="rows per process per step (default 4)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    common = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--seq-len", str(args.seq_len),
-              "--micro-batch", str(args.micro_batch)]
+    common = [
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--seq-len",
+        str(args.seq_len),
+        "--micro-batch",
+        str(args.micro_batch),
+    ]
     if args.worker:
         from argonne_kit.model.config import ArgonneConfig
 
-        time_training(ArgonneConfig(**MODEL), args.seq_len, args.micro_batch, args.steps, args.warmup,
-                      strategy_name="ddp", device="cpu")
+        time_training(
+            ArgonneConfig(**MODEL),
+            args.seq_len,
+            args.micro_batch,
+            args.steps,
+            args.warmup,
+            strategy_name="ddp",
+            device="cpu",
+        )
         return
-    runs = {"1 proc × 1 thread": launch(__file__, 1, common, threads=1),
-            "1 proc × 2 threads": launch(__file__, 1, common, threads=2),
-            "2 procs × 1 thread (DDP)": launch(__file__, 2, common, threads=1)}
+    runs = {
+        "1 proc × 1 thread": launch(__file__, 1, common, threads=1),
+        "1 proc × 2 threads": launch(__file__, 1, common, threads=2),
+        "2 procs × 1 thread (DDP)": launch(__file__, 2, common, threads=1),
+    }
     same_threads = runs["1 proc × 1 thread"]["tokens_per_s"]
     same_cores = runs["1 proc × 2 threads"]["tokens_per_s"]
-    print(f"DDP scaling, ~19M-param argonne2 model, seq {args.seq_len}, micro-batch {args.micro_batch} "
-          f"per process, fp32, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"DDP scaling, ~19M-param argonne2 model, seq {args.seq_len}, micro-batch {args.micro_batch} "
+        f"per process, fp32, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}"
+    )
     for name, result in runs.items():
         tps = result["tokens_per_s"]
-        print(f"  {name:26s} {tps:9.0f} tokens/s   step {result['step_s']:.2f} s   "
-              f"×{tps / same_threads:.2f} vs 1 proc × 1 thread   ×{tps / same_cores:.2f} vs 1 proc × 2 threads")
+        print(
+            f"  {name:26s} {tps:9.0f} tokens/s   step {result['step_s']:.2f} s   "
+            f"×{tps / same_threads:.2f} vs 1 proc × 1 thread   ×{tps / same_cores:.2f} vs 1 proc × 2 threads"
+        )
 
 
 if __name__ == "__main__":

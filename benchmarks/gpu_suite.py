@@ -37,13 +37,25 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import host_line  # noqa: E402
-from gpu_mfu import RECIPE, flops_per_token, peak_tflops  # noqa: E402
+from _common import host_line
+from gpu_mfu import RECIPE, flops_per_token, peak_tflops
 
 VOCAB = 151669
-CPU_SHAPE = dict(vocab_size=512, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 intermediate_size=128, qk_norm=True, v_norm=True, sandwich_norm=True, logit_softcap=15.0,
-                 interleaved_local_attention=False, tie_word_embeddings=True, max_position_embeddings=256)
+CPU_SHAPE = dict(
+    vocab_size=512,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    qk_norm=True,
+    v_norm=True,
+    sandwich_norm=True,
+    logit_softcap=15.0,
+    interleaved_local_attention=False,
+    tie_word_embeddings=True,
+    max_position_embeddings=256,
+)
 
 
 class Suite:
@@ -68,8 +80,7 @@ class Suite:
 
         return ArgonneConfig(**CPU_SHAPE, attn_backend=backend)
 
-    def build(self, backend: str, *, compile: bool = False, activation_checkpointing: bool = False,
-              fp8: bool = False):
+    def build(self, backend: str, *, compile: bool = False, activation_checkpointing: bool = False, fp8: bool = False):
         from argonne_kit.contracts.parallel import WrapOptions
         from argonne_kit.model import ArgonneForCausalLM
         from argonne_kit.registry import get_registry
@@ -118,9 +129,12 @@ class Suite:
         loss.item()
         self.sync()
         seconds = (time.perf_counter() - start) / steps
-        return {"tokens_per_s": micro_batch * self.seq / seconds, "step_s": seconds,
-                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if self.cuda else float("nan"),
-                "config": config}
+        return {
+            "tokens_per_s": micro_batch * self.seq / seconds,
+            "step_s": seconds,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if self.cuda else float("nan"),
+            "config": config,
+        }
 
     def mfu(self, result: dict) -> str:
         if not self.cuda:
@@ -155,9 +169,11 @@ class Suite:
         finally:
             built = None
             self.free()
-        print(f"  {label:<34} micro-batch {micro_batch:>3}: {result['tokens_per_s']:>10,.0f} tokens/s, "
-              f"{result['step_s'] * 1e3:8.1f} ms/step, {self.mfu(result)}, peak {result['peak_gib']:.1f} GiB{self.tag}",
-              flush=True)
+        print(
+            f"  {label:<34} micro-batch {micro_batch:>3}: {result['tokens_per_s']:>10,.0f} tokens/s, "
+            f"{result['step_s'] * 1e3:8.1f} ms/step, {self.mfu(result)}, peak {result['peak_gib']:.1f} GiB{self.tag}",
+            flush=True,
+        )
         return result
 
 
@@ -202,10 +218,16 @@ def chunked_ce_memory(suite: Suite, rows: int, chunk: int) -> None:
         peak = (torch.cuda.max_memory_allocated() - base) / 2**30 if suite.cuda else float("nan")
         results[name] = (peak, seconds)
     (full_mem, full_s), (chunk_mem, chunk_s) = results.values()
-    memory = f"peak {full_mem:.2f} vs {chunk_mem:.2f} GiB (ratio {chunk_mem / full_mem:.2f})" if suite.cuda else \
-        "memory n/a on CPU (no allocator peak; benchmarks/chunked_ce.py measures RSS)"
-    print(f"  chunked CE, V={vocab:,} d={hidden} {rows} rows {str(dtype).split('.')[-1]}: {memory}; "
-          f"time {full_s * 1e3:.1f} vs {chunk_s * 1e3:.1f} ms (ratio {chunk_s / full_s:.2f}){suite.tag}", flush=True)
+    memory = (
+        f"peak {full_mem:.2f} vs {chunk_mem:.2f} GiB (ratio {chunk_mem / full_mem:.2f})"
+        if suite.cuda
+        else "memory n/a on CPU (no allocator peak; benchmarks/chunked_ce.py measures RSS)"
+    )
+    print(
+        f"  chunked CE, V={vocab:,} d={hidden} {rows} rows {str(dtype).split('.')[-1]}: {memory}; "
+        f"time {full_s * 1e3:.1f} vs {chunk_s * 1e3:.1f} ms (ratio {chunk_s / full_s:.2f}){suite.tag}",
+        flush=True,
+    )
 
 
 def main() -> int:
@@ -222,9 +244,11 @@ def main() -> int:
     print(host_line())
     mb = args.micro_batch if suite.cuda else 2
     if suite.cuda:
-        print(f"Argonne 3.0 shape, bf16 autocast, T={suite.seq}, "
-              f"{flops_per_token(suite.config('sdpa'), suite.seq) / 1e9:.2f} GFLOP/token, peak "
-              f"{suite.peak or 'unknown'} TFLOP/s")
+        print(
+            f"Argonne 3.0 shape, bf16 autocast, T={suite.seq}, "
+            f"{flops_per_token(suite.config('sdpa'), suite.seq) / 1e9:.2f} GFLOP/token, peak "
+            f"{suite.peak or 'unknown'} TFLOP/s"
+        )
     else:
         print("no CUDA device: CPU smoke on a tiny model (d 64, 2 layers, T 64); NOT GPU figures")
 
@@ -250,8 +274,10 @@ def main() -> int:
     print("4. activation checkpointing cost")
     ac = suite.row("sdpa + activation checkpointing", lambda: suite.build("sdpa", activation_checkpointing=True), mb)
     if base and ac:
-        print(f"  activation checkpointing: step time x{ac['step_s'] / base['step_s']:.2f}, peak memory "
-              f"x{ac['peak_gib'] / base['peak_gib']:.2f}{suite.tag}")
+        print(
+            f"  activation checkpointing: step time x{ac['step_s'] / base['step_s']:.2f}, peak memory "
+            f"x{ac['peak_gib'] / base['peak_gib']:.2f}{suite.tag}"
+        )
 
     print("5. largest micro-batch that fits (activation checkpointing on)")
     best, size = ac, mb

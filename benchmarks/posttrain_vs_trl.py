@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker  # noqa: E402
-from trainer_vs_hf import OPTIM, SHAPE  # noqa: E402
+from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker
+from trainer_vs_hf import OPTIM, SHAPE
 
 MODEL_SECTION = """
 [model]
@@ -128,8 +128,11 @@ def make_data(workdir: Path, rows: int, seq: int) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir())
-    words = [w for w in (tokenizer.decode([i]) for i in range(len(tokenizer)))
-             if w.startswith(" ") and w[1:].isalpha() and len(w) > 3]
+    words = [
+        w
+        for w in (tokenizer.decode([i]) for i in range(len(tokenizer)))
+        if w.startswith(" ") and w[1:].isalpha() and len(w) > 3
+    ]
     rng = random.Random(0)
 
     def text(n: int) -> str:
@@ -140,14 +143,23 @@ def make_data(workdir: Path, rows: int, seq: int) -> None:
     for _ in range(rows):
         prompt = [{"role": "user", "content": text(budget // 3)}]
         sft.append({"prompt": prompt, "completion": [{"role": "assistant", "content": text(budget)}]})
-        dpo.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": text(budget)}],
-                    "rejected": [{"role": "assistant", "content": text(budget)}]})
-    (workdir / "sft.jsonl").write_text("".join(json.dumps({"messages": r["prompt"] + r["completion"]}) + "\n"
-                                               for r in sft))
+        dpo.append(
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": text(budget)}],
+                "rejected": [{"role": "assistant", "content": text(budget)}],
+            }
+        )
+    (workdir / "sft.jsonl").write_text(
+        "".join(json.dumps({"messages": r["prompt"] + r["completion"]}) + "\n" for r in sft)
+    )
     (workdir / "sft_trl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
     (workdir / "dpo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dpo))
-    longest = max(len(tokenizer.apply_chat_template(r["prompt"] + r[k], tokenize=True))
-                  for r in dpo for k in ("chosen", "rejected"))
+    longest = max(
+        len(tokenizer.apply_chat_template(r["prompt"] + r[k], tokenize=True))
+        for r in dpo
+        for k in ("chosen", "rejected")
+    )
     if longest > seq:
         raise SystemExit(f"synthetic rows reach {longest} tokens > --seq {seq}")
 
@@ -159,10 +171,20 @@ def save_init_model(workdir: Path, seq: int) -> None:
     from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM
 
     torch.manual_seed(444)
-    model = ArgonneForCausalLM(ArgonneConfig(**SHAPE, max_position_embeddings=max(seq, 1024), rope_theta=1e6,
-                                             qk_norm=True, v_norm=False, sandwich_norm=False, logit_softcap=0.0,
-                                             interleaved_local_attention=False, swiglu_clamp=0.0,
-                                             tie_word_embeddings=True))
+    model = ArgonneForCausalLM(
+        ArgonneConfig(
+            **SHAPE,
+            max_position_embeddings=max(seq, 1024),
+            rope_theta=1e6,
+            qk_norm=True,
+            v_norm=False,
+            sandwich_norm=False,
+            logit_softcap=0.0,
+            interleaved_local_attention=False,
+            swiglu_clamp=0.0,
+            tie_word_embeddings=True,
+        )
+    )
     model.save_pretrained(workdir / "init_model")
 
 
@@ -194,16 +216,32 @@ def kit_job(args, workdir: Path, task: str, options: dict) -> dict:
         batch = args.batch
     else:
         data_kind, data = "preference", workdir / "dpo.jsonl"
-        objective = (f'kind = "dpo"\nbeta = {BETA}\nloss_type = "sigmoid"\nscore = "sum"\n'
-                     f'precompute_reference = {str(options["precompute"]).lower()}')
+        objective = (
+            f'kind = "dpo"\nbeta = {BETA}\nloss_type = "sigmoid"\nscore = "sum"\n'
+            f"precompute_reference = {str(options['precompute']).lower()}"
+        )
         batch = args.pairs
     run_dir = workdir / f"kit_{task}_{int(options.get('precompute', 0))}_{time.monotonic_ns()}"
     recipe = workdir / f"{run_dir.name}.toml"
-    recipe.write_text(MODEL_SECTION.format(**SHAPE, max_pos=max(args.seq, 1024)) + RECIPE.format(
-        data_kind=data_kind, data=data.as_posix(), objective=objective, lr=OPTIM["lr"], b1=OPTIM["betas"][0],
-        b2=OPTIM["betas"][1], eps=OPTIM["eps"], weight_decay=OPTIM["weight_decay"], grad_clip=OPTIM["grad_clip"],
-        seq=args.seq, batch=batch, steps=steps_of(args, task), init=(workdir / "init_model").as_posix(),
-        run_dir=run_dir.as_posix()))
+    recipe.write_text(
+        MODEL_SECTION.format(**SHAPE, max_pos=max(args.seq, 1024))
+        + RECIPE.format(
+            data_kind=data_kind,
+            data=data.as_posix(),
+            objective=objective,
+            lr=OPTIM["lr"],
+            b1=OPTIM["betas"][0],
+            b2=OPTIM["betas"][1],
+            eps=OPTIM["eps"],
+            weight_decay=OPTIM["weight_decay"],
+            grad_clip=OPTIM["grad_clip"],
+            seq=args.seq,
+            batch=batch,
+            steps=steps_of(args, task),
+            init=(workdir / "init_model").as_posix(),
+            run_dir=run_dir.as_posix(),
+        )
+    )
     base = rss_mib()
     code = run_recipe(resolve_any(recipe))
     if code != 0:
@@ -225,20 +263,43 @@ def trl_job(args, workdir: Path, task: str, options: dict) -> dict:
             stamps[state.global_step] = tick()
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir())
-    common = dict(output_dir=str(workdir / f"trl_{task}"), max_steps=steps_of(args, task),
-                  learning_rate=OPTIM["lr"], adam_beta1=OPTIM["betas"][0], adam_beta2=OPTIM["betas"][1],
-                  adam_epsilon=OPTIM["eps"], weight_decay=OPTIM["weight_decay"], max_grad_norm=OPTIM["grad_clip"],
-                  lr_scheduler_type="constant_with_warmup", warmup_steps=1, optim="adamw_torch", use_cpu=True,
-                  logging_steps=10**6, save_strategy="no", report_to=[], dataloader_num_workers=0,
-                  disable_tqdm=True, seed=444, max_length=args.seq, pad_to_multiple_of=args.seq,
-                  dataset_num_proc=None)
+    common = dict(
+        output_dir=str(workdir / f"trl_{task}"),
+        max_steps=steps_of(args, task),
+        learning_rate=OPTIM["lr"],
+        adam_beta1=OPTIM["betas"][0],
+        adam_beta2=OPTIM["betas"][1],
+        adam_epsilon=OPTIM["eps"],
+        weight_decay=OPTIM["weight_decay"],
+        max_grad_norm=OPTIM["grad_clip"],
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=1,
+        optim="adamw_torch",
+        use_cpu=True,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        seed=444,
+        max_length=args.seq,
+        pad_to_multiple_of=args.seq,
+        dataset_num_proc=None,
+    )
 
     def model() -> Qwen3ForCausalLM:
         torch.manual_seed(444)
-        return Qwen3ForCausalLM(Qwen3Config(**SHAPE, head_dim=SHAPE["hidden_size"] // SHAPE["num_attention_heads"],
-                                            max_position_embeddings=max(args.seq, 1024), rope_theta=1e6,
-                                            tie_word_embeddings=True, attn_implementation="sdpa",
-                                            pad_token_id=tokenizer.pad_token_id))
+        return Qwen3ForCausalLM(
+            Qwen3Config(
+                **SHAPE,
+                head_dim=SHAPE["hidden_size"] // SHAPE["num_attention_heads"],
+                max_position_embeddings=max(args.seq, 1024),
+                rope_theta=1e6,
+                tie_word_embeddings=True,
+                attn_implementation="sdpa",
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
 
     if task == "sft":
         from trl import SFTConfig, SFTTrainer
@@ -246,20 +307,32 @@ def trl_job(args, workdir: Path, task: str, options: dict) -> dict:
         dataset = load_dataset("json", data_files=str(workdir / "sft_trl.jsonl"), split="train")
         config = SFTConfig(**common, per_device_train_batch_size=args.batch, completion_only_loss=True)
         base = rss_mib()
-        trainer = SFTTrainer(model=model(), args=config, train_dataset=dataset, processing_class=tokenizer,
-                             callbacks=[Stamp()])
+        trainer = SFTTrainer(
+            model=model(), args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[Stamp()]
+        )
     else:
         from trl import DPOConfig, DPOTrainer
 
         dataset = load_dataset("json", data_files=str(workdir / "dpo.jsonl"), split="train")
-        config = DPOConfig(**common, per_device_train_batch_size=args.pairs, beta=BETA, loss_type=["sigmoid"],
-                           precompute_ref_log_probs=options["precompute"],
-                           precompute_ref_batch_size=args.pairs)
+        config = DPOConfig(
+            **common,
+            per_device_train_batch_size=args.pairs,
+            beta=BETA,
+            loss_type=["sigmoid"],
+            precompute_ref_log_probs=options["precompute"],
+            precompute_ref_batch_size=args.pairs,
+        )
         base = rss_mib()
         policy = model()
         reference = model()  # the same initial weights: a frozen copy, as TRL makes without one
-        trainer = DPOTrainer(model=policy, ref_model=reference, args=config, train_dataset=dataset,
-                             processing_class=tokenizer, callbacks=[Stamp()])
+        trainer = DPOTrainer(
+            model=policy,
+            ref_model=reference,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[Stamp()],
+        )
     trainer.train()
     return {"seconds": stamps[steps_of(args, task)] - stamps[args.warmup], "base_rss": base}
 
@@ -294,15 +367,32 @@ def main() -> None:
     if set(tasks) - {"sft", "dpo"}:
         parser.error("--task takes sft and/or dpo")
     print(host_line(args.threads))
-    print(f"Qwen3 shape ~18.9M (vocab 16384), rows padded to T={args.seq}, SFT {args.batch} rows/step, DPO "
-          f"{args.pairs} pairs/step, {args.steps} timed + {args.warmup} warm-up steps, fp32, AdamW, "
-          f"{args.clock} clock", flush=True)
+    print(
+        f"Qwen3 shape ~18.9M (vocab 16384), rows padded to T={args.seq}, SFT {args.batch} rows/step, DPO "
+        f"{args.pairs} pairs/step, {args.steps} timed + {args.warmup} warm-up steps, fp32, AdamW, "
+        f"{args.clock} clock",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         make_data(workdir, rows=max(64, 4 * (args.warmup + args.steps) * max(args.batch, args.pairs)), seq=args.seq)
         save_init_model(workdir, args.seq)
-        worker = ["--seq", str(args.seq), "--batch", str(args.batch), "--pairs", str(args.pairs), "--steps",
-                  str(args.steps), "--warmup", str(args.warmup), "--clock", args.clock, "--workdir", tmp]
+        worker = [
+            "--seq",
+            str(args.seq),
+            "--batch",
+            str(args.batch),
+            "--pairs",
+            str(args.pairs),
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--clock",
+            args.clock,
+            "--workdir",
+            tmp,
+        ]
         for task in tasks:
             names = [n for n, (t, _s, _o) in JOBS.items() if t == task and ("control" not in n or args.control)]
             tokens = args.steps * rows_per_step(args, task) * args.seq
@@ -315,8 +405,11 @@ def main() -> None:
                 rates[name].append(tokens / result["seconds"])
                 peaks[name].append(result["peak_rss"])
                 growth[name].append(result["peak_rss"] - result["base_rss"])
-                print(f"  rep {rep} {name:<38} {rates[name][-1]:8.1f} tokens/s, peak RSS {peaks[name][-1]:,.0f} MiB "
-                      f"(+{growth[name][-1]:,.0f}), job wall {result['wall']:.0f} s", flush=True)
+                print(
+                    f"  rep {rep} {name:<38} {rates[name][-1]:8.1f} tokens/s, peak RSS {peaks[name][-1]:,.0f} MiB "
+                    f"(+{growth[name][-1]:,.0f}), job wall {result['wall']:.0f} s",
+                    flush=True,
+                )
             reference = REFERENCE[task]
             print(f" {task} tokens/s (best / median; ratio vs {reference}: of best / of median / paired)")
             print("\n".join(ratio_table(rates, reference, "tokens/s", higher_is_better=True)))

@@ -51,8 +51,10 @@ def main() -> None:
             start = time.perf_counter()
             tokens = 0
             for i in range(0, len(texts), DEFAULT_BATCH_ROWS):
-                tokens += sum(len(e.ids) for e in backend.encode_batch(texts[i:i + DEFAULT_BATCH_ROWS],
-                                                                      add_special_tokens=False))
+                tokens += sum(
+                    len(e.ids)
+                    for e in backend.encode_batch(texts[i : i + DEFAULT_BATCH_ROWS], add_special_tokens=False)
+                )
             raw_best = min(raw_best, time.perf_counter() - start)
 
         pre_best, written = float("inf"), 0

@@ -86,10 +86,22 @@ def bare_step_time(resolved, warmup: int, steps: int) -> float:
     tokenizer, _ = load_tokenizer(None)
     torch.manual_seed(train.seed)
     model = build_model(recipe.model, resolved.derived, len(tokenizer))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
-                                  eps=recipe.optim.eps, weight_decay=recipe.optim.weight_decay)
-    context = DataContext(dp_rank=0, dp_world=1, micro_batch_size=train.micro_batch_size, seq_len=train.seq_len,
-                          seed=train.seed, tokenizer=tokenizer, recipe_dir=str(resolved.base_dir))
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=recipe.optim.lr,
+        betas=tuple(recipe.optim.betas),
+        eps=recipe.optim.eps,
+        weight_decay=recipe.optim.weight_decay,
+    )
+    context = DataContext(
+        dp_rank=0,
+        dp_world=1,
+        micro_batch_size=train.micro_batch_size,
+        seq_len=train.seq_len,
+        seed=train.seed,
+        tokenizer=tokenizer,
+        recipe_dir=str(resolved.base_dir),
+    )
     data = iter(get_registry().get("data", recipe.data.kind).factory(recipe.data.config, context))
     accum = resolved.derived["train"]["grad_accum_steps"]
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=train.precision == "bf16")
@@ -135,22 +147,38 @@ def main() -> None:
         for repeat in range(args.repeats):
             run_dir = Path(tmp) / f"run{repeat}"
             recipe_path = Path(tmp) / f"bench{repeat}.toml"
-            recipe_path.write_text(RECIPE.format(
-                hidden=args.hidden, layers=args.layers, ffn=args.hidden * 8 // 3 // 64 * 64, seq_len=args.seq_len,
-                batch=args.batch, total=tokens_per_step, steps=args.steps, precision=args.precision,
-                log_every=args.steps - args.warmup, run_dir=run_dir.as_posix()))
+            recipe_path.write_text(
+                RECIPE.format(
+                    hidden=args.hidden,
+                    layers=args.layers,
+                    ffn=args.hidden * 8 // 3 // 64 * 64,
+                    seq_len=args.seq_len,
+                    batch=args.batch,
+                    total=tokens_per_step,
+                    steps=args.steps,
+                    precision=args.precision,
+                    log_every=args.steps - args.warmup,
+                    run_dir=run_dir.as_posix(),
+                )
+            )
             resolved = resolve_any(recipe_path)
             bare.append(bare_step_time(resolved, args.warmup, args.steps))
             kit.append(kit_step_time(recipe_path, run_dir, args.warmup, args.steps, tokens_per_step))
-            print(f"repeat {repeat}: bare {bare[-1] * 1e3:.1f} ms/step, argonne-kit run {kit[-1] * 1e3:.1f} ms/step",
-                  flush=True)
-    print(f"\nmodel d={args.hidden} L={args.layers}, {tokens_per_step} tokens/step ({args.batch}×{args.seq_len}×"
-          f"{args.accum}), {args.precision}, {torch.get_num_threads()} threads")
+            print(
+                f"repeat {repeat}: bare {bare[-1] * 1e3:.1f} ms/step, argonne-kit run {kit[-1] * 1e3:.1f} ms/step",
+                flush=True,
+            )
+    print(
+        f"\nmodel d={args.hidden} L={args.layers}, {tokens_per_step} tokens/step ({args.batch}×{args.seq_len}×"
+        f"{args.accum}), {args.precision}, {torch.get_num_threads()} threads"
+    )
     # min = the least disturbed measurement (the noise of a shared machine only ever adds time)
     for name, reduce in (("min", min), ("median", statistics.median)):
         bare_ms, kit_ms = reduce(bare) * 1e3, reduce(kit) * 1e3
-        print(f"{name} step time: bare loop {bare_ms:.1f} ms, argonne-kit run {kit_ms:.1f} ms "
-              f"-> overhead {100 * (kit_ms / bare_ms - 1):+.1f} %")
+        print(
+            f"{name} step time: bare loop {bare_ms:.1f} ms, argonne-kit run {kit_ms:.1f} ms "
+            f"-> overhead {100 * (kit_ms / bare_ms - 1):+.1f} %"
+        )
 
 
 if __name__ == "__main__":

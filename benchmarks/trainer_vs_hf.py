@@ -26,10 +26,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker  # noqa: E402
+from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker
 
-SHAPE = dict(vocab_size=16384, hidden_size=384, num_hidden_layers=8, num_attention_heads=6,
-             num_key_value_heads=2, intermediate_size=1024)
+SHAPE = dict(
+    vocab_size=16384,
+    hidden_size=384,
+    num_hidden_layers=8,
+    num_attention_heads=6,
+    num_key_value_heads=2,
+    intermediate_size=1024,
+)
 OPTIM = dict(lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, grad_clip=1.0)
 
 RECIPE = """
@@ -106,11 +112,23 @@ def write_tokens(directory: Path, tokens: int, vocab: int) -> Path:
 
 
 def recipe_text(args, data: Path, run_dir: Path) -> str:
-    return RECIPE.format(**SHAPE, max_pos=max(args.seq, 1024), data=data.as_posix(), chunk=args.loss_chunk_size,
-                         lr=OPTIM["lr"], b1=OPTIM["betas"][0], b2=OPTIM["betas"][1], eps=OPTIM["eps"],
-                         weight_decay=OPTIM["weight_decay"], grad_clip=OPTIM["grad_clip"], seq=args.seq,
-                         batch=args.batch, steps=args.warmup + args.steps,
-                         ac=str(args.activation_checkpointing).lower(), run_dir=run_dir.as_posix())
+    return RECIPE.format(
+        **SHAPE,
+        max_pos=max(args.seq, 1024),
+        data=data.as_posix(),
+        chunk=args.loss_chunk_size,
+        lr=OPTIM["lr"],
+        b1=OPTIM["betas"][0],
+        b2=OPTIM["betas"][1],
+        eps=OPTIM["eps"],
+        weight_decay=OPTIM["weight_decay"],
+        grad_clip=OPTIM["grad_clip"],
+        seq=args.seq,
+        batch=args.batch,
+        steps=args.warmup + args.steps,
+        ac=str(args.activation_checkpointing).lower(),
+        run_dir=run_dir.as_posix(),
+    )
 
 
 def kit_job(args, workdir: Path) -> dict:
@@ -129,7 +147,7 @@ def kit_job(args, workdir: Path) -> dict:
         write(self, record)
 
     metrics.MetricsLog.write = stamped
-    run_dir = workdir / f"kit_run_{time.monotonic_ns()}"   # a fresh run each job (never a resume)
+    run_dir = workdir / f"kit_run_{time.monotonic_ns()}"  # a fresh run each job (never a resume)
     recipe = workdir / f"{run_dir.name}.toml"
     recipe.write_text(recipe_text(args, workdir / "data", run_dir))
     base = rss_mib()
@@ -149,8 +167,15 @@ def hf_job(args, workdir: Path) -> dict:
 
     component = get_registry().get("data", "bin_shards")
     config = component.config_cls(path=(workdir / "data").as_posix())
-    context = DataContext(dp_rank=0, dp_world=1, micro_batch_size=args.batch, seq_len=args.seq, seed=444,
-                          tokenizer=None, recipe_dir=str(workdir))
+    context = DataContext(
+        dp_rank=0,
+        dp_world=1,
+        micro_batch_size=args.batch,
+        seq_len=args.seq,
+        seed=444,
+        tokenizer=None,
+        recipe_dir=str(workdir),
+    )
     batches = iter(component.factory(config, context))
     rows = [row[:-1] for _ in range(args.warmup + args.steps) for row in next(batches)["input_ids"]]
     dataset = [{"input_ids": row, "labels": row} for row in rows]
@@ -163,20 +188,46 @@ def hf_job(args, workdir: Path) -> dict:
             stamps[state.global_step] = tick()
 
     training_args = TrainingArguments(
-        output_dir=str(workdir / "hf_run"), per_device_train_batch_size=args.batch, max_steps=args.warmup + args.steps,
-        learning_rate=OPTIM["lr"], adam_beta1=OPTIM["betas"][0], adam_beta2=OPTIM["betas"][1],
-        adam_epsilon=OPTIM["eps"], weight_decay=OPTIM["weight_decay"], max_grad_norm=OPTIM["grad_clip"],
-        lr_scheduler_type="constant_with_warmup", warmup_steps=1, optim="adamw_torch", use_cpu=True,
-        logging_steps=10**6, save_strategy="no", report_to=[], dataloader_num_workers=0, disable_tqdm=True,
-        gradient_checkpointing=args.activation_checkpointing, seed=444)
+        output_dir=str(workdir / "hf_run"),
+        per_device_train_batch_size=args.batch,
+        max_steps=args.warmup + args.steps,
+        learning_rate=OPTIM["lr"],
+        adam_beta1=OPTIM["betas"][0],
+        adam_beta2=OPTIM["betas"][1],
+        adam_epsilon=OPTIM["eps"],
+        weight_decay=OPTIM["weight_decay"],
+        max_grad_norm=OPTIM["grad_clip"],
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=1,
+        optim="adamw_torch",
+        use_cpu=True,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        gradient_checkpointing=args.activation_checkpointing,
+        seed=444,
+    )
     base = rss_mib()
     torch.manual_seed(444)
-    model = Qwen3ForCausalLM(Qwen3Config(**SHAPE, head_dim=SHAPE["hidden_size"] // SHAPE["num_attention_heads"],
-                                         max_position_embeddings=max(args.seq, 1024), rope_theta=1e6,
-                                         tie_word_embeddings=True, attn_implementation="sdpa"))
-    trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
-                      data_collator=lambda items: {k: torch.stack([i[k] for i in items]) for k in items[0]},
-                      callbacks=[Stamp()])
+    model = Qwen3ForCausalLM(
+        Qwen3Config(
+            **SHAPE,
+            head_dim=SHAPE["hidden_size"] // SHAPE["num_attention_heads"],
+            max_position_embeddings=max(args.seq, 1024),
+            rope_theta=1e6,
+            tie_word_embeddings=True,
+            attn_implementation="sdpa",
+        )
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=lambda items: {k: torch.stack([i[k] for i in items]) for k in items[0]},
+        callbacks=[Stamp()],
+    )
     trainer.train()
     return {"seconds": stamps[args.warmup + args.steps] - stamps[args.warmup], "base_rss": base}
 
@@ -192,17 +243,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reps", type=int, default=2, help="jobs per side, ABBA order (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time or wall time")
-    parser.add_argument("--loss-chunk-size", type=int, default=512,
-                        help="the kit's objective.loss_chunk_size (0 = full logits; default 512)")
-    parser.add_argument("--activation-checkpointing", action="store_true",
-                        help="recompute activations on both sides (kit: train.activation_checkpointing, "
-                             "Trainer: gradient_checkpointing)")
+    parser.add_argument(
+        "--loss-chunk-size",
+        type=int,
+        default=512,
+        help="the kit's objective.loss_chunk_size (0 = full logits; default 512)",
+    )
+    parser.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="recompute activations on both sides (kit: train.activation_checkpointing, "
+        "Trainer: gradient_checkpointing)",
+    )
     parser.add_argument("--control", action="store_true", help="also run a second, identical Trainer job")
 
 
 def worker_args(args) -> list[str]:
-    out = ["--seq", str(args.seq), "--batch", str(args.batch), "--steps", str(args.steps), "--warmup",
-           str(args.warmup), "--clock", args.clock, "--loss-chunk-size", str(args.loss_chunk_size)]
+    out = [
+        "--seq",
+        str(args.seq),
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--clock",
+        args.clock,
+        "--loss-chunk-size",
+        str(args.loss_chunk_size),
+    ]
     return out + ["--activation-checkpointing"] * args.activation_checkpointing
 
 
@@ -228,24 +298,32 @@ def main() -> None:
     peaks: dict[str, list[float]] = {n: [] for n in names}
     growth: dict[str, list[float]] = {n: [] for n in names}
     print(host_line(args.threads))
-    print(f"Qwen3 shape ~18.9M, T={args.seq}, batch {args.batch}, {args.steps} timed + {args.warmup} warm-up "
-          f"steps, fp32, AdamW, {args.clock} clock, kit loss_chunk_size={args.loss_chunk_size}, "
-          f"activation checkpointing {'on' if args.activation_checkpointing else 'off'} on both sides", flush=True)
+    print(
+        f"Qwen3 shape ~18.9M, T={args.seq}, batch {args.batch}, {args.steps} timed + {args.warmup} warm-up "
+        f"steps, fp32, AdamW, {args.clock} clock, kit loss_chunk_size={args.loss_chunk_size}, "
+        f"activation checkpointing {'on' if args.activation_checkpointing else 'off'} on both sides",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         # the data plugin needs every window of every step (plus one token of overlap)
-        write_tokens(workdir / "data", (args.warmup + args.steps + 1) * args.batch * (args.seq + 1) + 1,
-                     SHAPE["vocab_size"])
+        write_tokens(
+            workdir / "data", (args.warmup + args.steps + 1) * args.batch * (args.seq + 1) + 1, SHAPE["vocab_size"]
+        )
         for rep, name in abba(names, args.reps):
             result = run_worker(__file__, worker_args(args) + ["--job", name, "--workdir", tmp], args.threads)
             rates[name].append(tokens / result["seconds"])
             peaks[name].append(result["peak_rss"])
             growth[name].append(result["peak_rss"] - result["base_rss"])
-            print(f"  rep {rep} {name:<24} {rates[name][-1]:8.1f} tokens/s, peak RSS {peaks[name][-1]:,.0f} MiB "
-                  f"(+{growth[name][-1]:,.0f} over the pre-model RSS), job wall {result['wall']:.0f} s", flush=True)
+            print(
+                f"  rep {rep} {name:<24} {rates[name][-1]:8.1f} tokens/s, peak RSS {peaks[name][-1]:,.0f} MiB "
+                f"(+{growth[name][-1]:,.0f} over the pre-model RSS), job wall {result['wall']:.0f} s",
+                flush=True,
+            )
     reference = "transformers Trainer"
-    print(f"tokens/s (best / median; ratio vs {reference}: of best / of median / median of paired ratios; "
-          f"target >= 1.0)")
+    print(
+        f"tokens/s (best / median; ratio vs {reference}: of best / of median / median of paired ratios; target >= 1.0)"
+    )
     print("\n".join(ratio_table(rates, reference, "tokens/s", higher_is_better=True)))
     print("peak RSS, MiB (min / median; ratio ...; target <= 0.8)")
     print("\n".join(ratio_table(peaks, reference, "MiB", "{:,.0f}")))

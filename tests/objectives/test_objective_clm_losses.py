@@ -77,10 +77,10 @@ def test_mtp_gradients_flow(model):
     ids = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(3))
     model.zero_grad()
     objective(mtp_horizon=2, mtp_loss_weight=1.0)(model, {"input_ids": ids}).loss_sum.backward()
-    with_mtp = model.embed_tokens.weight.grad.clone()
+    with_mtp = model.get_input_embeddings().weight.grad.clone()
     model.zero_grad()
     objective()(model, {"input_ids": ids}).loss_sum.backward()
-    assert not torch.allclose(with_mtp, model.embed_tokens.weight.grad)
+    assert not torch.allclose(with_mtp, model.get_input_embeddings().weight.grad)
     model.zero_grad()
 
 
