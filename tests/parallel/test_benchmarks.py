@@ -81,8 +81,17 @@ import chunked_ce  # noqa: E402
 
 
 def test_abba_order_alternates_direction():
-    assert list(_common.abba(["a", "b", "c"], 3)) == [(0, "a"), (0, "b"), (0, "c"), (1, "c"), (1, "b"), (1, "a"),
-                                                      (2, "a"), (2, "b"), (2, "c")]
+    assert list(_common.abba(["a", "b", "c"], 3)) == [
+        (0, "a"),
+        (0, "b"),
+        (0, "c"),
+        (1, "c"),
+        (1, "b"),
+        (1, "a"),
+        (2, "a"),
+        (2, "b"),
+        (2, "c"),
+    ]
 
 
 def test_ratio_table_ratios_of_best_median_and_pairs():
@@ -147,7 +156,10 @@ def test_trainer_vs_hf_recipe_resolves_to_the_qwen3_shape(tmp_path):
     config = build_config(resolved.recipe.model, resolved.derived)
     shape = trainer_vs_hf.SHAPE
     assert (config.vocab_size, config.hidden_size, config.num_hidden_layers) == (
-        shape["vocab_size"], shape["hidden_size"], shape["num_hidden_layers"])
+        shape["vocab_size"],
+        shape["hidden_size"],
+        shape["num_hidden_layers"],
+    )
     assert not config.v_norm and not config.sandwich_norm and not config.swiglu_clamp and not config.logit_softcap
     assert resolved.recipe.train.max_steps == 3 and resolved.recipe.objective.config.loss_chunk_size == 512
 
@@ -168,12 +180,23 @@ def test_data_headroom_counts_delivered_tokens(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU smoke mode")
 def test_gpu_suite_cpu_smoke_runs_every_section():
-    done = subprocess.run([sys.executable, str(BENCH / "gpu_suite.py")], capture_output=True, text=True, timeout=240, check=False,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "gpu_suite.py")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    for section in ("1. attention backends", "2. FP8", "3. chunked cross-entropy", "4. activation checkpointing",
-                    "5. largest micro-batch"):
+    for section in (
+        "1. attention backends",
+        "2. FP8",
+        "3. chunked cross-entropy",
+        "4. activation checkpointing",
+        "5. largest micro-batch",
+    ):
         assert section in out
     figures = [line for line in out.splitlines() if "tokens/s" in line or "skipped" in line or "ratio" in line]
     assert len(figures) >= 6 and all("CPU smoke, not a GPU figure" in line for line in figures)
