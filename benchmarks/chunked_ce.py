@@ -5,7 +5,7 @@ final hidden states against a ``[V, d]`` tied head (Qwen3/Argonne vocabulary 151
 
 - ``full logits``: the kit's unchunked path (``logit_loss_sums``, i.e. ``F.cross_entropy`` on the
   full ``[T, V]`` fp32 logits);
-- ``kit chunked``: ``argonne_kit.model.loss.lm_loss_sums(..., chunk_size=C)`` — the head and CE
+- ``kit chunked``: ``argonne_kit.loss.lm_loss_sums(..., chunk_size=C)`` — the head and CE
   one row-chunk at a time under activation checkpointing (what ``objective.loss_chunk_size`` runs);
 - ``torchtune-style``: torchtune's ``CEWithChunkedOutputLoss`` method (the head's output split in
   chunks, each upcast and scored separately; every chunk's logits stay alive for backward),
@@ -91,7 +91,7 @@ class FusedLinearCE:
 def loss_step(row: str, hidden, weight, targets, chunk: int):
     import torch.nn.functional as F
 
-    from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums
+    from argonne_kit.loss import lm_loss_sums, logit_loss_sums
 
     if row.startswith("full logits"):
         nll, _z, count = logit_loss_sums(F.linear(hidden, weight), targets, False)

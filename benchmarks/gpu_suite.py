@@ -192,7 +192,7 @@ def fp8_unavailable(cuda: bool) -> str | None:
 
 def chunked_ce_memory(suite: Suite, rows: int, chunk: int) -> None:
     """Allocator peak of the loss step: full logits vs the kit's chunked CE."""
-    from argonne_kit.model.loss import lm_loss_sums, logit_loss_sums
+    from argonne_kit.loss import lm_loss_sums, logit_loss_sums
 
     vocab, hidden = (VOCAB, 3072) if suite.cuda else (4096, 64)
     dtype = torch.bfloat16 if suite.cuda else torch.float32

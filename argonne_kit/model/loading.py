@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -116,15 +116,43 @@ def strip_wrapper_prefixes(key: str) -> str:
 def convert_legacy_keys(state: dict[str, torch.Tensor], mapping: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """Rename keys by ``mapping`` (regex → replacement; the first pattern that matches wins).
     Keys that already have the current names match no pattern and are kept."""
-    compiled = [(re.compile(pattern), replacement) for pattern, replacement in mapping.items()]
-    out = {}
-    for key, value in state.items():
-        for pattern, replacement in compiled:
-            if pattern.search(key):
-                key = pattern.sub(replacement, key, count=1)
-                break
-        out[key] = value
-    return out
+    compiled = _compile_mapping(mapping)
+    return {_rename_key(key, compiled): value for key, value in state.items()}
+
+
+def legacy_key_mapping_of(model: nn.Module) -> Mapping[str, str]:
+    """The key mapping (regex → current name) of the kit's model inside ``model`` (DDP unwrapped);
+    empty for any other module."""
+    from argonne_kit.model.hf import ArgonneHFMixin  # the model package imports transformers: load on use
+
+    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    return inner.legacy_key_mapping if isinstance(inner, ArgonneHFMixin) else {}
+
+
+def legacy_renames(stored: Iterable[str], current: Collection[str], mapping: Mapping[str, str]) -> dict[str, str]:
+    """``{stored name: current name}`` for every stored key that is not a current name but maps onto
+    one — the names a checkpoint written before a layout change (``blocks.{i}`` before
+    ``model.layers.{i}``) holds. Empty when the stored names are current."""
+    compiled = _compile_mapping(mapping)
+    renames = {}
+    for key in stored:
+        if key in current:
+            continue
+        renamed = _rename_key(key, compiled)
+        if renamed in current:
+            renames[key] = renamed
+    return renames
+
+
+def _compile_mapping(mapping: Mapping[str, str]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern), replacement) for pattern, replacement in mapping.items()]
+
+
+def _rename_key(key: str, compiled: list[tuple[re.Pattern[str], str]]) -> str:
+    for pattern, replacement in compiled:
+        if pattern.search(key):
+            return pattern.sub(replacement, key, count=1)
+    return key
 
 
 def load_original_checkpoint(source: str | Path | Mapping, model: nn.Module) -> dict:

@@ -54,7 +54,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 directory = sys.argv[1]
-tokenizer = AutoTokenizer.from_pretrained(directory)
+tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=True)  # it reads config.json's auto_map
 model = AutoModelForCausalLM.from_pretrained(directory, trust_remote_code=True, dtype=torch.float32).eval()
 ids = tokenizer("Once upon a time", return_tensors="pt").input_ids
 with torch.no_grad():
@@ -376,6 +376,7 @@ def check_clean_load(directory: Path) -> list[Problem]:
                 [sys.executable, "-I", "-c", CLEAN_LOAD_SCRIPT, str(Path(directory).resolve())],
                 cwd=scratch,
                 env=env,
+                stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
                 timeout=LOAD_TIMEOUT_S,

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import warnings
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -57,6 +59,8 @@ DCP_METADATA_FILE = ".metadata"
 #: Keys of a strategy's ``state_dicts`` output; everything else in ``state`` is an extra.
 MODEL_KEY, OPTIM_KEY = "model", "optim"
 FORMATS = ("torch", "dcp")
+
+log = logging.getLogger(__name__)
 
 
 def is_distributed_model(model: torch.nn.Module) -> bool:
@@ -152,15 +156,25 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
 
 def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: str) -> dict[str, Any]:
     """Load a checkpoint of either format into ``model``/``optimizer`` in their current layout
-    and return the extras. Collective when a process group exists."""
+    and return the extras. Collective when a process group exists. A checkpoint written before the
+    model's parameter names changed (``blocks.{i}`` before ``model.layers.{i}``) loads through
+    the model's ``legacy_key_mapping``."""
     layout = read_layout(path)
     if layout["format"] == "torch":
         blob = safe_torch_load(os.path.join(path, TORCH_STATE_FILE), mmap=True, what="model state")
-        _apply(model, optimizer, blob, path, full=True)
+        current = get_model_state_dict(model).keys()
+        renames = _renames_for(model, blob.get(MODEL_KEY, {}).keys(), current, path)
+        _apply(model, optimizer, _rename_state(blob, renames), path, full=True)
     else:
         target = native_state(model, optimizer)
-        if optimizer is not None and not _has_optimizer(path):
+        metadata = _read_dcp_metadata(path)
+        if optimizer is not None and not any(key.startswith(OPTIM_KEY + ".") for key in metadata):
             raise CheckpointError(f"{path}: holds no optimizer state, but one was asked for")
+        prefix = MODEL_KEY + "."
+        stored = [key[len(prefix) :] for key in metadata if key.startswith(prefix)]
+        renames = _renames_for(model, stored, target[MODEL_KEY].keys(), path)
+        # read into a target that carries the stored names, then give it the current ones back
+        target = _rename_state(target, {new: old for old, new in renames.items()})
         try:
             with _single_process_quiet():
                 dcp.load(target, checkpoint_id=path, no_dist=not dist.is_initialized())
@@ -168,8 +182,38 @@ def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: 
             # its text holds each rank's traceback; the last line is the reason
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             raise CheckpointError(f"{path}: does not fit this model: {reason}") from exc
-        _apply(model, optimizer, target, path, full=False)
+        _apply(model, optimizer, _rename_state(target, renames), path, full=False)
     return safe_torch_load(os.path.join(path, EXTRAS_FILE), what="checkpoint extras")
+
+
+def _renames_for(model: torch.nn.Module, stored: Iterable[str], current: Iterable[str], path: str) -> dict[str, str]:
+    from argonne_kit.model.loading import legacy_key_mapping_of, legacy_renames  # imports transformers
+
+    renames = legacy_renames(stored, set(current), legacy_key_mapping_of(model))
+    if renames:
+        log.info(
+            "checkpoint: %s holds %d parameters under earlier names; loaded by their current names", path, len(renames)
+        )
+    return renames
+
+
+def _rename_state(state: dict[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
+    """``state`` (model and optimizer entries) with parameter names renamed; tensors shared."""
+    if not renames:
+        return state
+    out = dict(state)
+    if MODEL_KEY in state:
+        out[MODEL_KEY] = {renames.get(k, k): v for k, v in state[MODEL_KEY].items()}
+    if OPTIM_KEY in state:
+        optim = state[OPTIM_KEY]
+        out[OPTIM_KEY] = {
+            **optim,
+            "state": {renames.get(k, k): v for k, v in optim["state"].items()},
+            "param_groups": [
+                {**group, "params": [renames.get(p, p) for p in group["params"]]} for group in optim["param_groups"]
+            ],
+        }
+    return out
 
 
 def _apply(model, optimizer, blob: dict[str, Any], path: str, *, full: bool) -> None:
@@ -198,12 +242,12 @@ def _single_process_quiet():
         yield
 
 
-def _has_optimizer(path: str) -> bool:
+def _read_dcp_metadata(path: str) -> dict[str, Any]:
+    """The stored (flattened) keys of a DCP checkpoint and their metadata."""
     try:
-        metadata = dcp.FileSystemReader(path).read_metadata()
+        return dict(dcp.FileSystemReader(path).read_metadata().state_dict_metadata)
     except Exception as exc:
         raise CheckpointError(f"{os.path.join(path, DCP_METADATA_FILE)}: unreadable ({exc})") from None
-    return any(key.startswith(OPTIM_KEY + ".") for key in metadata.state_dict_metadata)
 
 
 def tied_aliases(model: torch.nn.Module) -> dict[str, str]:
@@ -230,20 +274,11 @@ def full_model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
         state = {k: v.detach().cpu() for k, v in state.items()}
     if not _is_main():
         return {}
+    from argonne_kit.model.loading import strip_wrapper_prefixes
+
     for alias, source in tied_aliases(model).items():
-        alias_key = _strip_wrappers(alias)
-        source_key = _strip_wrappers(source)
+        alias_key = strip_wrapper_prefixes(alias)
+        source_key = strip_wrapper_prefixes(source)
         if source_key in state:
             state[alias_key] = state[source_key]
     return state
-
-
-def _strip_wrappers(name: str) -> str:
-    """Drop the DDP / torch.compile wrapper prefixes that state-dict helpers also drop."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in ("module.", "_orig_mod."):
-            if name.startswith(prefix):
-                name, changed = name[len(prefix) :], True
-    return name

@@ -160,7 +160,12 @@ def test_trainer_vs_hf_recipe_resolves_to_the_qwen3_shape(tmp_path):
         shape["hidden_size"],
         shape["num_hidden_layers"],
     )
-    assert not config.v_norm and not config.sandwich_norm and not config.swiglu_clamp and not config.logit_softcap
+    assert (
+        not config.v_norm
+        and not config.sandwich_norm
+        and not config.swiglu_clamp
+        and not config.final_logit_softcapping
+    )
     assert resolved.recipe.train.max_steps == 3 and resolved.recipe.objective.config.loss_chunk_size == 512
 
 

@@ -66,7 +66,7 @@ def test_block_bytes_equal_the_tensors_a_block_saves(precision, flags):
 def measured_and_planned(d, layers, heads, kv, ffn, vocab, batch, seq, checkpointing, chunk, precision="fp32"):
     model = _model(d, layers, heads, kv, ffn, vocab, seq)
     if checkpointing:
-        apply_activation_checkpointing(model.blocks, 1)
+        apply_activation_checkpointing(model.model.layers, 1)
     objective = CausalLMObjective(CLMConfig(loss_chunk_size=chunk))
     optimizer = build_optimizer(model, OptimConfig(), torch.device("cpu"))
     ids = torch.randint(0, vocab, (batch, seq + 1))

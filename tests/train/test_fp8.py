@@ -44,7 +44,7 @@ def test_block_linears_and_the_tied_head_are_converted_and_logged():
     lines = []
     names = convert_to_fp8(model, "emulate", CPU, log=lines.append)
     expected = [
-        f"blocks.{i}.{part}"
+        f"model.layers.{i}.{part}"
         for i in range(2)
         for part in (
             "attn.q_proj",
@@ -58,7 +58,7 @@ def test_block_linears_and_the_tied_head_are_converted_and_logged():
     ] + ["lm_head"]
     assert sorted(names) == sorted(expected)
     assert all(isinstance(model.get_submodule(n), Float8Linear) for n in expected)
-    assert model.lm_head.weight is model.embed_tokens.weight  # the tie survives
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # the tie survives
     assert model.lm_head.weight.shape[0] == 1024  # 958 padded to a multiple of 128
     assert lines == ["fp8 (emulate, tensorwise dynamic): converted 15 of 15 linears including lm_head"]
 
@@ -70,7 +70,7 @@ def test_ineligible_linears_stay_in_high_precision_and_are_named():
     names = convert_to_fp8(model, "emulate", CPU, log=lines.append)
     assert "lm_head" not in names and not any("mlp" in n for n in names)
     assert len(names) == 8  # q, k, v, o of two blocks
-    assert "kept in high precision: blocks.0.mlp.gate_proj" in lines[0] and lines[0].endswith("lm_head")
+    assert "kept in high precision: model.layers.0.mlp.gate_proj" in lines[0] and lines[0].endswith("lm_head")
     assert type(model.lm_head) is not Float8Linear
 
 
@@ -137,10 +137,10 @@ def test_trim_padded_vocab_keeps_the_trained_rows():
     model = tiny()
     convert_to_fp8(model, "emulate", CPU)
     clean = trim_padded_vocab(model, 958)
-    assert clean.config.vocab_size == 958 and clean.embed_tokens.weight.shape[0] == 958
-    assert clean.lm_head.weight is clean.embed_tokens.weight
+    assert clean.config.vocab_size == 958 and clean.model.embed_tokens.weight.shape[0] == 958
+    assert clean.lm_head.weight is clean.model.embed_tokens.weight
     assert not any(isinstance(m, Float8Linear) for m in clean.modules())
-    torch.testing.assert_close(clean.embed_tokens.weight, model.embed_tokens.weight[:958])
+    torch.testing.assert_close(clean.model.embed_tokens.weight, model.model.embed_tokens.weight[:958])
     assert trim_padded_vocab(clean, 958) is clean  # nothing to trim
 
 
@@ -179,18 +179,18 @@ def test_fp8_padded_run_exports_trimmed_and_a_later_stage_loads_it(tmp_path):
     assert code == 0
     ((_, path),) = list_checkpoints(run / CHECKPOINTS_DIR)
     state = torch.load(path / "state.pt", weights_only=True)["model"]
-    assert state["embed_tokens.weight"].shape[0] == 1024  # trained padded
+    assert state["model.embed_tokens.weight"].shape[0] == 1024  # trained padded
     exported = AutoModelForCausalLM.from_pretrained(run / "final_model")
     vocab = exported.config.vocab_size
-    assert exported.embed_tokens.weight.shape[0] == vocab == 958  # the tokenizer's length
-    torch.testing.assert_close(exported.embed_tokens.weight, state["embed_tokens.weight"][:vocab])
+    assert exported.model.embed_tokens.weight.shape[0] == vocab == 958  # the tokenizer's length
+    torch.testing.assert_close(exported.model.embed_tokens.weight, state["model.embed_tokens.weight"][:vocab])
 
     # a later stage (unpadded) starts from the padded checkpoint: trimmed by name …
     later = tiny(pad=1)
     load_original_checkpoint(dict(state), later)
-    torch.testing.assert_close(later.embed_tokens.weight, state["embed_tokens.weight"][:958])
-    torch.testing.assert_close(later.blocks[1].mlp.down_proj.weight, state["blocks.1.mlp.down_proj.weight"])
+    torch.testing.assert_close(later.model.embed_tokens.weight, state["model.embed_tokens.weight"][:958])
+    torch.testing.assert_close(later.model.layers[1].mlp.down_proj.weight, state["model.layers.1.mlp.down_proj.weight"])
     # … and a missing key is an error, not a silently random tensor
-    broken = {k: v for k, v in state.items() if k != "blocks.1.attn.o_proj.weight"}
-    with pytest.raises(Exception, match="blocks.1.attn.o_proj.weight"):
+    broken = {k: v for k, v in state.items() if k != "model.layers.1.attn.o_proj.weight"}
+    with pytest.raises(Exception, match="model.layers.1.attn.o_proj.weight"):
         load_original_checkpoint(broken, tiny(pad=1))
