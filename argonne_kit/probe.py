@@ -36,6 +36,7 @@ import attrs
 import torch
 
 from argonne_kit.errors import DataError
+from argonne_kit.recipe.sections import EvalConfig
 
 PROBE_FILE = "probe.jsonl"
 
@@ -48,28 +49,6 @@ DEFAULT_PROMPTS = (
     "Explain what a noun is to a child.",
     "Say hello in a friendly way.",
 )
-
-
-_POSITIVE = attrs.validators.optional(attrs.validators.gt(0))
-
-
-@attrs.define(kw_only=True)
-class EvalConfig:
-    """The recipe's ``[eval]`` section: the chat quality probe (greedy answers to fixed prompts,
-    appended to ``RUN_DIR/probe.jsonl`` before, during and after training)."""
-
-    probe: bool = False
-    """Run the probe (for chat stages: SFT, DPO, CoT-SFT)."""
-    probe_prompts: str | None = None
-    """Prompts, one per line (blank lines and lines starting with # are skipped), or a .jsonl of
-    ``{"prompt": …}`` / ``{"messages": […]}`` rows; relative to the recipe's directory. None = the
-    six built-in prompts."""
-    probe_every: int | None = attrs.field(default=None, validator=_POSITIVE)
-    """Also probe every this many optimizer steps; None = only before and after training."""
-    probe_max_new_tokens: int = attrs.field(default=160, validator=_POSITIVE)
-    """Tokens generated per answer at most (the original used 160)."""
-    probe_system: str | None = None
-    """An optional system message put before every prompt."""
 
 
 def load_prompts(path: str | Path | None, base_dir: str | Path = ".") -> list[list[dict[str, str]]]:

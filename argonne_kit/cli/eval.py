@@ -148,7 +148,8 @@ def _score(args: argparse.Namespace, loaded, out_dir: Path) -> dict:
 
 
 def _probe(args: argparse.Namespace, loaded, out_dir: Path) -> list[dict]:
-    from argonne_kit.probe import PROBE_FILE, ChatProbe, EvalConfig
+    from argonne_kit.probe import PROBE_FILE, ChatProbe
+    from argonne_kit.recipe.sections import EvalConfig
 
     cfg = EvalConfig(probe=True, probe_prompts=args.probe_prompts, probe_max_new_tokens=args.probe_max_new_tokens)
     directory = Path(args.probe_dir) if args.probe_dir else out_dir

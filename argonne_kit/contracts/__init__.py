@@ -27,6 +27,7 @@ PUBLIC_API = (
     "argonne_kit.kernels.flex",
     "argonne_kit.kernels.flash2",
     "argonne_kit.safe_io",
+    "argonne_kit.model.loading",
     "argonne_kit.data.order",
     "argonne_kit.data.manifest",
     "argonne_kit.data.preprocess",

@@ -35,7 +35,8 @@ class ObjectiveOutput:
 class Objective(ABC):
     """A training objective. Subclasses declare the batch fields they need."""
 
-    #: Batch keys this objective reads (checked against the data source's output).
+    #: Batch keys this objective reads; the trainer checks every batch and stops with a
+    #: DataError naming the missing keys (e.g. SFT on a token source without ``labels``).
     required_fields: tuple[str, ...] = ("input_ids",)
     #: True when the objective needs a frozen reference model (DPO). The trainer then builds
     #: one (from :meth:`reference_source`) and passes it to :meth:`attach_reference`.

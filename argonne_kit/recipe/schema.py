@@ -6,9 +6,9 @@ from typing import Any
 
 import attrs
 
-from argonne_kit.probe import EvalConfig
 from argonne_kit.recipe.sections import (
     CheckpointConfig,
+    EvalConfig,
     InitConfig,
     LoggingConfig,
     OptimConfig,

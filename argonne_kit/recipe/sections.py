@@ -186,3 +186,22 @@ class LoggingConfig:
     """auto = a progress bar on an interactive terminal, plain log lines otherwise."""
     tensorboard: bool = False
     """Also write TensorBoard events (when the ``tensorboard`` package is installed)."""
+
+
+@attrs.define(kw_only=True)
+class EvalConfig:
+    """The recipe's ``[eval]`` section: the chat quality probe (greedy answers to fixed prompts,
+    appended to ``RUN_DIR/probe.jsonl`` before, during and after training)."""
+
+    probe: bool = False
+    """Run the probe (for chat stages: SFT, DPO, CoT-SFT)."""
+    probe_prompts: str | None = None
+    """Prompts, one per line (blank lines and lines starting with # are skipped), or a .jsonl of
+    ``{"prompt": …}`` / ``{"messages": […]}`` rows; relative to the recipe's directory. None = the
+    six built-in prompts."""
+    probe_every: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    """Also probe every this many optimizer steps; None = only before and after training."""
+    probe_max_new_tokens: int = attrs.field(default=160, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    """Tokens generated per answer at most (the original used 160)."""
+    probe_system: str | None = None
+    """An optional system message put before every prompt."""

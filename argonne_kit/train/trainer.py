@@ -29,6 +29,7 @@ from argonne_kit.contracts.objective import Objective
 from argonne_kit.contracts.parallel import PRECISION_DTYPES, ParallelStrategy
 from argonne_kit.contracts.schedule import LRSchedule
 from argonne_kit.contracts.trainer import TrainerCallback
+from argonne_kit.errors import DataError
 from argonne_kit.train.optimizer import set_lr
 from argonne_kit.train.state import Counters, capture_rng, restore_rng
 
@@ -308,7 +309,14 @@ class Trainer:
     def _next_batch(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """The next CPU batch, finished by the objective (e.g. precomputed reference scores),
         on the device."""
-        return to_device(self.objective.prepare_batch(next(batches)), self.device)
+        batch = next(batches)
+        missing = [name for name in self.objective.required_fields if name not in batch]
+        if missing:
+            raise DataError(
+                f"objective {type(self.objective).__name__} needs batch fields {missing}; "
+                f"the data yields {sorted(batch)} (data source {type(self.data).__name__})"
+            )
+        return to_device(self.objective.prepare_batch(batch), self.device)
 
     # -- checkpoints and evaluation -------------------------------------------------------------
     def save(self, *, final: bool = False) -> bool:

@@ -14,12 +14,12 @@ from argonne_kit.errors import CheckpointError, DataError
 from argonne_kit.probe import (
     DEFAULT_PROMPTS,
     ChatProbe,
-    EvalConfig,
     chat_eos_token_id,
     generate_reply,
     load_prompts,
     render_prompt,
 )
+from argonne_kit.recipe.sections import EvalConfig
 from argonne_plugins.objectives.sft import SFTConfig, SFTObjective
 
 QUESTION, ANSWER = "hi", "hello there"

@@ -5,7 +5,7 @@ import contextlib
 import attrs
 import pytest
 import torch
-from train_fixtures import ProbeConfig, ProbeObjective, write_recipe
+from train_fixtures import ProbeConfig, ProbeObjective, run_cli, write_recipe
 
 from argonne_kit.cli import main
 from argonne_kit.errors import RecipeError
@@ -156,3 +156,17 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(tmp_path, flags, precisio
     if warns:
         assert "avx512_bf16" in message and 'train.precision = "fp32"' in message
     assert cpu_bf16_warning("bf16", torch.device("cpu"), str(tmp_path / "missing")) is None
+
+
+def test_an_objective_whose_fields_the_data_lacks_is_refused_by_name(tmp_path, capsys):
+    """``Objective.required_fields`` is checked against the batches: SFT needs ``labels``, which a
+    token source does not yield — one line naming the objective, the missing field and what the
+    data holds, before any step."""
+    recipe = write_recipe(tmp_path, '[objective]\nkind = "sft"\n')
+    assert run_cli(recipe) == 2
+    err = capsys.readouterr().err
+    assert "objective SFTObjective needs batch fields ['labels']" in err and "['input_ids']" in err, err
+    assert (
+        not (tmp_path / "run" / "metrics.jsonl").exists()
+        or "loss" not in (tmp_path / "run" / "metrics.jsonl").read_text()
+    )
