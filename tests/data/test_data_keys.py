@@ -81,14 +81,105 @@ def test_preference_max_drop_frac_sets_the_refusal(make_source, tmp_path):
     assert make_source("preference", {"path": path, "max_drop_frac": 0.1}, B=1, T=64).stats()["rows_dropped"] == 1
 
 
-def test_preference_shuffle_changes_the_order(make_source, tokenizer, tmp_path):
-    rows = [{"prompt": f"What is {i} plus {i}?", "chosen": f"{2 * i}.", "rejected": "No."} for i in range(12)]
-    path = _write(tmp_path / "p.jsonl", rows)
+def _chat_row(kind, question="2+2?", answer="Four.", *, column="messages"):
+    if kind == "preference":
+        return {"prompt": question, "chosen": answer, "rejected": "No."}
+    if kind == "cot":
+        answer = f"<think>\nadd\n</think>\n\n{answer}"
+    return {column: [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+
+
+IDS = {"ultrachat": "input_ids", "cot": "input_ids", "preference": "chosen_input_ids"}
+
+
+@pytest.mark.parametrize("kind", ["ultrachat", "cot", "preference"])
+def test_shuffle_changes_the_order(make_source, tokenizer, tmp_path, kind):
+    rows = [_chat_row(kind, f"What is {i} plus {i}?", f"{2 * i}.") for i in range(12)]
+    path = _write(tmp_path / "rows.jsonl", rows)
 
     def prompts(shuffle):
-        batches = take(make_source("preference", {"path": path, "shuffle": shuffle}, B=4, T=64), 3)
-        return [tokenizer.decode(row) for b in batches for row in b["chosen_input_ids"]]
+        batches = take(make_source(kind, {"path": path, "shuffle": shuffle}, B=4, T=64), 3)
+        return [tokenizer.decode(row) for b in batches for row in b[IDS[kind]]]
 
     in_file_order = prompts(False)
     assert [f"What is {i} plus" in text for i, text in enumerate(in_file_order)] == [True] * 12
     assert prompts(True) != in_file_order
+
+
+@pytest.mark.parametrize("kind", ["ultrachat", "cot", "preference"])
+def test_pad_to_longest_narrows_the_batch(make_source, tmp_path, kind):
+    path = _write(tmp_path / "rows.jsonl", [_chat_row(kind)] * 2)
+    fixed = take(make_source(kind, {"path": path}, B=2, T=64), 1)[0][IDS[kind]]
+    longest = take(make_source(kind, {"path": path, "pad_to": "longest"}, B=2, T=64), 1)[0][IDS[kind]]
+    assert fixed.shape[1] == 64 and longest.shape[1] < 64
+
+
+@pytest.mark.parametrize("kind", ["ultrachat", "cot"])
+def test_messages_and_prompt_columns_name_the_columns(make_source, tokenizer, tmp_path, kind):
+    row = _chat_row(kind, column="turns")
+    path = _write(tmp_path / "rows.jsonl", [row])
+    with pytest.raises(DataError):  # no `messages` column: every row dropped
+        make_source(kind, {"path": path})
+    batch = take(make_source(kind, {"path": path, "messages_column": "turns"}, B=1, T=64), 1)[0]
+    assert "2+2?" in tokenizer.decode(batch["input_ids"][0])
+    # the prompt column supplies the user turn when the messages start with the answer
+    asked = {"question": "What is 3 plus 3?", "messages": row["turns"][1:]}
+    path = _write(tmp_path / "asked.jsonl", [asked])
+    batch = take(make_source(kind, {"path": path, "prompt_column": "question"}, B=1, T=64), 1)[0]
+    assert "What is 3 plus 3?" in tokenizer.decode(batch["input_ids"][0])
+
+
+def test_preference_prompt_column_names_the_column(make_source, tokenizer, tmp_path):
+    path = _write(tmp_path / "p.jsonl", [{"question": "What is 3 plus 3?", "chosen": "Six.", "rejected": "No."}])
+    with pytest.raises(DataError):
+        make_source("preference", {"path": path})
+    batch = take(make_source("preference", {"path": path, "prompt_column": "question"}, B=1, T=64), 1)[0]
+    assert "What is 3 plus 3?" in tokenizer.decode(batch["chosen_input_ids"][0])
+
+
+def test_preference_think_scaffold_prefixes_both_answers(make_source, tokenizer, tmp_path):
+    path = _write(tmp_path / "p.jsonl", [PAIR])
+    plain = take(make_source("preference", {"path": path}, B=1, T=64), 1)[0]
+    scaffold = take(make_source("preference", {"path": path, "think_scaffold": True}, B=1, T=64), 1)[0]
+    for side in ("chosen", "rejected"):
+        assert "<think>" not in tokenizer.decode(plain[f"{side}_input_ids"][0])
+        assert "<think>\n\n</think>" in tokenizer.decode(scaffold[f"{side}_input_ids"][0])
+
+
+def test_cot_allow_non_reasoning_and_source_column(make_source, tmp_path):
+    rows = [{**_chat_row("cot"), "tier": "a"}] * 3 + [{**_chat_row("ultrachat"), "tier": "b"}]
+    path = _write(tmp_path / "cot.jsonl", rows)
+    with pytest.raises(DataError, match="no think block"):
+        make_source("cot", {"path": path}, B=1, T=64)
+    assert make_source("cot", {"path": path, "allow_non_reasoning": True}, B=1, T=64).stats()["rows_dropped"] == 0
+    by_file = make_source("cot", {"path": path, "max_drop_frac": 0.3}, B=1, T=64)  # 1 of 4 rows of the file
+    assert set(by_file.drops.seen) == {"cot.jsonl"}
+    with pytest.raises(DataError, match="b: no think block"):  # per tier: b drops all of its rows
+        make_source("cot", {"path": path, "max_drop_frac": 0.3, "source_column": "tier"}, B=1, T=64)
+
+
+@pytest.mark.parametrize("kind", ["ultrachat", "cot"])
+def test_chat_keys_shared_by_ultrachat_and_cot(make_source, tokenizer, tmp_path, kind):
+    """mask, think_scaffold, chat_template and packing: the same code for both sources."""
+    answer = "<think>\nadd\n</think>\n\nFour." if kind == "cot" else "Four."
+    row = {
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": answer},
+        ]
+    }
+    path = _write(tmp_path / "rows.jsonl", [row] * 4)
+
+    def supervised(T=96, **cfg):
+        batch = take(make_source(kind, {"path": path, "shuffle": False, **cfg}, B=1, T=T), 1)[0]
+        labels = batch["labels"][0]
+        return tokenizer.decode(labels[labels != -100]), batch
+
+    last, plain = supervised()
+    assert "Hello." not in last and "Hello." in supervised(mask="all_assistant")[0]
+    scaffold = supervised(think_scaffold=True)[0]
+    assert scaffold.startswith("<think>") and (kind == "cot" or "<think>" not in last)
+    assert "USER: Hi" in tokenizer.decode(supervised(chat_template="argonne1")[1]["input_ids"][0])
+    assert "segment_ids" not in plain and supervised(T=400, packing=True)[1]["segment_ids"].max() >= 2

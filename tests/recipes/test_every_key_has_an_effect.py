@@ -344,3 +344,37 @@ def test_fsdp_keys_reach_fully_shard(monkeypatch):
     assert block_call(reshard_after_forward=False) == (False, None, None)
     assert block_call(mixed_precision=True) == (True, torch.bfloat16, torch.float32)
     assert block_call(mixed_precision=True, reduce_dtype="bf16") == (True, torch.bfloat16, torch.bfloat16)
+
+
+def test_checkpoint_intervals_request_saves():
+    import time
+    import types
+
+    from argonne_kit.train.callbacks import CheckpointTriggers
+
+    def requested(interval_steps, interval_s, step, seconds_since_save):
+        saves = []
+        trainer = types.SimpleNamespace(
+            counters=types.SimpleNamespace(global_step=step - 1),
+            strategy=types.SimpleNamespace(is_main=True),
+            last_save_time=time.monotonic() - seconds_since_save,
+            request_save=lambda: saves.append(step),
+        )
+        CheckpointTriggers(interval_steps, interval_s).pre_reduce(trainer)
+        return bool(saves)
+
+    assert not requested(None, None, 4, 1e6)
+    assert requested(4, None, 4, 0) and not requested(4, None, 5, 0)
+    assert requested(None, 60.0, 5, 61) and not requested(None, 60.0, 5, 59)
+
+
+def test_logging_keys_pick_the_outputs(tmp_path):
+    from argonne_kit.train.metrics import MetricsLog, Progress
+
+    assert Progress("bar", total=10, initial=0, enabled=True).bar is not None
+    assert Progress("plain", total=10, initial=0, enabled=True).bar is None
+    logs = []
+    assert MetricsLog(tmp_path / "a", tensorboard=False, log=logs.append).tb is None and logs == []
+    mirrored = MetricsLog(tmp_path / "b", tensorboard=True, log=logs.append)
+    # with the package installed events are written; without it, the run says so
+    assert mirrored.tb is not None or "tensorboard = true" in logs[0]
