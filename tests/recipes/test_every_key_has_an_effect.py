@@ -378,3 +378,38 @@ def test_logging_keys_pick_the_outputs(tmp_path):
     mirrored = MetricsLog(tmp_path / "b", tensorboard=True, log=logs.append)
     # with the package installed events are written; without it, the run says so
     assert mirrored.tb is not None or "tensorboard = true" in logs[0]
+
+
+@pytest.mark.parametrize("objective", ["sft", "cot", "dpo"])
+def test_loss_chunk_size_bounds_the_rows_the_head_sees(objective):
+    """Chunked cross-entropy gives the same loss (shown in each objective's tests); its effect is
+    that the LM head never sees more than ``loss_chunk_size`` positions (of every row) at once."""
+    from argonne_kit.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(Argonne2ModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2), vocab_size=64)
+    ids = torch.randint(0, 64, (2, 24))
+    labels = ids.clone()
+    labels[:, :6] = -100
+    mask = torch.ones_like(ids)
+    if objective == "dpo":
+        batch = {f"{side}_{k}": v for side in ("chosen", "rejected") for k, v in (("input_ids", ids), ("labels", labels), ("attention_mask", mask))}
+    else:
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    component = get_registry().get("objective", objective)
+
+    def largest_head_call(chunk):
+        built = component.factory(component.config_cls(loss_chunk_size=chunk))
+        if objective == "dpo":
+            built.attach_reference(build_model(Argonne2ModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2), vocab_size=64))
+        rows = []
+        original = model.logits_from_hidden
+        model.logits_from_hidden = lambda h: rows.append(h.reshape(-1, h.size(-1)).size(0)) or original(h)
+        try:
+            built(model, batch)
+        finally:
+            del model.logits_from_hidden
+        return max(rows)
+
+    whole, chunked = largest_head_call(0), largest_head_call(7)
+    assert chunked < whole and chunked % 7 == 0  # 7 positions of every row per head call
