@@ -413,3 +413,97 @@ def test_loss_chunk_size_bounds_the_rows_the_head_sees(objective):
 
     whole, chunked = largest_head_call(0), largest_head_call(7)
     assert chunked < whole and chunked % 7 == 0  # 7 positions of every row per head call
+
+
+def test_batch_and_length_keys_set_the_step_math():
+    import types
+
+    from argonne_kit.contracts.data import DataSize
+    from argonne_kit.recipe.resolvers import batch_math
+    from argonne_kit.recipe.sections import TrainConfig
+    from argonne_kit.train.runner import phase_steps
+
+    assert batch_math(None, micro_batch_size=2, seq_len=8, dp_world=1)["tokens_per_step"] == 16
+    assert batch_math(None, micro_batch_size=4, seq_len=8, dp_world=1)["tokens_per_step"] == 32
+    assert batch_math(None, micro_batch_size=2, seq_len=16, dp_world=1)["tokens_per_step"] == 32
+    assert batch_math(64, micro_batch_size=2, seq_len=8, dp_world=1)["grad_accum_steps"] == 4
+    size = DataSize(tokens=1600)
+    assert phase_steps(TrainConfig(), size, 16, 2) == 100
+    assert phase_steps(TrainConfig(epochs=2), size, 16, 2) == 200
+    assert phase_steps(TrainConfig(max_steps=7), size, 16, 2) == 7
+    assert phase_steps(TrainConfig(max_tokens=50), size, 16, 2) == 3
+
+
+def test_precision_and_device_pick_the_compute():
+    from argonne_kit.train.trainer import autocast_context
+    from argonne_plugins.parallel.base import pick_device
+
+    cpu = torch.device("cpu")
+    with autocast_context("fp32", cpu):
+        assert torch.get_autocast_dtype("cpu") is not None and not torch.is_autocast_enabled("cpu")
+    with autocast_context("bf16", cpu):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") is torch.bfloat16
+    assert pick_device("cpu", 0) == cpu
+    assert pick_device("auto", 0).type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_log_every_sets_the_metrics_lines(tmp_path):
+    import json
+    import types
+
+    from argonne_kit.train.callbacks import MetricsAndProgress
+
+    def lines(log_every):
+        run_dir = tmp_path / str(log_every)
+        callback = MetricsAndProgress(
+            run_dir, tensorboard=False, progress="plain", log_every=log_every, is_main=True, log=print
+        )
+        counters = types.SimpleNamespace(phase_step=0, global_step=0, global_tokens=0, train_time_s=0.0)
+        trainer = types.SimpleNamespace(
+            counters=counters,
+            s=types.SimpleNamespace(total_steps=10, tokens_per_step=4),
+            data=types.SimpleNamespace(epoch=0),
+            is_last_step=False,
+        )
+        callback.pre_train(trainer)
+        for step in range(1, 10):
+            counters.phase_step = counters.global_step = step
+            callback.post_batch(trainer, {"loss": 1.0, "lr": 1e-3, "grad_norm": 1.0})
+        callback.metrics.close()
+        return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert lines(1) == list(range(1, 10))
+    assert lines(4) == [1, 4, 8]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "tp"])
+def test_backend_and_timeout_reach_the_process_group(monkeypatch, strategy):
+    import datetime
+
+    import torch.distributed as dist
+
+    from argonne_kit.errors import RecipeError
+
+    calls = []
+    monkeypatch.setattr(dist, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    component = get_registry().get("parallel", strategy)
+
+    def init(**cfg):
+        built = component.factory(component.config_cls(**cfg))
+        built.device = torch.device("cpu")
+        built._init_process_group()
+        return calls[-1]["backend"], calls[-1]["timeout"]
+
+    assert init() == ("gloo", datetime.timedelta(seconds=component.config_cls().timeout_s))
+    assert init(backend="gloo", timeout_s=5) == ("gloo", datetime.timedelta(seconds=5))
+    with pytest.raises(RecipeError, match="nccl needs CUDA"):
+        init(backend="nccl")
+
+
+def test_tokenizer_path_picks_the_tokenizer(tmp_path):
+    from argonne_kit.data.tokenizer import load_tokenizer
+
+    embedded = load_tokenizer(None)[0]
+    embedded.add_tokens(["<only_in_the_saved_copy>"])
+    embedded.save_pretrained(tmp_path / "tok")
+    assert len(load_tokenizer(str(tmp_path / "tok"))[0]) == len(load_tokenizer(None)[0]) + 1
