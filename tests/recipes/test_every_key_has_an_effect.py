@@ -94,7 +94,18 @@ SHOWN_BY: dict[str, str] = {
     "train.val_every": "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports",
     "train.val_batches": "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports",
     "train.max_failed_steps": f"{CKPT}::test_divergence_stops_after_consecutive_failed_steps_and_names_the_last_good_checkpoint",
+    "train.seq_len": f"{HERE}::test_batch_and_length_keys_set_the_step_math",
+    "train.micro_batch_size": f"{HERE}::test_batch_and_length_keys_set_the_step_math",
+    "train.max_steps": f"{HERE}::test_batch_and_length_keys_set_the_step_math",
+    "train.precision": f"{HERE}::test_precision_and_device_pick_the_compute",
+    "train.device": f"{HERE}::test_precision_and_device_pick_the_compute",
+    "train.log_every": f"{HERE}::test_log_every_sets_the_metrics_lines",
+    "tokenizer.path": f"{HERE}::test_tokenizer_path_picks_the_tokenizer",
+    "logging.progress": f"{HERE}::test_logging_keys_pick_the_outputs",
+    "logging.tensorboard": f"{HERE}::test_logging_keys_pick_the_outputs",
     # [checkpoint]
+    "checkpoint.interval_steps": f"{HERE}::test_checkpoint_intervals_request_saves",
+    "checkpoint.interval_s": f"{HERE}::test_checkpoint_intervals_request_saves",
     "checkpoint.keep_last": f"{CKPT}::test_retention_keeps_last_and_milestones_and_logs_each_deletion",
     "checkpoint.keep_every_steps": f"{CKPT}::test_retention_keeps_last_and_milestones_and_logs_each_deletion",
     "checkpoint.async_save": "tests/hardening/test_async_save.py::test_the_loop_stalls_only_for_the_copy",
@@ -103,6 +114,8 @@ SHOWN_BY: dict[str, str] = {
     "run.deadline_epoch": f"{HERE}::test_run_stop_keys_set_when_the_run_stops",
     "run.exit_margin_s": f"{HERE}::test_run_stop_keys_set_when_the_run_stops",
     "run.nproc": "tests/parallel/test_slurm.py::test_cli_refuses_a_process_count_the_recipe_does_not_expect",
+    "run.dir": "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports",
+    "run.resume": f"{CKPT}::test_wall_time_saves_and_exits_zero_without_export_then_resume_completes",
     # [init]
     "init.carry": "tests/train/test_trainer_chaining.py::test_carry_all_continues_schedule_and_data_from_a_checkpoint",
     "init.from_": "tests/train/test_trainer_chaining.py::test_new_phase_from_a_run_dir_carries_weights_and_counters_with_a_fresh_schedule",
@@ -130,20 +143,31 @@ SHOWN_BY: dict[str, str] = {
     "objective.dpo.label_smoothing": f"{DPO}::test_preference_loss_matches_hand_formula_on_fixed_scores",
     "objective.dpo.chosen_sft_weight": f"{DPO}::test_objective_end_to_end_matches_hand_computation",
     "objective.dpo.precompute_reference": f"{DPO}::test_precomputed_reference_scores_give_the_same_loss",
-    "objective.dpo.loss_chunk_size": f"{DPO}::test_chunked_scores_equal_unchunked",
+    "objective.dpo.loss_chunk_size": f"{HERE}::test_loss_chunk_size_bounds_the_rows_the_head_sees",
+    "objective.sft.loss_chunk_size": f"{HERE}::test_loss_chunk_size_bounds_the_rows_the_head_sees",
+    "objective.cot.loss_chunk_size": f"{HERE}::test_loss_chunk_size_bounds_the_rows_the_head_sees",
+    "objective.dpo.reference": f"{DPO}::test_missing_reference_is_a_clear_error",
+    "objective.dpo.score": f"{DPO}::test_objective_end_to_end_matches_hand_computation",
     # [parallel]
-    "parallel.ddp.timeout_s": f"{DIST}::test_a_dead_or_hung_rank_fails_the_others_within_the_timeout",
+    "parallel.ddp.timeout_s": f"{HERE}::test_backend_and_timeout_reach_the_process_group",
     "parallel.ddp.bucket_cap_mb": f"{HERE}::test_ddp_keys_reach_distributed_data_parallel",
     "parallel.ddp.find_unused_parameters": f"{HERE}::test_ddp_keys_reach_distributed_data_parallel",
-    "parallel.fsdp.timeout_s": f"{DIST}::test_a_dead_or_hung_rank_fails_the_others_within_the_timeout",
+    "parallel.fsdp.timeout_s": f"{HERE}::test_backend_and_timeout_reach_the_process_group",
     "parallel.fsdp.reshard_after_forward": f"{HERE}::test_fsdp_keys_reach_fully_shard",
     "parallel.fsdp.reduce_dtype": f"{HERE}::test_fsdp_keys_reach_fully_shard",
     "parallel.fsdp.mixed_precision": f"{HERE}::test_fsdp_keys_reach_fully_shard",
     "parallel.tp.degree": f"{STRAT}::test_tp_recipe_checks_and_batch_math",
-    "parallel.tp.timeout_s": f"{DIST}::test_a_dead_or_hung_rank_fails_the_others_within_the_timeout",
+    "parallel.tp.timeout_s": f"{HERE}::test_backend_and_timeout_reach_the_process_group",
+    "parallel.tp.backend": f"{HERE}::test_backend_and_timeout_reach_the_process_group",
+    "parallel.tp.reshard_after_forward": f"{HERE}::test_fsdp_keys_reach_fully_shard",
+    "parallel.tp.reduce_dtype": f"{HERE}::test_fsdp_keys_reach_fully_shard",
+    "parallel.tp.mixed_precision": f"{HERE}::test_fsdp_keys_reach_fully_shard",
+    "parallel.ddp.backend": f"{HERE}::test_backend_and_timeout_reach_the_process_group",
+    "parallel.fsdp.backend": f"{HERE}::test_backend_and_timeout_reach_the_process_group",
     # [data]
     **_data(
         "bin_shards",
+        path=f"{BINS}::test_embedded_corpus_and_relative_paths",
         split=f"{DATA}::test_bin_shards_split_picks_the_embedded_split",
         mode=f"{BINS}::test_document_mode_keeps_each_window_inside_one_document",
         shuffle=f"{BINS}::test_exact_resume_with_shuffle",
@@ -151,6 +175,7 @@ SHOWN_BY: dict[str, str] = {
     ),
     **_data(
         "fineweb_parquet",
+        path=f"{FWP}::test_empty_rows_are_counted_and_bad_columns_named",
         split=f"{DATA}::test_fineweb_parquet_split_picks_the_embedded_split",
         text_column=f"{FWP}::test_empty_rows_are_counted_and_bad_columns_named",
         shuffle=f"{FWP}::test_exact_resume_with_shuffle",
@@ -158,9 +183,14 @@ SHOWN_BY: dict[str, str] = {
         append_eos=f"{DATA}::test_fineweb_parquet_append_eos_separates_documents",
         num_workers=f"{FWP}::test_exact_resume_with_shuffle",
     ),
-    **_data("mixture", total_tokens=f"{DATA}::test_mixture_total_tokens_sets_the_size"),
+    **_data("mixture", sources="tests/data/test_mixture.py::test_recipe_errors_name_the_nested_key", total_tokens=f"{DATA}::test_mixture_total_tokens_sets_the_size"),
     **_data(
         "ultrachat",
+        path=f"{DATA}::test_shuffle_changes_the_order",
+        messages_column=f"{DATA}::test_messages_and_prompt_columns_name_the_columns",
+        prompt_column=f"{DATA}::test_messages_and_prompt_columns_name_the_columns",
+        pad_to=f"{DATA}::test_pad_to_longest_narrows_the_batch",
+        shuffle=f"{DATA}::test_shuffle_changes_the_order",
         mask=f"{CHAT}::test_all_assistant_and_think_scaffold",
         think_scaffold=f"{CHAT}::test_all_assistant_and_think_scaffold",
         chat_template_kwargs=f"{DATA}::test_chat_template_kwargs_reach_the_template",
@@ -171,6 +201,18 @@ SHOWN_BY: dict[str, str] = {
     ),
     **_data(
         "cot",
+        path=f"{DATA}::test_shuffle_changes_the_order",
+        messages_column=f"{DATA}::test_messages_and_prompt_columns_name_the_columns",
+        prompt_column=f"{DATA}::test_messages_and_prompt_columns_name_the_columns",
+        pad_to=f"{DATA}::test_pad_to_longest_narrows_the_batch",
+        shuffle=f"{DATA}::test_shuffle_changes_the_order",
+        mask=f"{DATA}::test_chat_keys_shared_by_ultrachat_and_cot",
+        think_scaffold=f"{DATA}::test_chat_keys_shared_by_ultrachat_and_cot",
+        chat_template=f"{DATA}::test_chat_keys_shared_by_ultrachat_and_cot",
+        packing=f"{DATA}::test_chat_keys_shared_by_ultrachat_and_cot",
+        num_workers=f"{CHAT}::test_exact_resume",  # the same ChatExampleSource code as ultrachat's
+        allow_non_reasoning=f"{DATA}::test_cot_allow_non_reasoning_and_source_column",
+        source_column=f"{DATA}::test_cot_allow_non_reasoning_and_source_column",
         chat_template_kwargs=f"{DATA}::test_chat_template_kwargs_reach_the_template",
         max_drop_frac=f"{CHAT}::test_cot_defaults_are_no_op_transforms",
         max_think_tokens=f"{CHAT}::test_cot_defaults_are_no_op_transforms",
@@ -178,9 +220,13 @@ SHOWN_BY: dict[str, str] = {
     ),
     **_data(
         "preference",
+        path=f"{DATA}::test_shuffle_changes_the_order",
+        prompt_column=f"{DATA}::test_preference_prompt_column_names_the_column",
+        think_scaffold=f"{DATA}::test_preference_think_scaffold_prefixes_both_answers",
+        pad_to=f"{DATA}::test_pad_to_longest_narrows_the_batch",
         chat_template_kwargs=f"{DATA}::test_chat_template_kwargs_reach_the_template",
         max_drop_frac=f"{DATA}::test_preference_max_drop_frac_sets_the_refusal",
-        shuffle=f"{DATA}::test_preference_shuffle_changes_the_order",
+        shuffle=f"{DATA}::test_shuffle_changes_the_order",
         num_workers=f"{PREF}::test_exact_resume_and_pairs_on_one_rank",
     ),
 }
@@ -208,15 +254,20 @@ def test_every_recipe_key_has_an_entry():
 
 def test_every_entry_names_a_test_that_mentions_its_key():
     keys = recipe_keys()
+    problems = []
     for key, where in SHOWN_BY.items():
         name = keys[key]
         if where == KEYS:  # checked there against the config classes themselves
-            assert name in (ROOT / KEYS).read_text(), key
+            if name not in (ROOT / KEYS).read_text():
+                problems.append(f"{key}: {KEYS} never mentions {name!r}")
             continue
         path, function = where.split("::")
         functions = _functions(path)
-        assert function in functions, f"{key}: {where} does not exist"
-        assert name in functions[function], f"{key}: {where} never mentions {name!r}"
+        if function not in functions:
+            problems.append(f"{key}: {where} does not exist")
+        elif name not in functions[function]:
+            problems.append(f"{key}: {where} never mentions {name!r}")
+    assert not problems, "\n".join(problems)
 
 
 # -- effects shown here --------------------------------------------------------------------------
@@ -323,7 +374,8 @@ def test_ddp_keys_reach_distributed_data_parallel(monkeypatch):
     assert [(c["bucket_cap_mb"], c["find_unused_parameters"]) for c in calls] == [(25.0, False), (4.0, True)]
 
 
-def test_fsdp_keys_reach_fully_shard(monkeypatch):
+@pytest.mark.parametrize("strategy", ["fsdp", "tp"])  # tp shards its dp dimension with the same function
+def test_fsdp_keys_reach_fully_shard(monkeypatch, strategy):
     import argonne_plugins.parallel.fsdp as fsdp_module
     from argonne_kit.contracts.parallel import WrapOptions
     from argonne_kit.model import build_model
@@ -331,7 +383,7 @@ def test_fsdp_keys_reach_fully_shard(monkeypatch):
     calls = []
     monkeypatch.setattr(fsdp_module, "fully_shard", lambda module, **kwargs: calls.append((module, kwargs)))
     model = build_model(Argonne2ModelConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2), vocab_size=64)
-    component = get_registry().get("parallel", "fsdp")
+    component = get_registry().get("parallel", strategy)
 
     def block_call(**cfg):
         calls.clear()
@@ -371,7 +423,8 @@ def test_checkpoint_intervals_request_saves():
 def test_logging_keys_pick_the_outputs(tmp_path):
     from argonne_kit.train.metrics import MetricsLog, Progress
 
-    assert Progress("bar", total=10, initial=0, enabled=True).bar is not None
+    progress = "bar"  # logging.progress: a tqdm bar even without a terminal; plain = log lines only
+    assert Progress(progress, total=10, initial=0, enabled=True).bar is not None
     assert Progress("plain", total=10, initial=0, enabled=True).bar is None
     logs = []
     assert MetricsLog(tmp_path / "a", tensorboard=False, log=logs.append).tb is None and logs == []
