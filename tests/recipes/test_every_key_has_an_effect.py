@@ -64,6 +64,10 @@ CKPT = "tests/train/test_trainer_checkpoints.py"
 DPO = "tests/objectives/test_objective_dpo.py"
 COT = "tests/objectives/test_objective_cot.py"
 E2E = "tests/objectives/test_chat_stages_e2e.py"
+STEP = "tests/train/test_trainer_step.py"
+CHAIN = "tests/train/test_trainer_chaining.py"
+QUICKSTART = "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports"
+DIVERGENCE = f"{CKPT}::test_divergence_stops_after_consecutive_failed_steps_and_names_the_last_good_checkpoint"
 
 #: key → the test that shows its effect (``path::function``; a bare path = the module's own
 #: completeness-checked tests, for the keys of ``test_recipe_keys.py``).
@@ -83,17 +87,17 @@ SHOWN_BY: dict[str, str] = {
     "train.fp8": "tests/train/test_fp8.py::test_block_linears_and_the_tied_head_are_converted_and_logged",
     "train.fp8_lm_head": "tests/train/test_fp8.py::test_fp8_lm_head_false_keeps_the_head",
     # [train]
-    "train.total_batch_tokens": "tests/train/test_trainer_step.py::test_batch_math_refusal_prints_requested_and_possible",
-    "train.max_tokens": "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports",
+    "train.total_batch_tokens": f"{STEP}::test_batch_math_refusal_prints_requested_and_possible",
+    "train.max_tokens": QUICKSTART,
     "train.epochs": "tests/train/test_trainer_smoke.py::test_epochs_set_the_phase_length_from_the_data_size",
     "train.activation_checkpointing": f"{STRAT}::test_activation_checkpointing_keeps_names_and_gradients",
     "train.checkpoint_every": f"{HERE}::test_checkpoint_every_and_compile_mode_reach_the_blocks",
     "train.compile": f"{STRAT}::test_compile_is_applied_per_block_in_place",
     "train.compile_mode": f"{HERE}::test_checkpoint_every_and_compile_mode_reach_the_blocks",
     "train.seed": f"{E2E}::test_the_seed_reaches_the_data_order",
-    "train.val_every": "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports",
-    "train.val_batches": "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports",
-    "train.max_failed_steps": f"{CKPT}::test_divergence_stops_after_consecutive_failed_steps_and_names_the_last_good_checkpoint",
+    "train.val_every": QUICKSTART,
+    "train.val_batches": QUICKSTART,
+    "train.max_failed_steps": DIVERGENCE,
     "train.seq_len": f"{HERE}::test_batch_and_length_keys_set_the_step_math",
     "train.micro_batch_size": f"{HERE}::test_batch_and_length_keys_set_the_step_math",
     "train.max_steps": f"{HERE}::test_batch_and_length_keys_set_the_step_math",
@@ -114,11 +118,11 @@ SHOWN_BY: dict[str, str] = {
     "run.deadline_epoch": f"{HERE}::test_run_stop_keys_set_when_the_run_stops",
     "run.exit_margin_s": f"{HERE}::test_run_stop_keys_set_when_the_run_stops",
     "run.nproc": "tests/parallel/test_slurm.py::test_cli_refuses_a_process_count_the_recipe_does_not_expect",
-    "run.dir": "tests/train/test_trainer_quickstart.py::test_quickstart_trains_validates_checkpoints_and_exports",
+    "run.dir": QUICKSTART,
     "run.resume": f"{CKPT}::test_wall_time_saves_and_exits_zero_without_export_then_resume_completes",
     # [init]
-    "init.carry": "tests/train/test_trainer_chaining.py::test_carry_all_continues_schedule_and_data_from_a_checkpoint",
-    "init.from_": "tests/train/test_trainer_chaining.py::test_new_phase_from_a_run_dir_carries_weights_and_counters_with_a_fresh_schedule",
+    "init.carry": f"{CHAIN}::test_carry_all_continues_schedule_and_data_from_a_checkpoint",
+    "init.from_": f"{CHAIN}::test_new_phase_from_a_run_dir_carries_weights_and_counters_with_a_fresh_schedule",
     # [sample]
     "sample.prompt": f"{HERE}::test_sample_keys_change_the_sample",
     "sample.max_new_tokens": f"{HERE}::test_sample_keys_change_the_sample",
@@ -183,7 +187,11 @@ SHOWN_BY: dict[str, str] = {
         append_eos=f"{DATA}::test_fineweb_parquet_append_eos_separates_documents",
         num_workers=f"{FWP}::test_exact_resume_with_shuffle",
     ),
-    **_data("mixture", sources="tests/data/test_mixture.py::test_recipe_errors_name_the_nested_key", total_tokens=f"{DATA}::test_mixture_total_tokens_sets_the_size"),
+    **_data(
+        "mixture",
+        sources="tests/data/test_mixture.py::test_recipe_errors_name_the_nested_key",
+        total_tokens=f"{DATA}::test_mixture_total_tokens_sets_the_size",
+    ),
     **_data(
         "ultrachat",
         path=f"{DATA}::test_shuffle_changes_the_order",
@@ -446,7 +454,11 @@ def test_loss_chunk_size_bounds_the_rows_the_head_sees(objective):
     labels[:, :6] = -100
     mask = torch.ones_like(ids)
     if objective == "dpo":
-        batch = {f"{side}_{k}": v for side in ("chosen", "rejected") for k, v in (("input_ids", ids), ("labels", labels), ("attention_mask", mask))}
+        batch = {
+            f"{side}_{k}": v
+            for side in ("chosen", "rejected")
+            for k, v in (("input_ids", ids), ("labels", labels), ("attention_mask", mask))
+        }
     else:
         batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
     component = get_registry().get("objective", objective)
@@ -454,7 +466,11 @@ def test_loss_chunk_size_bounds_the_rows_the_head_sees(objective):
     def largest_head_call(chunk):
         built = component.factory(component.config_cls(loss_chunk_size=chunk))
         if objective == "dpo":
-            built.attach_reference(build_model(Argonne2ModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2), vocab_size=64))
+            built.attach_reference(
+                build_model(
+                    Argonne2ModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2), vocab_size=64
+                )
+            )
         rows = []
         original = model.logits_from_hidden
         model.logits_from_hidden = lambda h: rows.append(h.reshape(-1, h.size(-1)).size(0)) or original(h)
@@ -469,7 +485,6 @@ def test_loss_chunk_size_bounds_the_rows_the_head_sees(objective):
 
 
 def test_batch_and_length_keys_set_the_step_math():
-    import types
 
     from argonne_kit.contracts.data import DataSize
     from argonne_kit.recipe.resolvers import batch_math
