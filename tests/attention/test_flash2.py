@@ -156,3 +156,16 @@ def test_flash2_on_gpu_equals_math_forward_and_backward(spec, queries):
     ref_grads = torch.autograd.grad(ref.float().square().sum(), (q, k, v))
     for got, expected in zip(grads, ref_grads):
         torch.testing.assert_close(got.float(), expected.float(), atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_deterministic_reaches_flash_attn(fake_flash_attn, deterministic):
+    """``[attention] kind = "flash2"``, ``deterministic``: passed to every flash-attn call."""
+    from argonne_kit.registry import get_registry
+
+    component = get_registry().get("attention", "flash2")
+    flash = component.factory(component.config_cls(deterministic=deterministic))
+    q, k, v = torch.randn(3, 1, 2, 8, 16, dtype=torch.bfloat16).unbind(0)
+    flash(q, k, v, AttentionSpec())
+    (call,) = fake_flash_attn
+    assert call["deterministic"] is deterministic

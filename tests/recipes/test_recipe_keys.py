@@ -195,7 +195,7 @@ OPTIM = {
 }
 #: fields shown by other tests: (test file, the test that shows it)
 ELSEWHERE = {
-    ("optim", "grad_clip"): ("tests/parallel/test_strategies.py", "test_global_grad_norm_matches_torch_and_clips"),
+    ("optim", "grad_clip"): ("tests/train/test_trainer_callbacks.py", "test_grad_clip_bounds_the_update"),
     ("train", "fp8"): ("tests/train/test_fp8.py", "test_block_linears_and_the_tied_head_are_converted_and_logged"),
     ("train", "fp8_lm_head"): ("tests/train/test_fp8.py", "test_fp8_lm_head_false_keeps_the_head"),
 }

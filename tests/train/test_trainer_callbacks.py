@@ -160,3 +160,22 @@ def test_divergence_counts_consecutive_failed_steps_including_a_zero_gradient_at
     assert halted == ["3 consecutive failed steps"]
     assert sum("grad_norm 0 with loss 40" in line for line in logs) == 1
     assert len(logs) == 4  # every failed step is logged; the healthy ones are not
+
+
+def test_grad_clip_bounds_the_update(tmp_path, monkeypatch):
+    """``[optim] grad_clip`` reaches the loop as ``LoopSettings.grad_clip`` (runner): with SGD the
+    step is lr·(clipped gradient), so its global norm is lr·clip; unclipped it is larger."""
+    monkeypatch.chdir(tmp_path)
+
+    def update_norm(grad_clip):
+        model, optimizer, objective, data, strategy = parts()
+        before = [p.detach().clone() for p in model.parameters()]
+        settings = LoopSettings(total_steps=1, tokens_per_step=64, grad_clip=grad_clip)
+        Trainer(
+            model=model, optimizer=optimizer, objective=objective, data=data, strategy=strategy, settings=settings
+        ).train()
+        return torch.linalg.vector_norm(torch.cat([(p - b).flatten() for p, b in zip(model.parameters(), before)]))
+
+    lr, clip = 0.5, 1e-3
+    torch.testing.assert_close(update_norm(clip), torch.tensor(lr * clip), rtol=1e-3, atol=0)
+    assert update_norm(0.0) > 10 * lr * clip  # 0 = no clipping
