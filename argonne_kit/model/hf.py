@@ -133,7 +133,10 @@ class CausalLMLossMixin:
         weight is an ordinary tensor. Anything else computes its logits in a way the fused path
         would bypass: torchao's ``Float8Linear`` (an ``nn.Linear`` subclass: FP8 matmuls and
         scaling), a DTensor weight (FSDP2 shards, tensor-parallel layouts: a plain matmul on the
-        local shard would be wrong), a PEFT/LoRA wrapper or any other custom head module."""
+        local shard would be wrong), a PEFT/LoRA wrapper or any other custom head module.
+        Decided at each call, on the weight as it is then: the kit's FSDP2 root keeps its gathered
+        (plain) parameters after forward, so the fused path runs there on the full weight and
+        FSDP reduce-scatters the gradient as it does the generic path's."""
         head = self.lm_head
         if type(head) not in (nn.Linear, Linear) or head.bias is not None:
             return None
