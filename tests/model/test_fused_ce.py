@@ -206,3 +206,28 @@ def test_plain_nn_linear_head_is_fused(make_model):
     model = make_model().train()
     model.lm_head = _plain_copy(model)
     assert model.fusable_head_weight() is model.lm_head.weight
+
+
+@pytest.mark.parametrize("fp32_matmul", [False, True])
+def test_fused_bf16_operands_either_matmul_route(fp32_matmul):
+    """bf16 hidden, fp32 weight under bf16 autocast: the native bf16 GEMM and the fp32-SGEMM route
+    (CPUs without bf16 GEMM) both match the full logits of the same bf16-rounded operands."""
+    gen = torch.Generator().manual_seed(1)
+    hidden = torch.randn(45, 32, generator=gen).bfloat16().requires_grad_()
+    weight = (0.3 * torch.randn(VOCAB, 32, generator=gen)).requires_grad_()
+    targets = _labels()[:, 1:].reshape(-1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, nll, z, count = fused_lm_loss_sums(
+            hidden, weight, targets, 7, softcap=15.0, z_loss_weight=0.1, fp32_matmul=fp32_matmul
+        )
+    loss.backward()
+    assert hidden.grad.dtype == torch.bfloat16 and weight.grad.dtype == torch.float32
+    h, w = hidden.detach().float().requires_grad_(), weight.detach().bfloat16().float().requires_grad_()
+    logits = 15 * torch.tanh((h @ w.T) / 15)
+    ref_nll, ref_z, ref_count = logit_loss_sums(logits, targets, True)
+    (ref_nll + 0.1 * ref_z).backward()
+    torch.testing.assert_close(nll, ref_nll.detach(), rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(z, ref_z.detach(), rtol=1e-2, atol=1e-2)
+    assert int(count) == int(ref_count)
+    torch.testing.assert_close(hidden.grad.float(), h.grad, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(weight.grad, w.grad, rtol=2e-2, atol=2e-2)
