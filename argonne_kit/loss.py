@@ -19,9 +19,18 @@ API (objectives may use the model-side half without importing this module):
   (``logsumexp²``) and token count for hidden states already aligned with their targets; with
   ``chunk_size > 0`` the LM head + softcap + CE run one row-chunk at a time under activation
   checkpointing, so the full ``[N, V]`` logits never exist (forward or backward). Numerically
-  equal to ``chunk_size = 0``.
-- :func:`chunked_causal_lm_loss` — the shifted, chunked version of :func:`causal_lm_loss`
-  (without MTP, which needs the full logits).
+  equal to ``chunk_size = 0``. Works with any head (the generic chunked path), but every chunk's
+  backward recomputes the head and produces its own ``[V, d]`` weight-gradient term, which
+  autograd then sums (benchmarks/chunked_ce.py: 2.2× the full-logits memory at d=3072);
+- :func:`fused_lm_loss_sums` ``(hidden, weight, targets, chunk_size, …)`` — the same sums for a
+  plain linear head ``hidden @ weight.T`` (then the softcap), as one autograd node that computes
+  the gradients chunk by chunk *in its forward* (``grad_hidden`` per chunk, ``grad_weight``
+  accumulated in one buffer) and only scales them in backward: one chunk of logits and one weight
+  gradient alive, no recomputation. The kit's causal LMs pick it over :func:`lm_loss_sums` when
+  their head is a plain ``nn.Linear`` with an ordinary weight
+  (``CausalLMLossMixin.chunked_loss_sums`` in :mod:`argonne_kit.model.hf`);
+- :func:`combine_loss_sums` — ``(nll + w·z, nll, z, count)``, the form both chunked paths return
+  to the model and the clm objective.
 
 ``logits_fn`` is the model's ``logits_from_hidden`` (tied LM head, then softcap). Losses are
 computed in fp32; the z-loss is the mean of ``logsumexp(logits)²`` over supervised tokens
@@ -34,6 +43,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
 IGNORE_INDEX = -100
@@ -81,6 +91,136 @@ def lm_loss_sums(
     return nll, z, count
 
 
+def combine_loss_sums(nll: torch.Tensor, z: torch.Tensor, count: torch.Tensor, z_loss_weight: float):
+    """``(nll + z_loss_weight·z, nll, z, count)`` with ``nll`` and ``z`` detached: the loss sum to
+    differentiate and its parts to report (what :func:`fused_lm_loss_sums` returns)."""
+    loss = nll + z_loss_weight * z if z_loss_weight else nll
+    return loss, nll.detach(), z.detach(), count
+
+
+class _FusedLinearCrossEntropy(torch.autograd.Function):
+    """``(nll + w·z, nll, z)`` of the logits ``softcap(hidden @ weight.T)``, chunk by chunk, the
+    gradients of the first output computed in forward (see :func:`fused_lm_loss_sums`).
+
+    Why one combined differentiable output: the two sums share every chunk's softmax, and the
+    weight gradient is the one large buffer ([V, d]); separate differentiable nll and z outputs
+    would need a second [V, d] buffer (or a second pass) just so a caller could weight them after
+    the fact. Every caller adds them as ``nll + w·z`` anyway, so ``w`` is an argument here and
+    ``nll``/``z`` come back detached, for reporting."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk_size, softcap, z_weight, compute, fp32_matmul, with_grad):
+        need_h = with_grad and ctx.needs_input_grad[0]
+        need_w = with_grad and ctx.needs_input_grad[1]
+        # the operands of every matmul: rounded to the compute dtype as autocast would; on CPUs
+        # without a native bf16/fp16 GEMM then multiplied in fp32 (argonne_kit.model.linear.Linear)
+        operand = torch.float32 if fp32_matmul else compute
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(compute).to(operand)
+            grad_h = torch.empty_like(hidden) if need_h else None  # every row is written
+            grad_w = torch.zeros_like(weight, memory_format=torch.contiguous_format) if need_w else None
+            nll = hidden.new_zeros((), dtype=torch.float32)
+            z = hidden.new_zeros((), dtype=torch.float32)
+            for start in range(0, hidden.size(0), chunk_size):
+                stop = start + chunk_size
+                h = hidden[start:stop].to(compute).to(operand)
+                target = targets[start:stop]
+                keep = (target != IGNORE_INDEX).float()
+                safe = target.clamp(min=0)[:, None]
+                logits = (h @ w.T).to(compute).float()  # fp32 [chunk, V]; may be the matmul's own output
+                if softcap:
+                    capped = logits.div_(softcap).tanh_()  # tanh(z / cap), kept for the chain rule
+                    logits = capped * softcap
+                lse = torch.logsumexp(logits, dim=-1)
+                nll += ((lse - logits.gather(1, safe).squeeze(1)) * keep).sum()
+                if z_weight:
+                    z += (lse.square() * keep).sum()
+                if not (need_h or need_w):
+                    continue
+                # d(nll + w·z)/d logits = softmax·(1 + 2w·lse) − onehot(target), on kept rows
+                grad = logits.sub_(lse[:, None]).exp_()
+                grad.mul_((keep * (1 + 2 * z_weight * lse) if z_weight else keep)[:, None])
+                grad.scatter_add_(1, safe, -keep[:, None])
+                if softcap:
+                    grad.mul_(capped.square_().neg_().add_(1))  # d(cap·tanh(u/cap))/du = 1 − tanh²
+                    del capped
+                d = grad.to(compute).to(operand)
+                del grad, logits
+                if need_h:
+                    grad_h[start:stop] = (d @ w).to(compute)
+                if need_w:
+                    if operand == grad_w.dtype:
+                        grad_w.addmm_(d.T, h)
+                    else:  # low-precision GEMM into fp32 master weights: one chunk's product at a time
+                        grad_w.add_(d.T @ h)
+        ctx.mark_non_differentiable(nll, z)
+        ctx.save_for_backward(grad_h, grad_w)
+        ctx.used = False
+        loss = nll + z_weight * z if z_weight else nll.clone()
+        return loss, nll, z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss, _grad_nll, _grad_z):
+        if ctx.used:  # the buffers below are scaled in place
+            raise RuntimeError("fused_lm_loss_sums: its graph can be backpropagated only once")
+        ctx.used = True
+        grad_h, grad_w = ctx.saved_tensors
+        grad_h = grad_h.mul_(grad_loss) if grad_h is not None else None
+        grad_w = grad_w.mul_(grad_loss) if grad_w is not None else None
+        return grad_h, grad_w, None, None, None, None, None, None, None
+
+
+@torch.compiler.disable  # a Python loop of its own; inductor must not trace it
+def fused_lm_loss_sums(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int,
+    *,
+    softcap: float = 0.0,
+    z_loss_weight: float = 0.0,
+    fp32_matmul: bool = False,
+):
+    """``(loss, nll, z, count)`` for the plain linear head ``weight [V, d]`` (no bias) on
+    ``hidden [..., d]`` against aligned ``targets [...]`` (−100 ignored), chunk by chunk:
+    ``loss = nll + z_loss_weight·z`` is differentiable (to ``hidden`` and ``weight``), ``nll`` (CE
+    sum), ``z`` (sum of ``logsumexp²``, 0 when ``z_loss_weight`` is 0) and ``count`` (kept rows)
+    are detached. Logits are ``softcap·tanh(hidden @ weight.T / softcap)`` (``softcap`` 0 = off).
+
+    Equal to :func:`lm_loss_sums` with that head (up to summation order), but one autograd node
+    owns the weight: its forward scores one chunk of rows at a time and computes that chunk's
+    gradients right away — ``grad_hidden`` rows, and ``grad_weight`` accumulated in one buffer —
+    so backward only scales them by the incoming gradient. Peak memory: one chunk of fp32 logits
+    (two with the softcap) plus the two gradient buffers, which the step needs anyway; the head is
+    not recomputed. The graph can be backpropagated once (``retain_graph`` reuse raises).
+
+    Precision as the full path under autocast: the matmuls take their operands in the autocast
+    dtype (else ``hidden``'s dtype), losses and the softmax are fp32, ``grad_hidden`` comes back
+    in ``hidden``'s dtype and ``grad_weight`` in ``weight``'s (accumulated over chunks in it).
+    ``fp32_matmul`` multiplies those rounded operands in fp32 (for CPUs without a native bf16/fp16
+    GEMM, as :class:`argonne_kit.model.linear.Linear` does).
+
+    Only for an ordinary tensor weight: an FP8 head, a DTensor weight (FSDP2, tensor parallel) or a
+    custom head must use :func:`lm_loss_sums` — the model decides (``chunked_loss_sums``)."""
+    flat = hidden.reshape(-1, hidden.size(-1))
+    flat_targets = targets.reshape(-1)
+    device = flat.device.type
+    compute = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else flat.dtype
+    loss, nll, z = _FusedLinearCrossEntropy.apply(
+        flat,
+        weight,
+        flat_targets,
+        chunk_size,
+        float(softcap or 0.0),
+        float(z_loss_weight),
+        compute,
+        fp32_matmul,
+        torch.is_grad_enabled(),
+    )
+    return loss, nll, z, (flat_targets != IGNORE_INDEX).sum()
+
+
 def shifted_targets(labels: torch.Tensor, shift: int = 1) -> torch.Tensor:
     """``labels[:, shift:]`` padded back to length T with ignored entries, so the targets line
     up with *all* logit rows — no sliced copy of the ``[B, T, V]`` logits is ever made."""
@@ -125,19 +265,3 @@ def multi_token_term(
     if not terms:
         return flat_logits.new_zeros((), dtype=torch.float32)
     return torch.stack(terms).mean()
-
-
-def chunked_causal_lm_loss(
-    hidden: torch.Tensor,
-    logits_fn: Callable[[torch.Tensor], torch.Tensor],
-    labels: torch.Tensor,
-    chunk_size: int,
-    z_loss_weight: float = 0.0,
-) -> torch.Tensor:
-    """:func:`causal_lm_loss` (without MTP) from the final hidden states ``[B, T, d]``, chunked."""
-    nll, z, count = lm_loss_sums(hidden[:, :-1], logits_fn, labels[:, 1:], chunk_size, z_loss_weight > 0)
-    count = count.clamp(min=1)
-    loss = nll / count
-    if z_loss_weight:
-        loss = loss + z_loss_weight * z / count
-    return loss

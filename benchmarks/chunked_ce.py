@@ -5,16 +5,21 @@ final hidden states against a ``[V, d]`` tied head (Qwen3/Argonne vocabulary 151
 
 - ``full logits``: the kit's unchunked path (``logit_loss_sums``, i.e. ``F.cross_entropy`` on the
   full ``[T, V]`` fp32 logits);
-- ``kit chunked``: ``argonne_kit.loss.lm_loss_sums(..., chunk_size=C)`` — the head and CE
-  one row-chunk at a time under activation checkpointing (what ``objective.loss_chunk_size`` runs);
+- ``kit chunked``: what ``objective.loss_chunk_size`` runs for the kit's models
+  (``CausalLMLossMixin.chunked_loss_sums``, here on a plain ``Linear`` head holding the weight),
+  which picks the fused path ``argonne_kit.loss.fused_lm_loss_sums``: one autograd node owns the
+  head weight; its forward scores each chunk and computes the chunk's gradients right away
+  (``grad_hidden`` rows, the weight gradient accumulated into one buffer with ``addmm_``), so the
+  step holds one weight gradient and one chunk of logits and never recomputes the head;
+- ``kit generic chunked``: ``argonne_kit.loss.lm_loss_sums(..., chunk_size=C)`` — the head and CE
+  one row-chunk at a time under activation checkpointing; what the kit keeps for heads the fused
+  path must not bypass (FP8, DTensor weights, custom heads), and what ``loss_chunk_size`` ran for
+  every head before the fused path: every chunk's backward recomputes the head and produces its
+  own ``[V, d]`` weight-gradient term, which autograd sums;
 - ``torchtune-style``: torchtune's ``CEWithChunkedOutputLoss`` method (the head's output split in
   chunks, each upcast and scored separately; every chunk's logits stay alive for backward),
   re-implemented here in a few lines because torchtune 0.6.1 does not import against torchao 0.18
   and the other chunked implementations (cut-cross-entropy, liger-kernel) need triton, i.e. a GPU;
-- ``fused chunked (proposed)``: the fix proposed for the kit's chunked path (:class:`FusedLinearCE`):
-  one autograd node owns the head weight; its forward scores each chunk and accumulates the
-  chunk's weight gradient into one buffer (``addmm_``), so the step holds one weight gradient and
-  one chunk of logits — never a ``[V, d]`` term per chunk for autograd to sum;
 - ``full logits (A/A control)``: the full path again, the noise floor.
 
 Memory: each measurement runs in a fresh process; the same code runs once on small shapes (its
@@ -25,7 +30,7 @@ softmax, their gradients; for chunked paths, the per-chunk weight-gradient terms
 The table shows the growth and the growth beyond the weight gradient. Time: the process CPU clock (``--threads 1``) or wall clock of the same step.
 
     python benchmarks/chunked_ce.py [--vocab 151669] [--hidden 3072] [--seq 1024] [--chunk 1024]
-        [--reps 2] [--threads 1] [--clock cpu|wall] [--control] [--rows "kit chunked,fused chunked (proposed)"]
+        [--reps 2] [--threads 1] [--clock cpu|wall] [--control] [--rows "kit chunked,kit generic chunked"]
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import abba, clock, emit, host_line, peak_rss_mib, ratio_table, rss_mib, run_worker
 
-ROWS = ("full logits", "kit chunked", "torchtune-style", "fused chunked (proposed)", "full logits (A/A control)")
+ROWS = ("full logits", "kit chunked", "kit generic chunked", "torchtune-style", "full logits (A/A control)")
 
 
 def torchtune_style_loss(hidden, weight, targets, num_chunks: int = 8):
@@ -50,42 +55,25 @@ def torchtune_style_loss(hidden, weight, targets, num_chunks: int = 8):
     return total / (targets != -100).sum()
 
 
-class FusedLinearCE:
-    """CE sum of ``hidden @ weight.T`` against ``targets`` (−100 ignored), chunk by chunk, with
-    the gradients computed in the forward: ``grad_hidden`` per chunk and ``grad_weight``
-    accumulated in place, both scaled by the incoming gradient in backward."""
+def kit_head(weight):
+    """A causal-LM head as the kit's models have it (``CausalLMLossMixin`` + a plain ``Linear``
+    ``lm_head``, no softcap) around ``weight`` itself: no copy, its gradient lands on ``weight``."""
+    import torch
 
-    @staticmethod
-    def apply(hidden, weight, targets, chunk: int):
-        import torch
+    from argonne_kit.model.hf import CausalLMLossMixin
+    from argonne_kit.model.linear import Linear
 
-        class _Fn(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, hidden, weight):
-                grad_h, grad_w = torch.empty_like(hidden), torch.zeros_like(weight)
-                total = torch.zeros((), dtype=torch.float32)
-                for start in range(0, hidden.size(0), chunk):
-                    h, t = hidden[start : start + chunk], targets[start : start + chunk]
-                    keep = t != -100
-                    safe = t.clamp(min=0)
-                    logits = (h @ weight.T).float()
-                    lse = torch.logsumexp(logits, dim=-1)
-                    total += ((lse - logits.gather(1, safe[:, None]).squeeze(1)) * keep).sum()
-                    probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place over the logits
-                    probs[torch.arange(t.numel()), safe] -= 1.0  # d(CE sum)/d(logits)
-                    probs.mul_(keep[:, None])
-                    d = probs.to(h.dtype)
-                    grad_h[start : start + chunk] = d @ weight
-                    grad_w.addmm_(d.T, h)
-                ctx.save_for_backward(grad_h, grad_w)
-                return total
+    class Head(CausalLMLossMixin, torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lm_head = Linear(weight.size(1), weight.size(0), bias=False, device="meta")
+            del self.lm_head.weight  # the benchmark's own leaf tensor instead of a Parameter copy
+            self.lm_head.weight = weight
 
-            @staticmethod
-            def backward(ctx, grad_out):
-                grad_h, grad_w = ctx.saved_tensors
-                return grad_h.mul_(grad_out), grad_w.mul_(grad_out)  # own buffers, used once
+        def logits_from_hidden(self, hidden):
+            return self.lm_head(hidden)
 
-        return _Fn.apply(hidden, weight)
+    return Head()
 
 
 def loss_step(row: str, hidden, weight, targets, chunk: int):
@@ -96,9 +84,12 @@ def loss_step(row: str, hidden, weight, targets, chunk: int):
     if row.startswith("full logits"):
         nll, _z, count = logit_loss_sums(F.linear(hidden, weight), targets, False)
         loss = nll / count
-    elif row == "fused chunked (proposed)":
-        loss = FusedLinearCE.apply(hidden, weight, targets, chunk) / (targets != -100).sum()
     elif row == "kit chunked":
+        head = kit_head(weight)
+        assert head.fusable_head_weight() is not None, "the kit would not take the fused path here"
+        loss_sum, _nll, _z, count = head.chunked_loss_sums(hidden, targets, chunk)
+        loss = loss_sum / count
+    elif row == "kit generic chunked":
         nll, _z, count = lm_loss_sums(hidden, lambda h: F.linear(h, weight), targets, chunk, False)
         loss = nll / count
     else:

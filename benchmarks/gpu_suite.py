@@ -8,7 +8,9 @@ Prints, on one GPU:
    linears, compiled) vs the same compiled model in bf16; skipped with the reason when torchao or
    an FP8-capable GPU (compute capability ≥ 8.9) is missing;
 3. chunked cross-entropy memory on the GPU: the allocator's peak of the loss step (LM head + CE,
-   fwd+bwd, vocabulary 151,669) with full logits vs ``lm_loss_sums(chunk_size=…)``;
+   fwd+bwd, vocabulary 151,669) with full logits vs the kit's chunked CE for a plain head
+   (``fused_lm_loss_sums``, what ``objective.loss_chunk_size`` runs) and the generic chunked path
+   (``lm_loss_sums(chunk_size=…)``, kept for FP8 / DTensor / custom heads);
 4. activation-checkpointing cost: step time and peak memory with ``activation_checkpointing`` on
    vs off at the same micro-batch;
 5. tokens/s and MFU at the largest micro-batch that fits (doubling from ``--micro-batch`` with
@@ -191,8 +193,8 @@ def fp8_unavailable(cuda: bool) -> str | None:
 
 
 def chunked_ce_memory(suite: Suite, rows: int, chunk: int) -> None:
-    """Allocator peak of the loss step: full logits vs the kit's chunked CE."""
-    from argonne_kit.loss import lm_loss_sums, logit_loss_sums
+    """Allocator peak of the loss step: full logits vs the kit's chunked CE (fused, generic)."""
+    from argonne_kit.loss import fused_lm_loss_sums, lm_loss_sums, logit_loss_sums
 
     vocab, hidden = (VOCAB, 3072) if suite.cuda else (4096, 64)
     dtype = torch.bfloat16 if suite.cuda else torch.float32
@@ -200,7 +202,7 @@ def chunked_ce_memory(suite: Suite, rows: int, chunk: int) -> None:
     h = torch.randn(rows, hidden, device=suite.device, dtype=dtype).requires_grad_()
     targets = torch.randint(0, vocab, (rows,), device=suite.device)
     results = {}
-    for name in ("full logits", f"chunked ({chunk} rows)"):
+    for name in ("full logits", "fused", "generic"):
         weight.grad = h.grad = None
         suite.free()
         suite.sync()
@@ -210,6 +212,8 @@ def chunked_ce_memory(suite: Suite, rows: int, chunk: int) -> None:
         start = time.perf_counter()
         if name == "full logits":
             nll, _z, count = logit_loss_sums(F.linear(h, weight), targets, False)
+        elif name == "fused":
+            nll, _parts, _z, count = fused_lm_loss_sums(h, weight, targets, chunk)  # z-loss off: loss = nll
         else:
             nll, _z, count = lm_loss_sums(h, lambda x: F.linear(x, weight), targets, chunk, False)
         (nll / count).backward()
@@ -217,17 +221,19 @@ def chunked_ce_memory(suite: Suite, rows: int, chunk: int) -> None:
         seconds = time.perf_counter() - start
         peak = (torch.cuda.max_memory_allocated() - base) / 2**30 if suite.cuda else float("nan")
         results[name] = (peak, seconds)
-    (full_mem, full_s), (chunk_mem, chunk_s) = results.values()
-    memory = (
-        f"peak {full_mem:.2f} vs {chunk_mem:.2f} GiB (ratio {chunk_mem / full_mem:.2f})"
-        if suite.cuda
-        else "memory n/a on CPU (no allocator peak; benchmarks/chunked_ce.py measures RSS)"
-    )
-    print(
-        f"  chunked CE, V={vocab:,} d={hidden} {rows} rows {str(dtype).split('.')[-1]}: {memory}; "
-        f"time {full_s * 1e3:.1f} vs {chunk_s * 1e3:.1f} ms (ratio {chunk_s / full_s:.2f}){suite.tag}",
-        flush=True,
-    )
+    full_mem, full_s = results["full logits"]
+    for name in ("fused", "generic"):
+        chunk_mem, chunk_s = results[name]
+        memory = (
+            f"peak {full_mem:.2f} vs {chunk_mem:.2f} GiB (ratio {chunk_mem / full_mem:.2f})"
+            if suite.cuda
+            else "memory n/a on CPU (no allocator peak; benchmarks/chunked_ce.py measures RSS)"
+        )
+        print(
+            f"  chunked CE {name} ({chunk} rows), V={vocab:,} d={hidden} {rows} rows {str(dtype).split('.')[-1]}: "
+            f"{memory}; time {full_s * 1e3:.1f} vs {chunk_s * 1e3:.1f} ms (ratio {chunk_s / full_s:.2f}){suite.tag}",
+            flush=True,
+        )
 
 
 def main() -> int:

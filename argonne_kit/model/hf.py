@@ -14,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
 from argonne_kit.contracts.attention import AttentionSpec
 from argonne_kit.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
+from argonne_kit.loss import combine_loss_sums, fused_lm_loss_sums, lm_loss_sums
 from argonne_kit.model.attend import default_runtime
 from argonne_kit.model.config import REPORTED_ATTENTION_KEY
+from argonne_kit.model.linear import Linear
 
 #: the kit's backend name → the transformers name it is reported as
 REPORTED_NAMES = {kit: hf for hf, kit in HF_ATTENTION_NAMES.items()}
@@ -107,6 +110,64 @@ class ArgonneHFMixin:
         """``generate`` builds a 4-D mask for compilable caches (StaticCache); these models take
         the ``[batch, keys]`` padding mask and derive causality and windows themselves."""
         return attention_mask
+
+
+class CausalLMLossMixin:
+    """Chunked cross-entropy of the kit's causal LMs (``ArgonneForCausalLM``,
+    ``ArgonneV1ForCausalLM``), which own an ``lm_head`` and ``logits_from_hidden``.
+
+    :meth:`chunked_loss_sums` is the one place that picks the chunked path: the fused one
+    (:func:`argonne_kit.loss.fused_lm_loss_sums`, one chunk of logits and one weight gradient
+    alive) when the head is a plain linear map it can multiply by itself, else the generic one
+    (:func:`argonne_kit.loss.lm_loss_sums`, which calls ``logits_from_hidden`` per chunk and lets
+    autograd differentiate whatever the head is)."""
+
+    def logit_softcap(self) -> float:
+        """The final-logit softcap ``logits_from_hidden`` applies (0 = none)."""
+        return 0.0
+
+    def fusable_head_weight(self) -> torch.Tensor | None:
+        """The head's weight when the fused chunked CE may multiply it directly, else None.
+
+        Only an exact ``nn.Linear`` (or the kit's :class:`Linear`) without bias or hooks, whose
+        weight is an ordinary tensor. Anything else computes its logits in a way the fused path
+        would bypass: torchao's ``Float8Linear`` (an ``nn.Linear`` subclass: FP8 matmuls and
+        scaling), a DTensor weight (FSDP2 shards, tensor-parallel layouts: a plain matmul on the
+        local shard would be wrong), a PEFT/LoRA wrapper or any other custom head module.
+        Decided at each call, on the weight as it is then: the kit's FSDP2 root keeps its gathered
+        (plain) parameters after forward, so the fused path runs there on the full weight and
+        FSDP reduce-scatters the gradient as it does the generic path's."""
+        head = self.lm_head
+        if type(head) not in (nn.Linear, Linear) or head.bias is not None:
+            return None
+        if head._forward_hooks or head._forward_pre_hooks:
+            return None
+        # nn.Parameter keeps a tensor subclass's own type (DTensor, FP8/quantized tensors)
+        return head.weight if type(head.weight) in (nn.Parameter, torch.Tensor) else None
+
+    def chunked_loss_sums(
+        self, hidden: torch.Tensor, targets: torch.Tensor, chunk_size: int, z_loss_weight: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loss, nll, z, count)`` of the final hidden states ``[..., d]`` against aligned
+        ``targets [...]`` (−100 ignored), ``chunk_size`` rows at a time; ``loss = nll +
+        z_loss_weight·z`` is the differentiable sum, ``nll``/``z`` are detached (see
+        :func:`argonne_kit.loss.combine_loss_sums`)."""
+        weight = self.fusable_head_weight()
+        if weight is None:
+            nll, z, count = lm_loss_sums(hidden, self.logits_from_hidden, targets, chunk_size, z_loss_weight > 0)
+            return combine_loss_sums(nll, z, count, z_loss_weight)
+        head = self.lm_head
+        # the kit's Linear multiplies bf16/fp16 in fp32 on CPUs without a native GEMM; follow it
+        fp32_matmul = isinstance(head, Linear) and head._fp32_route(hidden) is not None
+        return fused_lm_loss_sums(
+            hidden,
+            weight,
+            targets,
+            chunk_size,
+            softcap=self.logit_softcap(),
+            z_loss_weight=z_loss_weight,
+            fp32_matmul=fp32_matmul,
+        )
 
 
 def finish_output(output, return_dict: bool | None, config):

@@ -27,7 +27,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from argonne_kit.loss import causal_lm_loss
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneV1Config
-from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
+from argonne_kit.model.hf import ArgonneHFMixin, CausalLMLossMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
 
 INIT_STD = 0.02
@@ -238,8 +238,9 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
         return finish_output(out, return_dict, self.config)
 
 
-class ArgonneV1ForCausalLM(ArgonneV1PreTrainedModel, GenerationMixin):
-    """The 1.x language model: :class:`ArgonneV1Model` under ``model.`` and the untied ``lm_head``."""
+class ArgonneV1ForCausalLM(CausalLMLossMixin, ArgonneV1PreTrainedModel, GenerationMixin):
+    """The 1.x language model: :class:`ArgonneV1Model` under ``model.`` and the untied ``lm_head``
+    (chunked CE: :class:`CausalLMLossMixin`)."""
 
     #: (input, output) embedding keys, for checkpoint loading
     embedding_keys = ("model.token_embedding.weight", "lm_head.weight")

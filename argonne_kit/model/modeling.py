@@ -37,10 +37,10 @@ from transformers.cache_utils import DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from argonne_kit.loss import causal_lm_loss, chunked_causal_lm_loss
+from argonne_kit.loss import causal_lm_loss
 from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
 from argonne_kit.model.config import ArgonneConfig
-from argonne_kit.model.hf import ArgonneHFMixin, finish_output, past_length, score_last_token
+from argonne_kit.model.hf import ArgonneHFMixin, CausalLMLossMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
 from argonne_kit.model.rope import RotaryEmbedding, apply_rotary
 from argonne_kit.model.swiglu import swiglu
@@ -289,9 +289,9 @@ class ArgonneModel(ArgonnePreTrainedModel):
         return finish_output(out, return_dict, self.config)
 
 
-class ArgonneForCausalLM(ArgonnePreTrainedModel, GenerationMixin):
+class ArgonneForCausalLM(CausalLMLossMixin, ArgonnePreTrainedModel, GenerationMixin):
     """The argonne2 language model: :class:`ArgonneModel` under ``model.`` and the tied
-    ``lm_head``, with the final-logit softcap."""
+    ``lm_head``, with the final-logit softcap (chunked CE: :class:`CausalLMLossMixin`)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
     #: (input, output) embedding keys, for checkpoint loading and vocabulary padding
@@ -317,10 +317,14 @@ class ArgonneForCausalLM(ArgonnePreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
+    def logit_softcap(self) -> float:
+        """``config.softcap`` (0 = none)."""
+        return self.config.softcap or 0.0
+
     def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """LM head then the final-logit softcap (if configured) on final hidden states."""
         logits = self.lm_head(hidden)
-        cap = self.config.softcap
+        cap = self.logit_softcap()
         if cap:
             logits = cap * torch.tanh(logits / cap)
         return logits
@@ -373,9 +377,10 @@ class ArgonneForCausalLM(ArgonnePreTrainedModel, GenerationMixin):
             and not (cfg.mtp_loss_weight and cfg.mtp_horizon > 1)
         )
         if chunked:
-            loss = chunked_causal_lm_loss(
-                hidden, self.logits_from_hidden, labels, cfg.loss_chunk_size, cfg.z_loss_weight
+            loss_sum, _, _, count = self.chunked_loss_sums(
+                hidden[:, :-1], labels[:, 1:], cfg.loss_chunk_size, cfg.z_loss_weight
             )
+            loss = loss_sum / count.clamp(min=1)
         elif return_logits or labels is not None:
             kept = hidden[:, -logits_to_keep:] if logits_to_keep and labels is None else hidden
             logits = self.logits_from_hidden(kept)

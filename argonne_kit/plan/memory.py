@@ -98,8 +98,10 @@ def logits_bytes(tokens: int, vocab: int, width: int, low: bool, chunk: int) -> 
     """(saved for backward, extra during the loss backward) of the LM head and cross-entropy.
     Full: the logits (2-byte under autocast, plus its 2-byte head-weight copy) and the fp32
     log-probabilities are saved, and the loss backward holds two fp32 ``[tokens, V]``
-    gradients. Chunked: nothing of size V is saved; one chunk is recomputed in backward (logits,
-    log-probabilities and their gradients)."""
+    gradients. Chunked: nothing of size V is saved; one chunk of logits, log-probabilities and
+    their gradients is alive at a time — recomputed in backward on the generic path, computed in
+    the loss forward on the fused one (plain heads; it needs at most this much: one fp32 chunk,
+    one more with the softcap, and the chunk's gradient in the compute dtype)."""
     if chunk:
         return 0.0, min(chunk, tokens) * vocab * 16.0
     saved = tokens * vocab * ((2 + 4) if low else 8) + (2.0 * vocab * width if low else 0.0)

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 
 import attrs
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
-from argonne_kit.loss import lm_loss_sums, logit_loss_sums, multi_token_term
+from argonne_kit.loss import combine_loss_sums, lm_loss_sums, logit_loss_sums, multi_token_term
+from argonne_kit.model.hf import CausalLMLossMixin
 
 from .sft import logits_fn
 
@@ -39,9 +41,12 @@ class CLMConfig(ComponentConfig):
     """Weight of the z-loss term ``logsumexp(logits)²`` per target token (0 = off)."""
     loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)
     """Target tokens per chunk for chunked cross-entropy: the LM head, softcap and CE run one
-    chunk of hidden states at a time under activation checkpointing, so the full ``[B·T, V]``
-    logits are never materialised. 0 = off (full logits). Supports the z-loss; refuses the MTP
-    term (which needs every row's logits against several targets)."""
+    chunk of hidden states at a time, so the full ``[B·T, V]`` logits are never materialised.
+    0 = off (full logits). With the kit's models and a plain head the chunks' gradients are
+    computed in forward into one weight-gradient buffer (fused, no recomputation); an FP8,
+    sharded (DTensor) or custom head recomputes each chunk in backward (activation
+    checkpointing) — see ``CausalLMLossMixin.chunked_loss_sums``. Supports the z-loss; refuses
+    the MTP term (which needs every row's logits against several targets)."""
     mtp_horizon: int = attrs.field(default=1, validator=_at_least_one)
     """Shifted-logit "multi-token" terms h = 2…H (1 = off): the same logits at t are also scored
     against the token at t+h, each CE divided by h; their mean is added times ``mtp_loss_weight``.
@@ -81,26 +86,36 @@ class CausalLMObjective(Objective):
         ids = batch["input_ids"]
         x, y = ids[:, :-1], ids[:, 1:]
         if self.cfg.loss_chunk_size:
-            # hidden states once; the model's head + CE then run chunk by chunk (recomputed in
-            # backward), never materialising the full logits
+            # hidden states once; the model's head + CE then run chunk by chunk, never
+            # materialising the full logits
             hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
-            nll, z, _ = lm_loss_sums(
-                hidden, _head(model), y, self.cfg.loss_chunk_size, with_z=bool(self.cfg.z_loss_weight)
-            )
+            loss, nll, z, _ = _chunked_loss_sums(model, hidden, y, self.cfg.loss_chunk_size, self.cfg.z_loss_weight)
         else:
             logits = model(input_ids=x).logits
             flat = logits.reshape(-1, logits.size(-1))
-            nll, z, _ = logit_loss_sums(flat, y.reshape(-1), bool(self.cfg.z_loss_weight))
-        loss = nll + self.cfg.z_loss_weight * z if self.cfg.z_loss_weight else nll
-        sums = {"nll": nll.detach()}
+            loss, nll, z, _ = combine_loss_sums(
+                *logit_loss_sums(flat, y.reshape(-1), bool(self.cfg.z_loss_weight)), self.cfg.z_loss_weight
+            )
+        sums = {"nll": nll}
         if self.cfg.z_loss_weight:
-            sums["z_loss"] = z.detach()
+            sums["z_loss"] = z
         if self.cfg.mtp_loss_weight:
             # a per-micro-batch mean like the original's; as a sum it counts once per target token
             mtp = multi_token_term(flat, y, self.cfg.mtp_horizon, y.size(1))
             loss = loss + self.cfg.mtp_loss_weight * mtp * y.numel()
             sums["mtp_loss"] = mtp.detach() * y.numel()
         return ObjectiveOutput(loss_sum=loss, metric_sums=sums)
+
+
+def _chunked_loss_sums(model: torch.nn.Module, hidden, targets, chunk_size: int, z_loss_weight: float):
+    """``(loss, nll, z, count)`` chunked: the kit's causal LMs choose their own path (fused or
+    generic, :meth:`CausalLMLossMixin.chunked_loss_sums`); any other model with
+    ``logits_from_hidden`` (or one wrapped by ``torch.compile``) gets the generic path."""
+    inner = model.module if isinstance(model, DistributedDataParallel) else model
+    if isinstance(inner, CausalLMLossMixin):
+        return inner.chunked_loss_sums(hidden, targets, chunk_size, z_loss_weight)
+    nll, z, count = lm_loss_sums(hidden, _head(model), targets, chunk_size, with_z=z_loss_weight > 0)
+    return combine_loss_sums(nll, z, count, z_loss_weight)
 
 
 def _head(model: torch.nn.Module):

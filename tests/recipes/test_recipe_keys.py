@@ -9,6 +9,7 @@ from __future__ import annotations
 import attrs
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from argonne_kit.model import build_model
 from argonne_kit.recipe.model_sections import Argonne1ModelConfig, Argonne2ModelConfig
@@ -132,16 +133,28 @@ def test_every_clm_field_changes_the_loss_or_the_computation():
     mtp = _clm(mtp_horizon=3, mtp_loss_weight=0.5)(model, batch).loss_sum
     assert not torch.allclose(mtp, base)
     assert not torch.allclose(_clm(mtp_horizon=2, mtp_loss_weight=0.5)(model, batch).loss_sum, mtp)  # horizon
-    # chunked CE: same loss, but the head never sees more than a chunk of rows at once
-    rows = []
-    original = model.logits_from_hidden
-    model.logits_from_hidden = lambda h: rows.append(h.reshape(-1, h.size(-1)).size(0)) or original(h)
-    try:
+    # chunked CE: same loss, but no tensor ever holds more than a chunk of logit rows
+    with _LogitRows() as rows:
         chunked = _clm(loss_chunk_size=10)(model, batch).loss_sum
-    finally:
-        del model.logits_from_hidden
     torch.testing.assert_close(chunked, base)
-    assert max(rows) == 10 and sum(rows) == IDS[:, 1:].numel()
+    assert max(rows.seen) == 10
+    with _LogitRows() as rows:
+        _clm()(model, batch)
+    assert max(rows.seen) == IDS[:, 1:].numel()
+
+
+class _LogitRows(TorchDispatchMode):
+    """Rows of every contiguous ``[..., VOCAB]`` result computed inside the block (logits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[int] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.dim() >= 2 and out.is_contiguous() and out.size(-1) == VOCAB:
+            self.seen.append(out.numel() // VOCAB)
+        return out
 
 
 # -- [schedule] ----------------------------------------------------------------------------------
