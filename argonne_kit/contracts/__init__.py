@@ -20,6 +20,7 @@ PUBLIC_API = (
     "argonne_kit.recipe.convert",
     "argonne_kit.attention",
     "argonne_kit.loss",
+    "argonne_kit.chunked_loss",
     "argonne_kit.kernels",
     "argonne_kit.kernels.inputs",
     "argonne_kit.kernels.math",

@@ -13,12 +13,11 @@ from collections.abc import Mapping
 
 import attrs
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
+from argonne_kit.chunked_loss import model_chunked_loss_sums
 from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
-from argonne_kit.loss import combine_loss_sums, lm_loss_sums, logit_loss_sums, multi_token_term
-from argonne_kit.model.hf import CausalLMLossMixin
+from argonne_kit.loss import combine_loss_sums, logit_loss_sums, multi_token_term
 
 from .sft import logits_fn
 
@@ -89,7 +88,9 @@ class CausalLMObjective(Objective):
             # hidden states once; the model's head + CE then run chunk by chunk, never
             # materialising the full logits
             hidden = model(input_ids=x, output_hidden_states=True, return_logits=False).hidden_states[-1]
-            loss, nll, z, _ = _chunked_loss_sums(model, hidden, y, self.cfg.loss_chunk_size, self.cfg.z_loss_weight)
+            loss, nll, z, _ = model_chunked_loss_sums(
+                model, hidden, y, self.cfg.loss_chunk_size, self.cfg.z_loss_weight, _head(model)
+            )
         else:
             logits = model(input_ids=x).logits
             flat = logits.reshape(-1, logits.size(-1))
@@ -105,17 +106,6 @@ class CausalLMObjective(Objective):
             loss = loss + self.cfg.mtp_loss_weight * mtp * y.numel()
             sums["mtp_loss"] = mtp.detach() * y.numel()
         return ObjectiveOutput(loss_sum=loss, metric_sums=sums)
-
-
-def _chunked_loss_sums(model: torch.nn.Module, hidden, targets, chunk_size: int, z_loss_weight: float):
-    """``(loss, nll, z, count)`` chunked: the kit's causal LMs choose their own path (fused or
-    generic, :meth:`CausalLMLossMixin.chunked_loss_sums`); any other model with
-    ``logits_from_hidden`` (or one wrapped by ``torch.compile``) gets the generic path."""
-    inner = model.module if isinstance(model, DistributedDataParallel) else model
-    if isinstance(inner, CausalLMLossMixin):
-        return inner.chunked_loss_sums(hidden, targets, chunk_size, z_loss_weight)
-    nll, z, count = lm_loss_sums(hidden, _head(model), targets, chunk_size, with_z=z_loss_weight > 0)
-    return combine_loss_sums(nll, z, count, z_loss_weight)
 
 
 def _head(model: torch.nn.Module):

@@ -18,7 +18,7 @@ from train_fixtures import run_cli, write_recipe
 from argonne_kit.model import build_model
 from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 from argonne_kit.train.checkpoint import CHECKPOINTS_DIR, MANIFEST_FILE, checksum_files
-from plugins.parallel import checkpoint
+from argonne_plugins.parallel import checkpoint
 
 #: current name → the name the kit's checkpoints used before
 EARLIER_NAMES = [
