@@ -24,6 +24,7 @@ quickstart: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check argonne_kit plugins tests benchmarks examples
 	$(BIN)/ruff format --check argonne_kit plugins tests benchmarks examples
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q -ra

@@ -124,7 +124,15 @@ class Registry:
                 impl.function(register=register)
         self._plugins[name] = PluginInfo(name, distribution, tuple(collected))
 
-    def _add(self, kind, name, factory, config_cls, plugin, distribution) -> Component:
+    def _add(
+        self,
+        kind: str,
+        name: str,
+        factory: Callable[..., Any],
+        config_cls: type,
+        plugin: str,
+        distribution: Distribution,
+    ) -> Component:
         if kind not in KINDS:
             raise PluginError(
                 f"plugin {plugin!r} from {distribution} registers unknown kind {kind!r}; kinds are {', '.join(KINDS)}"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -74,9 +75,9 @@ class Runtime:
 class Capabilities:
     """What a backend supports. ``check`` turns these into a clear refusal."""
 
-    dtypes: frozenset = frozenset({torch.float32, torch.bfloat16, torch.float16})
-    devices: frozenset = frozenset({"cpu", "cuda"})
-    backward_devices: frozenset = frozenset({"cpu", "cuda"})
+    dtypes: frozenset[torch.dtype] = frozenset({torch.float32, torch.bfloat16, torch.float16})
+    devices: frozenset[str] = frozenset({"cpu", "cuda"})
+    backward_devices: frozenset[str] = frozenset({"cpu", "cuda"})
     window: bool = True
     gqa: bool = True
     decode: bool = True
@@ -142,7 +143,7 @@ class AttentionBackend(ABC):
     ) -> torch.Tensor:
         """Return ``[B, Hq, T, d]`` in q's dtype."""
 
-    def __call__(self, *args, **kwargs) -> torch.Tensor:
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         # Delegates (rather than ``__call__ = forward``) so subclasses overriding ``forward``
         # are callable: an alias would keep pointing at the abstract method.
         return self.forward(*args, **kwargs)

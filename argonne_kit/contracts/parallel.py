@@ -71,7 +71,7 @@ class ParallelStrategy(ABC):
         inner = getattr(model, "module", model)
         return getattr(inner, "_orig_mod", inner)
 
-    def no_sync(self, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+    def no_sync(self, model: torch.nn.Module) -> contextlib.AbstractContextManager[Any]:
         """Context that skips gradient synchronisation (all micro-steps but the last)."""
         return contextlib.nullcontext()
 

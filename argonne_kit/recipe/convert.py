@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -59,11 +60,11 @@ def show(value: Any) -> str:
     return repr(value)
 
 
-def toml_key(field: attrs.Attribute) -> str:
-    return field.metadata.get("key", field.name)
+def toml_key(field: attrs.Attribute[Any]) -> str:
+    return str(field.metadata.get("key", field.name))
 
 
-def _strict(tp: type):
+def _strict(tp: type) -> Callable[[Any, Any], Any]:
     def hook(value: Any, _tp: Any) -> Any:
         ok = isinstance(value, tp) and not (tp is not bool and isinstance(value, bool))
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -82,8 +83,10 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Path, lambda v, _: Path(_strict(str)(v, str)))
     conv.register_unstructure_hook(Path, str)
 
-    def unstructure_attrs(cls):
-        overrides = {f.name: override(rename=toml_key(f)) for f in attrs.fields(cls) if toml_key(f) != f.name}
+    def unstructure_attrs(cls: type) -> Callable[[Any], dict[str, Any]]:
+        overrides: dict[str, Any] = {
+            f.name: override(rename=toml_key(f)) for f in attrs.fields(cls) if toml_key(f) != f.name
+        }
         return make_dict_unstructure_fn(cls, conv, **overrides)
 
     conv.register_unstructure_hook_factory(attrs.has, unstructure_attrs)
@@ -185,9 +188,12 @@ def _failing_field(cls: type, kwargs: dict[str, Any], path: str) -> str:
     return path
 
 
-def _rejects(field: attrs.Attribute, value: Any) -> bool:
+def _rejects(field: attrs.Attribute[Any], value: Any) -> bool:
+    validator = field.validator
+    if validator is None:
+        return False
     try:
-        field.validator(None, field, value)
+        validator(None, field, value)
     except (ValueError, TypeError):
         return True
     except AttributeError:  # a validator that needs the instance cannot be run alone

@@ -169,7 +169,7 @@ def diff_resolved(
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b)
-    return a == b
+    return bool(a == b)
 
 
 def format_changes(changes: list[Change], name_a: str, name_b: str) -> str:

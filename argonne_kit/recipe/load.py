@@ -52,7 +52,7 @@ def read_recipe_file(path: str | Path) -> RawRecipe:
     return RawRecipe(data, origin, path)
 
 
-def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]:
+def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     resolved = path.resolve()
     if resolved in stack:
         chain = " -> ".join(str(p) for p in (*stack, resolved))
@@ -96,8 +96,12 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def deep_merge(
-    base: dict, update: dict, origin: dict | None = None, update_origin: dict | None = None, prefix: str = ""
-) -> dict:
+    base: dict[str, Any],
+    update: dict[str, Any],
+    origin: dict[str, Any] | None = None,
+    update_origin: dict[str, Any] | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
     """Merge ``update`` into ``base`` in place: tables merge key by key, everything else
     (scalars, arrays) is replaced. Provenance of replaced keys follows the update."""
     for key, value in update.items():
@@ -117,7 +121,7 @@ def deep_merge(
     return base
 
 
-def _drop_origin(origin: dict | None, dotted: str) -> None:
+def _drop_origin(origin: dict[str, Any] | None, dotted: str) -> None:
     if origin is None:
         return
     for key in [k for k in origin if k == dotted or k.startswith(dotted + ".")]:
@@ -132,7 +136,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _dotted_keys(data: dict, prefix: str = "") -> list[str]:
+def _dotted_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
     keys = []
     for key, value in data.items():
         dotted = f"{prefix}{key}"

@@ -7,10 +7,12 @@ a released config and the CLI all say the same thing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 
-def _positive(_inst, attribute, value):
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value}")
 

@@ -6,6 +6,8 @@ resolved)`` method on their config class.
 
 from __future__ import annotations
 
+from typing import Any
+
 from argonne_kit.errors import RecipeError
 from argonne_kit.recipe.api import ResolvedRecipe, resolver
 
@@ -19,7 +21,7 @@ def resolve_model(resolved: ResolvedRecipe) -> None:
     """head_dim, KV heads, MLP width and the per-layer attention windows."""
     section = resolved.recipe.model
     cfg = section.config
-    out: dict = {}
+    out: dict[str, Any] = {}
     if section.kind == "argonne2":
         if cfg.hidden_size % cfg.num_attention_heads:
             raise RecipeError(
@@ -59,7 +61,7 @@ def resolve_batch(resolved: ResolvedRecipe) -> None:
     resolved.derived["train"] = out
 
 
-def batch_math(total_batch_tokens: int | None, micro_batch_size: int, seq_len: int, dp_world: int) -> dict:
+def batch_math(total_batch_tokens: int | None, micro_batch_size: int, seq_len: int, dp_world: int) -> dict[str, Any]:
     """Tokens per micro-step over all ranks and the accumulation steps; refuses a token batch
     that the micro-batches do not divide (prints requested vs what is possible)."""
     per_micro = micro_batch_size * seq_len * dp_world

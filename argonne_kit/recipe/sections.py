@@ -6,23 +6,23 @@ Every optional field defaults to None (TOML has no null; see ``convert.unstructu
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
 
-def _positive(_inst, attribute, value):
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not (math.isfinite(value) and value > 0):
         finite = "" if math.isfinite(value) else " and finite"
         raise ValueError(f"{attribute.name} must be > 0{finite}, got {value}")
 
 
-def _unit_interval(_inst, attribute, value):
+def _unit_interval(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not (math.isfinite(value) and 0 < value <= 1):
         raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
 
 
-def _non_negative(_inst, attribute, value):
+def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not (math.isfinite(value) and value >= 0):
         finite = "" if math.isfinite(value) else " and finite"
         raise ValueError(f"{attribute.name} must be >= 0{finite}, got {value}")
@@ -201,7 +201,7 @@ class EvalConfig:
     six built-in prompts."""
     probe_every: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
     """Also probe every this many optimizer steps; None = only before and after training."""
-    probe_max_new_tokens: int = attrs.field(default=160, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    probe_max_new_tokens: int = attrs.field(default=160, validator=attrs.validators.gt(0))
     """Tokens generated per answer at most (the original used 160)."""
     probe_system: str | None = None
     """An optional system message put before every prompt."""

@@ -159,8 +159,10 @@ def test_cot_allow_non_reasoning_and_source_column(make_source, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ultrachat", "cot"])
-def test_chat_keys_shared_by_ultrachat_and_cot(make_source, tokenizer, tmp_path, kind):
+def test_chat_keys_shared_by_ultrachat_and_cot(make_source, tokenizer, tmp_path, kind, monkeypatch):
     """mask, think_scaffold, chat_template and packing: the same code for both sources."""
+    # chat_template sets the run's tokenizer template (the export ships it); this tokenizer is shared
+    monkeypatch.setattr(tokenizer, "chat_template", tokenizer.chat_template)
     answer = "<think>\nadd\n</think>\n\nFour." if kind == "cot" else "Four."
     row = {
         "messages": [
