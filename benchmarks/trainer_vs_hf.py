@@ -100,7 +100,9 @@ progress = "plain"
 
 
 def write_tokens(directory: Path, tokens: int, vocab: int) -> Path:
-    """A seeded random uint32 token shard: identical on both sides, no tokenizer needed."""
+    """A seeded random uint32 token shard, identical on both sides. Ids stay below ``vocab``, the
+    run's tokenizer's size (the kit refuses ids its tokenizer cannot produce); the models keep
+    their 16,384-row vocabulary, so the LM head and the loss cost the same."""
     import numpy as np
 
     from argonne_kit.data.shards import write_shard
@@ -307,9 +309,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         # the data plugin needs every window of every step (plus one token of overlap)
-        write_tokens(
-            workdir / "data", (args.warmup + args.steps + 1) * args.batch * (args.seq + 1) + 1, SHAPE["vocab_size"]
-        )
+        from argonne_kit.data.tokenizer import load_tokenizer
+
+        tokenizer_size = len(load_tokenizer(None)[0])  # the embedded tokenizer the kit's recipe uses
+        write_tokens(workdir / "data", (args.warmup + args.steps + 1) * args.batch * (args.seq + 1) + 1, tokenizer_size)
         for rep, name in abba(names, args.reps):
             result = run_worker(__file__, worker_args(args) + ["--job", name, "--workdir", tmp], args.threads)
             rates[name].append(tokens / result["seconds"])
