@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from argonne_kit.loss import combine_loss_sums, lm_loss_sums
+from argonne_kit.loss import generic_chunked_loss_sums
 
 
 def model_chunked_loss_sums(
@@ -24,11 +24,10 @@ def model_chunked_loss_sums(
     """``(loss, nll, z, count)`` of ``hidden`` against aligned ``targets``, ``chunk_size`` rows at a
     time. The kit's causal LMs (DDP unwrapped) choose their own path — fused where their head
     allows it (``CausalLMLossMixin.chunked_loss_sums``); any other model gets the generic path
-    (:func:`argonne_kit.loss.lm_loss_sums`) through ``logits_fn``, its hidden→logits map."""
+    (:func:`argonne_kit.loss.generic_chunked_loss_sums`) through ``logits_fn``, its hidden→logits map."""
     from argonne_kit.model.hf import CausalLMLossMixin  # the model package imports transformers: on use
 
     inner = model.module if isinstance(model, DistributedDataParallel) else model
     if isinstance(inner, CausalLMLossMixin):
         return inner.chunked_loss_sums(hidden, targets, chunk_size, z_loss_weight)
-    nll, z, count = lm_loss_sums(hidden, logits_fn, targets, chunk_size, z_loss_weight > 0)
-    return combine_loss_sums(nll, z, count, z_loss_weight)
+    return generic_chunked_loss_sums(hidden, logits_fn, targets, chunk_size, z_loss_weight)

@@ -30,7 +30,8 @@ API (objectives may use the model-side half without importing this module):
   their head is a plain ``nn.Linear`` with an ordinary weight
   (``CausalLMLossMixin.chunked_loss_sums`` in :mod:`argonne_kit.model.hf`);
 - :func:`combine_loss_sums` — ``(nll + w·z, nll, z, count)``, the form both chunked paths return
-  to the model and the clm objective.
+  to the model and the clm objective; :func:`generic_chunked_loss_sums` is :func:`lm_loss_sums`
+  in that form.
 
 ``logits_fn`` is the model's ``logits_from_hidden`` (tied LM head, then softcap). Losses are
 computed in fp32; the z-loss is the mean of ``logsumexp(logits)²`` over supervised tokens
@@ -96,6 +97,19 @@ def combine_loss_sums(nll: torch.Tensor, z: torch.Tensor, count: torch.Tensor, z
     differentiate and its parts to report (what :func:`fused_lm_loss_sums` returns)."""
     loss = nll + z_loss_weight * z if z_loss_weight else nll
     return loss, nll.detach(), z.detach(), count
+
+
+def generic_chunked_loss_sums(
+    hidden: torch.Tensor,
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor,
+    chunk_size: int,
+    z_loss_weight: float,
+):
+    """:func:`lm_loss_sums` for any head, returned as :func:`fused_lm_loss_sums` returns:
+    ``(nll + z_loss_weight·z, nll, z, count)``."""
+    nll, z, count = lm_loss_sums(hidden, logits_fn, targets, chunk_size, z_loss_weight > 0)
+    return combine_loss_sums(nll, z, count, z_loss_weight)
 
 
 class _FusedLinearCrossEntropy(torch.autograd.Function):

@@ -20,7 +20,7 @@ from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
 from argonne_kit.contracts.attention import AttentionSpec
 from argonne_kit.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
-from argonne_kit.loss import combine_loss_sums, fused_lm_loss_sums, lm_loss_sums
+from argonne_kit.loss import fused_lm_loss_sums, generic_chunked_loss_sums
 from argonne_kit.model.attend import default_runtime
 from argonne_kit.model.config import REPORTED_ATTENTION_KEY
 from argonne_kit.model.linear import Linear
@@ -151,11 +151,10 @@ class CausalLMLossMixin:
         """``(loss, nll, z, count)`` of the final hidden states ``[..., d]`` against aligned
         ``targets [...]`` (−100 ignored), ``chunk_size`` rows at a time; ``loss = nll +
         z_loss_weight·z`` is the differentiable sum, ``nll``/``z`` are detached (see
-        :func:`argonne_kit.loss.combine_loss_sums`)."""
+        :func:`argonne_kit.loss.fused_lm_loss_sums`)."""
         weight = self.fusable_head_weight()
         if weight is None:
-            nll, z, count = lm_loss_sums(hidden, self.logits_from_hidden, targets, chunk_size, z_loss_weight > 0)
-            return combine_loss_sums(nll, z, count, z_loss_weight)
+            return generic_chunked_loss_sums(hidden, self.logits_from_hidden, targets, chunk_size, z_loss_weight)
         head = self.lm_head
         # the kit's Linear multiplies bf16/fp16 in fp32 on CPUs without a native GEMM; follow it
         fp32_matmul = isinstance(head, Linear) and head._fp32_route(hidden) is not None
