@@ -165,7 +165,7 @@ class ModelSource:
 
         resolved = self._require_recipe()
         tokenizer = self._recipe_tokenizer(resolved)
-        model = build_model(resolved.recipe.model, resolved.derived, len(tokenizer))
+        model = build_model(resolved.recipe.model, len(tokenizer))
         set_special_ids(model.config, tokenizer)
         single = get_registry().get("parallel", "single")
         strategy = single.factory(single.config_cls())

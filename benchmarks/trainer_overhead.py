@@ -85,7 +85,7 @@ def bare_step_time(resolved, warmup: int, steps: int) -> float:
     train = recipe.train
     tokenizer, _ = load_tokenizer(None)
     torch.manual_seed(train.seed)
-    model = build_model(recipe.model, resolved.derived, len(tokenizer))
+    model = build_model(recipe.model, len(tokenizer))
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=recipe.optim.lr,

@@ -18,6 +18,14 @@ import logging
 
 from transformers import PreTrainedConfig
 
+from argonne_kit.model_shape import (
+    ARGONNE1_DEFAULTS,
+    ARGONNE2_DEFAULTS,
+    derive_argonne1_shape,
+    derive_argonne2_shape,
+    effective_window,
+)
+
 log = logging.getLogger(__name__)
 
 #: legacy alias → modern field of ``ArgonneConfig``
@@ -29,42 +37,31 @@ LEGACY_ALIASES = {
 }
 
 #: Defaults of the fields that legacy aliases can supply (None in the dataclass marks "not given").
-_ALIASED_DEFAULTS = {
-    "hidden_size": 3072,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 12,
-    "max_position_embeddings": 1024,
-}
+_ALIASED_DEFAULTS = {field: ARGONNE2_DEFAULTS[field] for field in LEGACY_ALIASES.values()}
 
 
 #: config attribute holding the ``attn_implementation`` the model last reported (not saved)
 REPORTED_ATTENTION_KEY = "_argonne_reported_attention"
 
 
-def round_up(value: int, multiple: int) -> int:
-    """Smallest multiple of ``multiple`` that is ≥ ``value``."""
-    return (value + multiple - 1) // multiple * multiple
-
-
-def default_intermediate_size(hidden_size: int) -> int:
-    """The 2.0/2.5 MLP width rule: round_up_256(int(8·d/3)) (11,008 for d=4080, original.md §1.3)."""
-    return round_up(int(8 * hidden_size / 3), 256)
-
-
 class ArgonneConfig(PreTrainedConfig):
     """Config of the argonne2 family (2.0, 2.5, 3.0, 3.5, 4.0).
 
-    Defaults are those of the original ``ArgonneConfig`` at HEAD (the 3.0 shape, original.md §2.1).
+    Defaults are the recipe ``[model]`` section's (:data:`argonne_kit.model_shape.ARGONNE2_DEFAULTS`,
+    the 3.0 shape) and the shape is derived by the same rules
+    (:func:`argonne_kit.model_shape.derive_argonne2_shape`), so a recipe and its model agree.
     ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads`` and
     ``max_position_embeddings`` default to ``None`` only to tell "not given" from "given" while
     legacy aliases are read; after construction they hold 3072 / 24 / 12 / 1024 when neither
-    the field nor its alias was given.
+    the field nor its alias was given. ``num_key_value_heads`` and ``intermediate_size`` given as
+    None are derived (half the heads; round_up_256(int(8·d/3))).
 
-    Note on the local window: released 3.0/3.5 configs advertise
-    ``interleaved_local_attention: true, local_attention_window: 256`` although no Argonne
-    pretrain ever ran with it (original.md §2.7, D-4). This config honours whatever it says, on every
-    backend; to reproduce those weights' training conditions set
-    ``interleaved_local_attention=False``.
+    The original class defaulted to 4 KV heads, an 8,192-wide MLP and
+    ``interleaved_local_attention: true, local_attention_window: 256``; released config files
+    state all of these, so the defaults only matter for configs written by hand. The local
+    window is off by default because no Argonne pretrain ever ran with it although released
+    3.0/3.5 configs advertise it (D-4); this config honours whatever a file says, on every
+    backend.
     """
 
     model_type = "argonne2"
@@ -73,33 +70,33 @@ class ArgonneConfig(PreTrainedConfig):
     hidden_size: int | None = None
     num_hidden_layers: int | None = None
     num_attention_heads: int | None = None
-    num_key_value_heads: int | None = 4
-    intermediate_size: int | None = 8192
+    num_key_value_heads: int | None = ARGONNE2_DEFAULTS["num_key_value_heads"]
+    intermediate_size: int | None = ARGONNE2_DEFAULTS["intermediate_size"]
     max_position_embeddings: int | None = None
     attention_dropout: float = 0.0
     hidden_dropout: float = 0.0
-    rms_norm_eps: float = 1e-6
-    rope_theta: float = 1e6
+    rms_norm_eps: float = ARGONNE2_DEFAULTS["rms_norm_eps"]
+    rope_theta: float = ARGONNE2_DEFAULTS["rope_theta"]
     sliding_window: int | None = None
     use_flash_attention: bool = True
     use_gradient_checkpointing: bool = False
-    qk_norm: bool = True
-    v_norm: bool = True
-    sandwich_norm: bool = True
+    qk_norm: bool = ARGONNE2_DEFAULTS["qk_norm"]
+    v_norm: bool = ARGONNE2_DEFAULTS["v_norm"]
+    sandwich_norm: bool = ARGONNE2_DEFAULTS["sandwich_norm"]
     z_loss_weight: float = 0.0
     mtp_horizon: int = 1
     mtp_loss_weight: float = 0.0
-    interleaved_local_attention: bool = True
-    local_attention_window: int | None = 256
-    final_logit_softcapping: float | None = 15.0
+    interleaved_local_attention: bool = ARGONNE2_DEFAULTS["interleaved_local_attention"]
+    local_attention_window: int | None = ARGONNE2_DEFAULTS["local_attention_window"]
+    final_logit_softcapping: float | None = ARGONNE2_DEFAULTS["final_logit_softcapping"]
     """Final logits ← c·tanh(logits/c) (3.0 on); None or 0 = off (2.x). The name TRL and Gemma
     read, so TRL's fused log-prob head applies it too. Older exports call it ``logit_softcap``,
     which is read as this field."""
-    swiglu_clamp: float | None = 65504.0
+    swiglu_clamp: float | None = ARGONNE2_DEFAULTS["swiglu_clamp"]
     """Clamp of the MLP gate/up projections to ±value before SwiGLU (the original's fp16 guard,
     always on in the original model); None or 0 = off (as in Qwen3 and Llama)."""
     loss_chunk_size: int = 0
-    tie_word_embeddings: bool = True
+    tie_word_embeddings: bool = ARGONNE2_DEFAULTS["tie_word_embeddings"]
     attention_bias: bool = False
     mlp_bias: bool = False
     pad_token_id: int | None = None
@@ -119,21 +116,10 @@ class ArgonneConfig(PreTrainedConfig):
         for name, default in _ALIASED_DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, default)
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"num_attention_heads {self.num_attention_heads} does not divide hidden_size {self.hidden_size}"
-            )
-        if self.num_key_value_heads is None:
-            self.num_key_value_heads = max(1, self.num_attention_heads // 2)
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(
-                f"num_key_value_heads {self.num_key_value_heads} does not divide "
-                f"num_attention_heads {self.num_attention_heads}"
-            )
-        if self.intermediate_size is None:
-            self.intermediate_size = default_intermediate_size(self.hidden_size)
-        if self.local_attention_window is not None and self.local_attention_window <= 0:
-            self.local_attention_window = None
+        shape = self.derived_shape()
+        self.num_key_value_heads = shape["num_key_value_heads"]
+        self.intermediate_size = shape["intermediate_size"]
+        self.local_attention_window = effective_window(self.local_attention_window)
         self.mtp_horizon = max(1, int(self.mtp_horizon))
         if self.pad_token_id is None and isinstance(self.eos_token_id, int):
             self.pad_token_id = self.eos_token_id
@@ -167,11 +153,22 @@ class ArgonneConfig(PreTrainedConfig):
         """The final-logit softcap, or None when off (0 or None)."""
         return self.final_logit_softcapping
 
+    def derived_shape(self) -> dict:
+        """head_dim, KV heads, MLP width and per-layer windows, by the rules the recipe uses."""
+        return derive_argonne2_shape(
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            num_key_value_heads=self.num_key_value_heads,
+            intermediate_size=self.intermediate_size,
+            interleaved_local_attention=self.interleaved_local_attention,
+            local_attention_window=self.local_attention_window,
+        )
+
     def layer_windows(self) -> list[int | None]:
-        """Attention window per block: odd blocks get ``local_attention_window`` when
-        ``interleaved_local_attention`` is on, every other block is full causal (original.md §2.7)."""
-        window = self.local_attention_window if self.interleaved_local_attention else None
-        return [window if i % 2 == 1 else None for i in range(self.num_hidden_layers)]
+        """Attention window per block (None = full causal): odd blocks get
+        ``local_attention_window`` when ``interleaved_local_attention`` is on (original.md §2.7)."""
+        return [window or None for window in self.derived_shape()["layer_windows"]]
 
 
 def _apply_legacy_aliases(config: ArgonneConfig, kwargs: dict) -> None:
@@ -194,8 +191,9 @@ def _apply_legacy_aliases(config: ArgonneConfig, kwargs: dict) -> None:
 class ArgonneV1Config(PreTrainedConfig):
     """Config of the GPT-2-style 1.x models (Argonne 1.0 / 1.5), field names as released.
 
-    Defaults are the original class defaults (12000/2048/24/24/1296/0.1); the released 1.0 used
-    12 layers and 12 heads, 1.5 16 and 16. The HF-standard names (``hidden_size``,
+    Defaults are the recipe section's (:data:`argonne_kit.model_shape.ARGONNE1_DEFAULTS`, the
+    released 1.0 shape: 12 layers and 12 heads; 1.5 used 16 and 16; the original class said 24
+    and 24), with the 1.x tokenizer's 12,000 rows. The HF-standard names (``hidden_size``,
     ``num_hidden_layers``, ``num_attention_heads``, ``max_position_embeddings``) read the 1.x
     fields so generation utilities work.
     """
@@ -209,11 +207,11 @@ class ArgonneV1Config(PreTrainedConfig):
     }
 
     vocab_size: int = 12000
-    block_size: int = 2048
-    n_layer: int = 24
-    n_head: int = 24
-    n_embd: int = 1296
-    dropout: float = 0.1
+    block_size: int = ARGONNE1_DEFAULTS["block_size"]
+    n_layer: int = ARGONNE1_DEFAULTS["n_layer"]
+    n_head: int = ARGONNE1_DEFAULTS["n_head"]
+    n_embd: int = ARGONNE1_DEFAULTS["n_embd"]
+    dropout: float = ARGONNE1_DEFAULTS["dropout"]
     use_flash_attn: bool = True
     tie_word_embeddings: bool = False
     pad_token_id: int | None = None
@@ -223,8 +221,7 @@ class ArgonneV1Config(PreTrainedConfig):
     """Registered attention backend name; ``use_flash_attn`` (1.5) is read but superseded."""
 
     def __post_init__(self, **kwargs):
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_head {self.n_head} does not divide n_embd {self.n_embd}")
+        derive_argonne1_shape(n_embd=self.n_embd, n_head=self.n_head)  # refuses heads that do not divide
         if self.tie_word_embeddings:
             raise ValueError("Argonne 1.x has an untied head (tie_word_embeddings must be false)")
         super().__post_init__(**kwargs)

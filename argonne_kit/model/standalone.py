@@ -24,7 +24,7 @@ CONFIG_FILE = "configuration_argonne.py"
 MODELING_FILE = "modeling_argonne.py"
 
 #: modules of configuration_argonne.py
-CONFIG_MODULES = ("argonne_kit.model.config",)
+CONFIG_MODULES = ("argonne_kit.model_shape", "argonne_kit.model.config")
 #: modules of modeling_argonne.py, each after the modules it imports
 MODELING_MODULES = (
     "argonne_kit.errors",

@@ -38,12 +38,12 @@ class ParamCounts:
         return self.total - (self.vocab_rows - self.vocab_unpadded) * per_row * (1 + heads)
 
 
-def build_meta_model(section, derived: dict | None, vocab_size: int | None) -> torch.nn.Module:
+def build_meta_model(section, vocab_size: int | None) -> torch.nn.Module:
     """The recipe's model with meta tensors (no memory)."""
     from argonne_kit.model import build_model
 
     with torch.device("meta"):
-        return build_model(section, derived, vocab_size)
+        return build_model(section, vocab_size)
 
 
 def count_parameters(model: torch.nn.Module, vocab_unpadded: int) -> ParamCounts:

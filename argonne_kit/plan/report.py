@@ -165,7 +165,7 @@ def make_plan(
     if section_vocab is None and vocab_size is None:
         raise RecipeError(f"{resolved.source}: model.vocab_size comes from the tokenizer; give its length")
     # the recipe's own vocab_size wins; ``vocab_size`` stands in for the tokenizer's length
-    model = build_meta_model(recipe.model, resolved.derived.get("model"), None if section_vocab else vocab_size)
+    model = build_meta_model(recipe.model, None if section_vocab else vocab_size)
     config_vocab = section_vocab or vocab_size
     params = count_parameters(model, config_vocab)
     shape = model_shape(model)

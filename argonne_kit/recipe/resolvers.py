@@ -12,41 +12,11 @@ from argonne_kit.errors import RecipeError
 from argonne_kit.recipe.api import ResolvedRecipe, resolver
 
 
-def round_up(value: int, multiple: int) -> int:
-    return (value + multiple - 1) // multiple * multiple
-
-
 @resolver
 def resolve_model(resolved: ResolvedRecipe) -> None:
-    """head_dim, KV heads, MLP width and the per-layer attention windows."""
-    section = resolved.recipe.model
-    cfg = section.config
-    out: dict[str, Any] = {}
-    if section.kind == "argonne2":
-        if cfg.hidden_size % cfg.num_attention_heads:
-            raise RecipeError(
-                f"model.num_attention_heads: {cfg.num_attention_heads} does not divide hidden_size {cfg.hidden_size}"
-            )
-        kv = cfg.num_key_value_heads or max(1, cfg.num_attention_heads // 2)
-        if cfg.num_attention_heads % kv:
-            raise RecipeError(
-                f"model.num_key_value_heads: {kv} does not divide num_attention_heads {cfg.num_attention_heads}"
-            )
-        out["head_dim"] = cfg.hidden_size // cfg.num_attention_heads
-        out["num_key_value_heads"] = kv
-        out["intermediate_size"] = cfg.intermediate_size or round_up(int(8 * cfg.hidden_size / 3), 256)
-        window = cfg.local_attention_window if (cfg.local_attention_window or 0) > 0 else None
-        if cfg.interleaved_local_attention and window is None:
-            raise RecipeError("model.interleaved_local_attention: true needs local_attention_window > 0")
-        windows = [
-            window if (cfg.interleaved_local_attention and i % 2 == 1) else 0 for i in range(cfg.num_hidden_layers)
-        ]
-        out["layer_windows"] = windows  # 0 = full causal attention
-    else:
-        if cfg.n_embd % cfg.n_head:
-            raise RecipeError(f"model.n_head: {cfg.n_head} does not divide n_embd {cfg.n_embd}")
-        out["head_dim"] = cfg.n_embd // cfg.n_head
-    resolved.derived["model"] = out
+    """The model's derived shape (head_dim, KV heads, MLP width, per-layer windows…), as its kind's
+    config derives it."""
+    resolved.derived["model"] = resolved.recipe.model.config.derive()
 
 
 @resolver
@@ -87,9 +57,8 @@ def check_context(resolved: ResolvedRecipe) -> None:
     is checked when that model is read."""
     if resolved.recipe.init.from_ is not None:
         return
-    section, seq_len = resolved.recipe.model, resolved.recipe.train.seq_len
-    key = "max_position_embeddings" if section.kind == "argonne2" else "block_size"
-    context = section.config.max_position_embeddings if section.kind == "argonne2" else section.config.block_size
+    seq_len = resolved.recipe.train.seq_len
+    key, context = resolved.recipe.model.config.context()
     if seq_len > context:
         raise RecipeError(
             f"train.seq_len: {seq_len} exceeds the model's context (model.{key} = {context}); "

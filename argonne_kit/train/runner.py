@@ -363,7 +363,7 @@ class Run:
     def _new_model(self) -> torch.nn.Module:
         from argonne_kit.model import build_model
 
-        model = build_model(self.recipe.model, self.resolved.derived, len(self.tokenizer))
+        model = build_model(self.recipe.model, len(self.tokenizer))
         attention = self.recipe.attention
         backend = None if attention.kind == "auto" else self._component("attention", attention)
         model.set_attention_backend(attention.kind, backend)

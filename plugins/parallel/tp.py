@@ -75,12 +75,8 @@ class TPConfig(ParallelConfig):
         if degree is None:
             return
         model = resolved.derived.get("model", {})
-        cfg = resolved.recipe.model.config
-        for what, value in (
-            ("num_attention_heads", getattr(cfg, "num_attention_heads", None)),
-            ("num_key_value_heads", model.get("num_key_value_heads")),
-            ("intermediate_size", model.get("intermediate_size")),
-        ):
+        for what in ("num_attention_heads", "num_key_value_heads", "intermediate_size"):
+            value = model.get(what)
             if value is not None and value % degree:
                 raise RecipeError(
                     f"parallel.degree: tensor-parallel degree {degree} does not divide model.{what} ({value})"

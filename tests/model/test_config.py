@@ -9,22 +9,61 @@ import torch
 
 from argonne_kit.model import ArgonneConfig, ArgonneForCausalLM, ArgonneV1Config
 from argonne_kit.model.config import LEGACY_ALIASES
+from argonne_kit.model_shape import ARGONNE2_DEFAULTS
+from argonne_kit.recipe.model_sections import Argonne2ModelConfig
 
 
-def test_defaults_are_the_original_head_defaults():
+def test_defaults_are_the_recipe_sections_and_derived_by_its_rules():
     cfg = ArgonneConfig()
     assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (
         3072,
         24,
         12,
-        4,
+        6,
     )
     assert (cfg.intermediate_size, cfg.max_position_embeddings, cfg.rope_theta) == (8192, 1024, 1e6)
-    assert cfg.layer_windows()[:4] == [None, 256, None, 256]
+    assert cfg.layer_windows() == [None] * 24  # the advertised-but-never-trained window is off (D-4)
+    # one set of defaults, read by the recipe section and the HF config alike
+    section, derived = Argonne2ModelConfig(), {"num_key_value_heads": 6, "intermediate_size": 8192}
+    for name, value in ARGONNE2_DEFAULTS.items():
+        assert getattr(section, "logit_softcap" if name == "final_logit_softcapping" else name) == value, name
+        assert getattr(cfg, name) == derived.get(name, value), name
+    # the original class's defaults (4 KV heads, window 256 on odd layers) when a config states them
+    original = ArgonneConfig(num_key_value_heads=4, interleaved_local_attention=True, local_attention_window=256)
+    assert original.num_key_value_heads == 4 and original.layer_windows()[:4] == [None, 256, None, 256]
     assert ArgonneConfig(num_key_value_heads=None, num_attention_heads=14, hidden_size=1792).num_key_value_heads == 7
     assert ArgonneConfig(intermediate_size=None, hidden_size=4080, num_attention_heads=24).intermediate_size == 11008
-    assert ArgonneConfig(local_attention_window=0).layer_windows() == [None] * 24
+    assert ArgonneConfig(interleaved_local_attention=True, local_attention_window=0).layer_windows() == [None] * 24
     assert ArgonneConfig(eos_token_id=5).pad_token_id == 5
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"hidden_size": 1792, "num_attention_heads": 14, "num_hidden_layers": 3},
+        {"hidden_size": 4080, "num_attention_heads": 24, "num_key_value_heads": 8, "num_hidden_layers": 5},
+        {"hidden_size": 64, "num_attention_heads": 4, "interleaved_local_attention": True, "local_attention_window": 8},
+        {"hidden_size": 96, "num_attention_heads": 6, "intermediate_size": 200, "num_hidden_layers": 2},
+    ],
+)
+def test_the_recipe_and_the_model_derive_the_same_shape(fields):
+    section = Argonne2ModelConfig(**fields)
+    derived = section.derive()
+    config = section.hf_config(vocab_size=100)
+    model_windows = [w or 0 for w in config.layer_windows()]
+    assert derived == {
+        "head_dim": config.head_dim,
+        "num_attention_heads": config.num_attention_heads,
+        "num_key_value_heads": config.num_key_value_heads,
+        "intermediate_size": config.intermediate_size,
+        "layer_windows": model_windows,
+    }
+    with torch.device("meta"):
+        model = section.model_class()(config)
+    block = model.model.layers[0]
+    assert block.attn.k_proj.weight.shape[0] == derived["num_key_value_heads"] * derived["head_dim"]
+    assert block.mlp.gate_proj.weight.shape[0] == derived["intermediate_size"]
 
 
 def test_stale_block_size_never_caps_context(caplog):

@@ -30,7 +30,7 @@ STATE_DICT_ENTRIES = {"argonne1_0": 209, "argonne1_5": 277, "argonne3_0": 339, "
 def _build(name: str):
     resolved = resolve_recipe(BASES / f"{name}.toml")
     with torch.device("meta"):
-        return build_model(resolved.recipe.model, resolved.derived["model"])
+        return build_model(resolved.recipe.model)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -98,21 +98,18 @@ def test_released_key_names_1_0():
 def test_vocab_padding_and_tokenizer_length():
     resolved = resolve_recipe(BASES / "argonne3_5.toml", ["model.pad_vocab_to_multiple_of=128"])
     with torch.device("meta"):
-        model = build_model(resolved.recipe.model, resolved.derived["model"], vocab_size=151_669)
+        model = build_model(resolved.recipe.model, vocab_size=151_669)
     assert model.config.vocab_size == 151_680
     # training-time count with the FP8 padding (original.md §1.6)
     assert sum(p.numel() for p in model.parameters()) == 2_882_196_480
 
 
-def test_build_model_checks_tokenizer_length_and_derived_values():
+def test_build_model_checks_tokenizer_length():
     from argonne_kit.errors import RecipeError
 
     resolved = resolve_recipe(BASES / "argonne2_5.toml")
     with torch.device("meta"):
         with pytest.raises(RecipeError, match="model.vocab_size"):
-            build_model(resolved.recipe.model, resolved.derived, vocab_size=151_670)
-        bad = {"model": dict(resolved.derived["model"], intermediate_size=123)}
-        with pytest.raises(RecipeError, match="intermediate_size"):
-            build_model(resolved.recipe.model, bad)
-        model = build_model(resolved.recipe.model, resolved.derived, vocab_size=151_000, eos_token_id=7)
+            build_model(resolved.recipe.model, vocab_size=151_670)
+        model = build_model(resolved.recipe.model, vocab_size=151_000, eos_token_id=7)
     assert model.config.vocab_size == 151_669 and model.config.eos_token_id == 7

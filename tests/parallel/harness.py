@@ -33,6 +33,7 @@ def build_model() -> torch.nn.Module:
         num_key_value_heads=2,
         intermediate_size=128,
         max_position_embeddings=64,
+        interleaved_local_attention=True,
         local_attention_window=8,
         attn_backend="sdpa",
     )

@@ -153,7 +153,7 @@ def test_trainer_vs_hf_recipe_resolves_to_the_qwen3_shape(tmp_path):
     recipe = tmp_path / "kit.toml"
     recipe.write_text(trainer_vs_hf.recipe_text(args, tmp_path / "data", tmp_path / "run"))
     resolved = resolve_any(recipe)
-    config = build_config(resolved.recipe.model, resolved.derived)
+    config = build_config(resolved.recipe.model)
     shape = trainer_vs_hf.SHAPE
     assert (config.vocab_size, config.hidden_size, config.num_hidden_layers) == (
         shape["vocab_size"],

@@ -107,4 +107,4 @@ def _model_like_the_run(resolved):
     from argonne_kit.data.tokenizer import load_tokenizer
 
     tokenizer, _ = load_tokenizer(None)
-    return build_model(resolved.recipe.model, resolved.derived, len(tokenizer))
+    return build_model(resolved.recipe.model, len(tokenizer))

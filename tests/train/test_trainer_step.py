@@ -21,7 +21,7 @@ def one_step(tmp_path, micro_batches, objective, around_step=contextlib.nullcont
     strategy = get_registry().get("parallel", "single").factory(resolved.recipe.parallel.config)
     strategy.setup(device="cpu")
     torch.manual_seed(0)
-    model = build_model(resolved.recipe.model, resolved.derived, vocab_size=200)
+    model = build_model(resolved.recipe.model, vocab_size=200)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     schedule = (
         get_registry().get("schedule", "constant").factory(get_registry().get("schedule", "constant").config_cls())
