@@ -27,11 +27,7 @@ from argonne_kit.model_shape import (
     effective_window,
     round_up,
 )
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+from argonne_kit.recipe.validators import positive
 
 
 class ModelConfig(abc.ABC):
@@ -110,21 +106,19 @@ class Argonne2ModelConfig(ModelConfig):
         "loss_chunk_size": "objective.loss_chunk_size",
     }
 
-    vocab_size: int | None = attrs.field(default=None, validator=_positive)
+    vocab_size: int | None = attrs.field(default=None, validator=positive)
     """Embedding rows; None = the tokenizer's length (``len(tokenizer)``, as every release did)."""
-    hidden_size: int = attrs.field(default=ARGONNE2_DEFAULTS["hidden_size"], validator=_positive)
+    hidden_size: int = attrs.field(default=ARGONNE2_DEFAULTS["hidden_size"], validator=positive)
     """Model width d."""
-    num_hidden_layers: int = attrs.field(default=ARGONNE2_DEFAULTS["num_hidden_layers"], validator=_positive)
+    num_hidden_layers: int = attrs.field(default=ARGONNE2_DEFAULTS["num_hidden_layers"], validator=positive)
     """Number of transformer blocks."""
-    num_attention_heads: int = attrs.field(default=ARGONNE2_DEFAULTS["num_attention_heads"], validator=_positive)
+    num_attention_heads: int = attrs.field(default=ARGONNE2_DEFAULTS["num_attention_heads"], validator=positive)
     """Query heads; head_dim = hidden_size / num_attention_heads."""
-    num_key_value_heads: int | None = attrs.field(default=ARGONNE2_DEFAULTS["num_key_value_heads"], validator=_positive)
+    num_key_value_heads: int | None = attrs.field(default=ARGONNE2_DEFAULTS["num_key_value_heads"], validator=positive)
     """Key/value heads (GQA); None = num_attention_heads // 2 (at least 1)."""
-    intermediate_size: int | None = attrs.field(default=ARGONNE2_DEFAULTS["intermediate_size"], validator=_positive)
+    intermediate_size: int | None = attrs.field(default=ARGONNE2_DEFAULTS["intermediate_size"], validator=positive)
     """SwiGLU width; None = round_up_256(int(8·hidden_size/3)) (2.0/2.5 rule; 3.0 set 8192)."""
-    max_position_embeddings: int = attrs.field(
-        default=ARGONNE2_DEFAULTS["max_position_embeddings"], validator=_positive
-    )
+    max_position_embeddings: int = attrs.field(default=ARGONNE2_DEFAULTS["max_position_embeddings"], validator=positive)
     """Context length the RoPE cache is built for (grows on demand)."""
     rms_norm_eps: float = ARGONNE2_DEFAULTS["rms_norm_eps"]
     """RMSNorm epsilon."""
@@ -188,15 +182,15 @@ class Argonne2ModelConfig(ModelConfig):
 class Argonne1ModelConfig(ModelConfig):
     """The GPT-2-style 1.x models: learned positions, LayerNorm, GELU MLP with biases, untied head."""
 
-    vocab_size: int | None = attrs.field(default=None, validator=_positive)
+    vocab_size: int | None = attrs.field(default=None, validator=positive)
     """Embedding rows; None = the tokenizer's length (12,000 for the released 1.x tokenizer)."""
-    block_size: int = attrs.field(default=ARGONNE1_DEFAULTS["block_size"], validator=_positive)
+    block_size: int = attrs.field(default=ARGONNE1_DEFAULTS["block_size"], validator=positive)
     """Context length (learned position table rows)."""
-    n_layer: int = attrs.field(default=ARGONNE1_DEFAULTS["n_layer"], validator=_positive)
+    n_layer: int = attrs.field(default=ARGONNE1_DEFAULTS["n_layer"], validator=positive)
     """Number of blocks."""
-    n_head: int = attrs.field(default=ARGONNE1_DEFAULTS["n_head"], validator=_positive)
+    n_head: int = attrs.field(default=ARGONNE1_DEFAULTS["n_head"], validator=positive)
     """Attention heads (MHA)."""
-    n_embd: int = attrs.field(default=ARGONNE1_DEFAULTS["n_embd"], validator=_positive)
+    n_embd: int = attrs.field(default=ARGONNE1_DEFAULTS["n_embd"], validator=positive)
     """Model width."""
     dropout: float = ARGONNE1_DEFAULTS["dropout"]
     """Dropout on embeddings, attention probabilities and MLP/residual outputs."""

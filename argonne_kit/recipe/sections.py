@@ -5,27 +5,11 @@ Every optional field defaults to None (TOML has no null; see ``convert.unstructu
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        finite = "" if math.isfinite(value) else " and finite"
-        raise ValueError(f"{attribute.name} must be > 0{finite}, got {value}")
-
-
-def _unit_interval(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (math.isfinite(value) and 0 < value <= 1):
-        raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
-
-
-def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        finite = "" if math.isfinite(value) else " and finite"
-        raise ValueError(f"{attribute.name} must be >= 0{finite}, got {value}")
+from argonne_kit.recipe.validators import non_negative, positive, unit_interval
 
 
 @attrs.define(kw_only=True)
@@ -43,19 +27,19 @@ class OptimConfig:
 
     __recipe_hints__ = {"learning_rate": "lr"}
 
-    lr: float = attrs.field(default=3e-4, validator=_positive)
+    lr: float = attrs.field(default=3e-4, validator=positive)
     """Peak learning rate."""
     betas: tuple[float, float] = (0.9, 0.95)
     """AdamW (β1, β2)."""
     eps: float = 1e-8
     """AdamW epsilon."""
-    weight_decay: float = attrs.field(default=0.1, validator=_non_negative)
+    weight_decay: float = attrs.field(default=0.1, validator=non_negative)
     """Decoupled weight decay."""
     no_decay_norms: bool = False
     """Exclude norm weights from weight decay (the original decayed everything)."""
     no_decay_embeddings: bool = False
     """Exclude the embedding (and tied head) from weight decay."""
-    grad_clip: float = attrs.field(default=1.0, validator=_non_negative)
+    grad_clip: float = attrs.field(default=1.0, validator=non_negative)
     """Global gradient-norm clip; 0 = no clipping (the norm is still logged)."""
     fused: bool | None = None
     """Use the fused AdamW kernel; None = where available (CUDA)."""
@@ -65,18 +49,18 @@ class OptimConfig:
 class TrainConfig:
     """Batch math, length of the run and the precision/compute policy."""
 
-    seq_len: int = attrs.field(default=1024, validator=_positive)
+    seq_len: int = attrs.field(default=1024, validator=positive)
     """Tokens per training row."""
-    micro_batch_size: int = attrs.field(default=8, validator=_positive)
+    micro_batch_size: int = attrs.field(default=8, validator=positive)
     """Rows per forward/backward on each data-parallel rank."""
-    total_batch_tokens: int | None = attrs.field(default=None, validator=_positive)
+    total_batch_tokens: int | None = attrs.field(default=None, validator=positive)
     """Tokens per optimizer step over all ranks; gradient accumulation = this /
     (micro_batch_size·seq_len·dp_world), refused unless it divides. None = no accumulation."""
-    max_steps: int | None = attrs.field(default=None, validator=_positive)
+    max_steps: int | None = attrs.field(default=None, validator=positive)
     """Stop after this many optimizer steps (in this phase)."""
-    max_tokens: int | None = attrs.field(default=None, validator=_positive)
+    max_tokens: int | None = attrs.field(default=None, validator=positive)
     """Stop after this many tokens (in this phase); rounded down to whole steps."""
-    epochs: int = attrs.field(default=1, validator=_positive)
+    epochs: int = attrs.field(default=1, validator=positive)
     """Passes over the data when neither max_steps nor max_tokens is set."""
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     """fp32 master weights always; bf16/fp16 autocast for compute (fp16 adds a grad scaler)."""
@@ -89,7 +73,7 @@ class TrainConfig:
     """With fp8: convert the tied LM head too (the original's ``--fp8_lm_head 1``)."""
     activation_checkpointing: bool = False
     """Recompute block activations in backward."""
-    checkpoint_every: int = attrs.field(default=1, validator=_positive)
+    checkpoint_every: int = attrs.field(default=1, validator=positive)
     """With activation checkpointing: checkpoint every k-th block (1 = all)."""
     compile: bool = False
     """``torch.compile`` the model."""
@@ -99,13 +83,13 @@ class TrainConfig:
     """The one seed of the run: model init, data order, dropout, sampling (D-7)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to train; auto = CUDA when available."""
-    log_every: int = attrs.field(default=10, validator=_positive)
+    log_every: int = attrs.field(default=10, validator=positive)
     """Write a metrics line every this many optimizer steps."""
-    val_every: int | None = attrs.field(default=None, validator=_positive)
+    val_every: int | None = attrs.field(default=None, validator=positive)
     """Validate on ``[val_data]`` every this many steps (and at the end); None = only at the end."""
-    val_batches: int = attrs.field(default=20, validator=_positive)
+    val_batches: int = attrs.field(default=20, validator=positive)
     """Micro-batches per validation."""
-    max_failed_steps: int = attrs.field(default=3, validator=_positive)
+    max_failed_steps: int = attrs.field(default=3, validator=positive)
     """Stop the run (exit status 1, nothing saved, the last good checkpoint named) after this
     many consecutive failed steps: a non-finite loss or gradient norm, or a gradient norm of 0
     with a loss above a uniform guess (ln vocabulary size). A diverged run never recovers, and
@@ -116,14 +100,14 @@ class TrainConfig:
 class CheckpointConfig:
     """When to save and what to keep."""
 
-    interval_steps: int | None = attrs.field(default=None, validator=_positive)
+    interval_steps: int | None = attrs.field(default=None, validator=positive)
     """Save every this many optimizer steps."""
-    interval_s: float | None = attrs.field(default=None, validator=_positive)
+    interval_s: float | None = attrs.field(default=None, validator=positive)
     """Save every this many seconds of training."""
-    keep_last: int = attrs.field(default=1, validator=_positive)
+    keep_last: int = attrs.field(default=1, validator=positive)
     """Retention: keep the newest N verified checkpoints (each deletion is logged; the newest
     verified one is never deleted)."""
-    keep_every_steps: int | None = attrs.field(default=None, validator=_positive)
+    keep_every_steps: int | None = attrs.field(default=None, validator=positive)
     """Also keep every checkpoint whose step is a multiple of this (milestones)."""
     async_save: bool = False
     """Write checkpoints in a background thread: the training loop pauses only to copy the
@@ -140,13 +124,13 @@ class RunConfig:
     Relative paths resolve against the current directory."""
     resume: str = "auto"
     """``auto`` = newest verified checkpoint in this run dir if any; ``never``; or a path."""
-    wall_time_s: float | None = attrs.field(default=None, validator=_positive)
+    wall_time_s: float | None = attrs.field(default=None, validator=positive)
     """Save and exit 0 (no export) this many seconds after start (minus ``exit_margin_s``)."""
-    deadline_epoch: float | None = attrs.field(default=None, validator=_positive)
+    deadline_epoch: float | None = attrs.field(default=None, validator=positive)
     """Save and exit 0 at this absolute UNIX time (minus ``exit_margin_s``)."""
-    exit_margin_s: float = attrs.field(default=180.0, validator=_non_negative)
+    exit_margin_s: float = attrs.field(default=180.0, validator=non_negative)
     """Safety margin before the wall time / deadline for the final save."""
-    nproc: int | None = attrs.field(default=None, validator=_positive)
+    nproc: int | None = attrs.field(default=None, validator=positive)
     """Processes the recipe expects (torchrun --nproc_per_node × nodes); None = any."""
 
 
@@ -168,11 +152,11 @@ class SampleConfig:
 
     prompt: str = "Long long time ago"
     """Prompt for samples."""
-    max_new_tokens: int = attrs.field(default=64, validator=_positive)
+    max_new_tokens: int = attrs.field(default=64, validator=positive)
     """Tokens generated per sample."""
-    temperature: float = attrs.field(default=0.8, validator=_non_negative)
+    temperature: float = attrs.field(default=0.8, validator=non_negative)
     """Sampling temperature (0 = greedy)."""
-    top_p: float = attrs.field(default=0.95, validator=_unit_interval)
+    top_p: float = attrs.field(default=0.95, validator=unit_interval)
     """Nucleus sampling threshold, in (0, 1]."""
     enabled: bool = True
     """Generate samples at checkpoints and at the end."""
