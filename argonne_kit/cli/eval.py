@@ -110,7 +110,8 @@ def _score(args: argparse.Namespace, loaded, out_dir: Path) -> dict:
         if args.seq_len or args.mode != "packed":
             raise ArgonneError("--seq-len/--mode apply to --data; the run's validation batches have its own layout")
         batches = validation_batches(loaded.resolved, loaded.tokenizer, args.max_batches)
-        total, seq_len, source = args.max_batches or loaded.resolved.recipe.train.val_batches, trained, "val_data"
+        train = loaded.resolved.recipe.train
+        total, seq_len, source = args.max_batches or train.val_batches, train.seq_len, "val_data"
     else:
         seq_len = args.seq_len or trained or loaded.model.config.max_position_embeddings
         docs = documents(args.data, loaded.tokenizer, args.text_column, split_shards=args.mode == "document")

@@ -291,8 +291,8 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
 
     tokenizer = Tokenizer.from_str(job.tokenizer_json)
     settings = job.settings
-    prefix = [settings.bos_id] if settings.prepend_bos else []
-    suffix = [settings.eos_id] if settings.append_eos else []
+    prefix = _document_ids(settings.prepend_bos, settings.bos_id, "a BOS token")
+    suffix = _document_ids(settings.append_eos, settings.eos_id, "an EOS token")
     shards: list[dict[str, Any]] = []
     rows = docs = empty = 0
     writer: ShardWriter | None = None
@@ -300,6 +300,7 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
 
     def finish_shard() -> None:
         nonlocal writer, lengths
+        assert writer is not None, "finish_shard is only called with a shard open"
         name = f"{job.stem}-{len(shards):04d}"
         atomic_save_npy(job.output_dir / f"{name}.lengths.npy", np.asarray(lengths, dtype=np.uint32))
         writer.close()
@@ -358,6 +359,15 @@ def run_job(job: FileJob, on_rows: Callable[[int], None] | None = None) -> dict[
     }
     atomic_write_bytes(job.record_path, (json.dumps(record, indent=1) + "\n").encode())
     return record
+
+
+def _document_ids(enabled: bool, token_id: int | None, what: str) -> list[int]:
+    """``[token_id]`` when ``enabled`` (the BOS before or the EOS after each document), else ``[]``."""
+    if not enabled:
+        return []
+    if token_id is None:  # preprocess() resolves every id it is asked for (_required_id)
+        raise DataError(f"preprocess settings ask for {what} but give no token id")
+    return [token_id]
 
 
 def flatten_encodings(encodings: list[Any], prefix: list[int], suffix: list[int]) -> tuple[np.ndarray, np.ndarray]:

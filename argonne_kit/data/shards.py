@@ -68,6 +68,7 @@ def read_header(path: str | Path) -> ShardInfo:
         raise DataError(f"{path}: not a token shard: {size} bytes is shorter than the {HEADER_BYTES}-byte header")
     header = np.frombuffer(raw, dtype="<i4")
     magic, version = int(header[0]), int(header[1])
+    dtype: np.dtype
     if magic == MAGIC_UINT32 and version == VERSION_UINT32:
         count, dtype = int(header[2]), np.dtype("<u4")
     elif magic == MAGIC_UINT32 and version == VERSION_ORIGINAL:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 import torch
 
 from argonne_kit.model_source import ModelSource
+
+if TYPE_CHECKING:
+    from argonne_kit.recipe.api import ResolvedRecipe
 
 
 @attrs.define
@@ -14,7 +19,7 @@ class LoadedModel:
 
     model: torch.nn.Module
     tokenizer: object
-    resolved: object | None
+    resolved: ResolvedRecipe | None
     path: str
 
 

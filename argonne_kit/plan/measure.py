@@ -50,7 +50,7 @@ class LiveTensorBytes(TorchDispatchMode):
         size = storage.nbytes()
         self._sizes[storage] = size
         self.live += size
-        self._refs.append(weakref.ref(storage, lambda _ref, size=size: self._free(size)))
+        self._refs.append(weakref.ref(storage, lambda _ref: self._free(size)))
 
     def _free(self, size: int) -> None:
         self.live -= size

@@ -180,7 +180,7 @@ def plan_memory(shape: ModelShape, params: int, setup: StepSetup) -> MemoryPlan:
     phases["block backward"] = sweep
     largest = max(v * d, shape.intermediate_size * d) / tp / shards
     phases["optimizer step"] = grads_full + (4.0 * largest if setup.optimizer_temporaries else 0.0)
-    phase = max(phases, key=phases.get)
+    phase = max(phases, key=phases.__getitem__)
     peak = always + phases[phase]
 
     components = {

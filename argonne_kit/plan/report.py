@@ -67,6 +67,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         p = self.params
+        hours = self.hours()
         out: dict[str, Any] = {
             "parameters": {
                 "total": p.total,
@@ -89,8 +90,8 @@ class Plan:
             "total_steps": self.total_steps,
             "phase_tokens": self.phase_tokens,
             "mfu": self.mfu,
-            "hours": self.hours(),
-            "gpu_hours": None if self.hours() is None else self.hours() * self.gpus,
+            "hours": hours,
+            "gpu_hours": None if hours is None else hours * self.gpus,
             "tokens_per_s": self.tokens_per_s,
             "implied_mfu": self.implied_mfu(),
             "warnings": self.warnings,
@@ -167,6 +168,7 @@ def make_plan(
     # the recipe's own vocab_size wins; ``vocab_size`` stands in for the tokenizer's length
     model = build_meta_model(recipe.model, None if section_vocab else vocab_size)
     config_vocab = section_vocab or vocab_size
+    assert config_vocab is not None  # refused above; a recipe's model.vocab_size is positive when set
     params = count_parameters(model, config_vocab)
     shape = model_shape(model)
     setup = step_setup(resolved, gpus)
@@ -209,7 +211,7 @@ def make_plan(
             warnings.append(str(exc))
         plan.lr_marks = lr_landmarks(schedule, total_steps, recipe.optim.lr)
     if memory is not None:
-        _memory_warnings(plan, resolved)
+        _memory_warnings(plan, memory, resolved)
         if train.compile:
             warnings.append(
                 "memory: planned for eager execution; with train.compile inductor fuses elementwise "
@@ -248,8 +250,8 @@ def _data_tokens(resolved) -> int | None:
         return None
 
 
-def _memory_warnings(plan: Plan, resolved) -> None:
-    memory, gpu = plan.memory, plan.gpu
+def _memory_warnings(plan: Plan, memory: MemoryPlan, resolved) -> None:
+    gpu = plan.gpu
     share = memory.peak / gpu.memory_bytes
     if share > 1.0:
         plan.warnings.append(

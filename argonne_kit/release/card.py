@@ -22,7 +22,7 @@ def write_model_card(
     ``up_to_step`` limits the training described to that global step (an earlier checkpoint)."""
     recipe = tomllib.loads(recipe_toml) if recipe_toml else {}
     records = _metrics(run_dir, up_to_step)
-    plot = _plot(run_dir, directory, up_to_step) if records else None
+    plot = _plot(run_dir, directory, up_to_step) if run_dir is not None and records else None
     parts = [
         _front_matter(recipe),
         f"# {name}\n",

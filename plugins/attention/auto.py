@@ -38,12 +38,16 @@ class AutoAttention(AttentionBackend):
         self._chosen: dict = {}
         self._by_call: dict = {}
 
+    # The contract declares ``capabilities`` as a plain class attribute; the union is read live
+    # (a candidate's availability is checked when asked). Fixing the declaration belongs to
+    # argonne_kit/contracts/attention.py (a read-only property there).
     @property
-    def capabilities(self) -> Capabilities:
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
         """The union of the candidates' capabilities (what *some* candidate can do);
         :meth:`check` decides per spec and runtime."""
         caps = [c.capabilities for c in self.candidates if c.available() is None]
-        head_limits = [c.max_head_dim for c in caps]
+        # None (no limit) when any candidate has none, or when there is no candidate at all
+        head_limits = [c.max_head_dim for c in caps if c.max_head_dim is not None]
         return Capabilities(
             dtypes=frozenset().union(*(c.dtypes for c in caps)),
             devices=frozenset().union(*(c.devices for c in caps)),
@@ -54,7 +58,7 @@ class AutoAttention(AttentionBackend):
             padding_mask=any(c.padding_mask for c in caps),
             segments=any(c.segments for c in caps),
             dropout=any(c.dropout for c in caps),
-            max_head_dim=None if None in head_limits or not caps else max(head_limits),
+            max_head_dim=max(head_limits) if caps and len(head_limits) == len(caps) else None,
             head_dim_multiple=min((c.head_dim_multiple for c in caps), default=1),
         )
 

@@ -179,7 +179,7 @@ class BinShardsSource(DataSource):
         self.skipped_docs = 0
         if config.mode == "packed":
             population = max(0, self.stream.num_tokens - 1) // ctx.seq_len
-            starts_of = _PackedStarts(ctx.seq_len)
+            starts_of: _PackedStarts | _DocumentStarts = _PackedStarts(ctx.seq_len)
             unit = "windows"
         else:
             doc_starts, doc_lengths = self._eligible_documents()

@@ -99,7 +99,7 @@ class DropLog:
         total = sum(self.seen.values())
         if total < max(minimum_seen, 1):
             return
-        per_source = Counter()
+        per_source: Counter[str] = Counter()
         for (source, _reason), count in self.counts.items():
             per_source[source] += count
         worst = [(s, per_source[s] / self.seen[s]) for s in self.seen if self.seen[s] and per_source[s]]

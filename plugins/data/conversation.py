@@ -226,16 +226,16 @@ def tokenize_spans(
     full = render(tokenizer, messages, False, kwargs)
     cuts = []
     for index in supervised:
-        start = render(tokenizer, messages[:index], True, kwargs)
-        end = render(tokenizer, messages[: index + 1], False, kwargs)
-        if not (full.startswith(start) and full.startswith(end) and len(start) <= len(end)):
+        before = render(tokenizer, messages[:index], True, kwargs)
+        through = render(tokenizer, messages[: index + 1], False, kwargs)
+        if not (full.startswith(before) and full.startswith(through) and len(before) <= len(through)):
             raise DataError(
                 "the chat template does not render a conversation as an extension of its prefix; "
                 'use mask = "last_assistant" or a prefix-stable template'
             )
         # The supervised span ends at the turn's closing token (e.g. ``<|im_end|>``): the
         # template's separator after it (``"\n"``) is context, not something the model is taught.
-        cuts.append((len(start), len(end.rstrip())))
+        cuts.append((len(before), len(through.rstrip())))
     ids: list[int] = []
     labels: list[int] = []
     position = 0

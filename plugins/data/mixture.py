@@ -193,10 +193,12 @@ class MixtureSource(DataSource):
         if self.config.total_tokens is not None:
             return DataSize(tokens=self.config.total_tokens)
         sizes = [s.size() for s in self.sources]
-        if all(s.tokens is not None for s in sizes):
-            return DataSize(tokens=sum(s.tokens for s in sizes))
-        if all(s.examples is not None for s in sizes):
-            return DataSize(examples=sum(s.examples for s in sizes))
+        tokens = [s.tokens for s in sizes if s.tokens is not None]
+        if len(tokens) == len(sizes):
+            return DataSize(tokens=sum(tokens))
+        examples = [s.examples for s in sizes if s.examples is not None]
+        if len(examples) == len(sizes):
+            return DataSize(examples=sum(examples))
         return DataSize()
 
     def fingerprint(self) -> str:

@@ -94,9 +94,8 @@ class CausalLMObjective(Objective):
         else:
             logits = model(input_ids=x).logits
             flat = logits.reshape(-1, logits.size(-1))
-            loss, nll, z, _ = combine_loss_sums(
-                *logit_loss_sums(flat, y.reshape(-1), bool(self.cfg.z_loss_weight)), self.cfg.z_loss_weight
-            )
+            nll_sum, z_sum, count = logit_loss_sums(flat, y.reshape(-1), bool(self.cfg.z_loss_weight))
+            loss, nll, z, _ = combine_loss_sums(nll_sum, z_sum, count, self.cfg.z_loss_weight)
         sums = {"nll": nll}
         if self.cfg.z_loss_weight:
             sums["z_loss"] = z

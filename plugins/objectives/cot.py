@@ -35,7 +35,7 @@ class CoTConfig(ComponentConfig):
 
     loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
     """Positions per chunk for chunked cross-entropy (see ``sft.loss_chunk_size``); 0 = off."""
-    think_weight: float = attrs.field(default=1.0, validator=NON_NEGATIVE)
+    think_weight: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     """Loss weight of the supervised tokens from ``<think>`` to ``</think>`` (1 = plain SFT;
     <1 leans on the answer, 0 trains the answer only)."""
     think_open_id: int | None = None
@@ -63,12 +63,15 @@ class CoTObjective(SFTObjective):
     """SFT with the thinking span weighted by ``think_weight``; splits the NLL into its thinking
     and answer shares (``nll_think`` + ``nll_answer`` = ``nll``)."""
 
+    config: CoTConfig
+
     def think_span(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The think span aligned with the *shifted* targets, ``[B, T-1]``."""
+        open_id, close_id = self.config.think_open_id, self.config.think_close_id
         if "think_mask" in batch:
             span = batch["think_mask"].bool()
-        elif self.config.think_open_id is not None:
-            span = think_span_from_ids(batch["input_ids"], self.config.think_open_id, self.config.think_close_id)
+        elif open_id is not None and close_id is not None:  # resolve() accepts both or neither
+            span = think_span_from_ids(batch["input_ids"], open_id, close_id)
         else:
             raise DataError(
                 "cot: the batch has no think_mask and objective.think_open_id/think_close_id "

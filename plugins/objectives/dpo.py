@@ -62,7 +62,6 @@ HALVES = ("chosen", "rejected")
 REF_FIELDS = {"chosen": "ref_chosen_logps", "rejected": "ref_rejected_logps"}
 
 
-_POSITIVE = attrs.validators.gt(0)
 _SMOOTHING = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(0.5))
 
 
@@ -70,7 +69,7 @@ _SMOOTHING = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt
 class DPOConfig(ComponentConfig):
     """Preference optimisation of a policy against a frozen reference."""
 
-    beta: float = attrs.field(default=0.1, validator=_POSITIVE)
+    beta: float = attrs.field(default=0.1, validator=attrs.validators.gt(0))
     """β: strength of the implicit KL constraint (the original's default 0.03; 0.2 for the
     3.0/2.5-instruct releases)."""
     loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
@@ -81,7 +80,7 @@ class DPOConfig(ComponentConfig):
     score: Literal["sum", "avg"] = "sum"
     """Sequence score: sum of target-token log-probs, or their mean ("avg", the original's
     default, which removes the length bias)."""
-    chosen_sft_weight: float = attrs.field(default=0.0, validator=NON_NEGATIVE)
+    chosen_sft_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     """Weight of an extra NLL term on the chosen answer (mean over its tokens, per pair);
     0 = off (the original's default 0.05)."""
     reference: str | None = None
@@ -322,7 +321,7 @@ def pair_keys(batch: Mapping[str, torch.Tensor]) -> list[str]:
 class ReferenceScores:
     """Reference sums of target log-probs per preference pair, keyed by :func:`pair_keys`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.table: dict[str, tuple[float, float]] = {}
 
     def __len__(self) -> int:

@@ -18,6 +18,7 @@ The helper :func:`token_nll` is shared by ``dpo`` and ``cot``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
 import torch
@@ -34,7 +35,8 @@ IGNORE_INDEX = -100
 MODEL_INPUT_FIELDS = ("attention_mask", "position_ids", "segment_ids")
 
 
-#: attrs validator: a number >= 0 (shared by the chat objectives).
+#: attrs validator of an ``int`` field: >= 0 (shared by the chat objectives; a ``float`` field takes
+#: its own ``attrs.validators.ge(0)``, which mypy types by the field).
 NON_NEGATIVE = attrs.validators.ge(0)
 
 
@@ -46,6 +48,13 @@ class SFTConfig(ComponentConfig):
     """Positions per chunk for chunked cross-entropy (worth it for the 151k Qwen vocabulary):
     each chunk's LM head (Argonne models) and fp32 softmax run alone and are recomputed in
     backward. 0 = one pass over the full logits."""
+
+
+class ChunkedLossConfig(Protocol):
+    """What :class:`SFTObjective` reads from its config (``sft``'s and ``cot``'s both have it)."""
+
+    @property
+    def loss_chunk_size(self) -> int: ...
 
 
 def _chunk_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -123,7 +132,7 @@ class SFTObjective(Objective):
     #: stops (D-5, D-10).
     chat_model = True
 
-    def __init__(self, config: SFTConfig):
+    def __init__(self, config: ChunkedLossConfig):
         self.config = config
 
     def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

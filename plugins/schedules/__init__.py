@@ -18,8 +18,6 @@ from argonne_kit.contracts.schedule import LRSchedule
 from argonne_kit.errors import RecipeError
 from argonne_kit.registry import hookimpl
 
-_NON_NEGATIVE = attrs.validators.optional(attrs.validators.ge(0))
-
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
     """Linear warmup: (step+1)/W for step < W, then 1."""
@@ -32,7 +30,7 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 class ConstantConfig(ComponentConfig):
     """Constant LR after an optional linear warmup."""
 
-    warmup_steps: int = attrs.field(default=0, validator=_NON_NEGATIVE)
+    warmup_steps: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     """Linear warmup length in optimizer steps."""
 
 
@@ -51,15 +49,15 @@ class ConstantSchedule(LRSchedule):
 class WSDConfig(ComponentConfig):
     """Warmup, stable at peak, then a cooldown to ``min_lr_ratio`` at the end of the phase."""
 
-    warmup_steps: int = attrs.field(default=0, validator=_NON_NEGATIVE)
+    warmup_steps: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     """Linear warmup length in optimizer steps."""
-    cooldown_frac: float | None = attrs.field(default=None, validator=_NON_NEGATIVE)
+    cooldown_frac: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
     """Cooldown length as a fraction of the phase's steps (preferred: lands at the true end)."""
-    cooldown_steps: int | None = attrs.field(default=None, validator=_NON_NEGATIVE)
+    cooldown_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
     """Cooldown length in steps (used when cooldown_frac is not given)."""
     decay_shape: Literal["linear", "1-sqrt"] = "linear"
     """Shape of the cooldown: linear, or 1-sqrt (f = 1 - sqrt(progress)·(1 - min_lr_ratio))."""
-    min_lr_ratio: float = attrs.field(default=0.1, validator=_NON_NEGATIVE)
+    min_lr_ratio: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
     """LR at the end of the cooldown, as a fraction of the peak."""
     allow_no_decay: bool = False
     """Permit a WSD schedule whose cooldown is empty (otherwise refused, D-2)."""
@@ -120,9 +118,9 @@ class WSDSchedule(LRSchedule):
 class CosineConfig(ComponentConfig):
     """Warmup then a half-cosine from peak to ``min_lr_ratio`` at the end of the phase."""
 
-    warmup_steps: int = attrs.field(default=0, validator=_NON_NEGATIVE)
+    warmup_steps: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     """Linear warmup length in optimizer steps."""
-    min_lr_ratio: float = attrs.field(default=0.1, validator=_NON_NEGATIVE)
+    min_lr_ratio: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
     """LR at the last step, as a fraction of the peak."""
 
 
