@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import attrs
 import torch
+from transformers import PreTrainedModel
 
+from argonne_kit.model.config import ArgonneConfig, ArgonneV1Config
 from argonne_kit.plan.shape import ModelShape
+from argonne_kit.recipe.schema import PluginSection
 
 
 @attrs.frozen
@@ -38,20 +41,32 @@ class ParamCounts:
         return self.total - (self.vocab_rows - self.vocab_unpadded) * per_row * (1 + heads)
 
 
-def build_meta_model(section, vocab_size: int | None) -> torch.nn.Module:
+def build_meta_model(section: PluginSection, vocab_size: int | None) -> PreTrainedModel:
     """The recipe's model with meta tensors (no memory)."""
     from argonne_kit.model import build_model
 
     with torch.device("meta"):
-        return build_model(section, vocab_size)
+        model = build_model(section, vocab_size)
+    assert isinstance(model, PreTrainedModel)  # every model kind builds a transformers model
+    return model
 
 
-def count_parameters(model: torch.nn.Module, vocab_unpadded: int) -> ParamCounts:
+def _weight(module: torch.nn.Module | None) -> torch.Tensor | None:
+    """The ``weight`` of an embedding or head module (None when the model has no such module)."""
+    if module is None:
+        return None
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
+
+
+def count_parameters(model: PreTrainedModel, vocab_unpadded: int) -> ParamCounts:
     """Counts of a built model (meta or real)."""
-    embed = model.get_input_embeddings()
-    head = model.get_output_embeddings()
-    tied = head is not None and head.weight is embed.weight
-    embedding = embed.weight.numel() + sum(
+    embed = _weight(model.get_input_embeddings())
+    head = _weight(model.get_output_embeddings())
+    assert embed is not None  # a language model has token embeddings
+    tied = head is embed
+    embedding = embed.numel() + sum(
         p.numel() for n, p in model.named_parameters() if "position" in n or n.startswith("wpe") or ".wpe" in n
     )
     total = sum(p.numel() for p in model.parameters())
@@ -60,24 +75,27 @@ def count_parameters(model: torch.nn.Module, vocab_unpadded: int) -> ParamCounts
     return ParamCounts(
         total=total,
         embedding=embedding,
-        head=0 if tied or head is None else head.weight.numel(),
+        head=0 if tied or head is None else head.numel(),
         matmul=linear,
-        vocab_rows=embed.weight.shape[0],
+        vocab_rows=embed.shape[0],
         vocab_unpadded=vocab_unpadded,
     )
 
 
-def model_shape(model: torch.nn.Module) -> ModelShape:
+def model_shape(model: PreTrainedModel) -> ModelShape:
     """The planner's view of a built model's config."""
     cfg = model.config
-    if getattr(cfg, "model_type", "") == "argonne2":
+    if isinstance(cfg, ArgonneConfig):
+        derived = cfg.derived_shape()  # KV heads, MLP width and windows by the recipe's rules
+        hidden, layers, heads = cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads
+        assert hidden and layers and heads  # None only before the config's __post_init__
         return ModelShape(
             vocab_size=cfg.vocab_size,
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_hidden_layers,
-            num_heads=cfg.num_attention_heads,
-            num_kv_heads=cfg.num_key_value_heads,
-            intermediate_size=cfg.intermediate_size,
+            hidden_size=hidden,
+            num_layers=layers,
+            num_heads=heads,
+            num_kv_heads=derived["num_key_value_heads"],
+            intermediate_size=derived["intermediate_size"],
             tie_embeddings=bool(cfg.tie_word_embeddings),
             qk_norm=cfg.qk_norm,
             v_norm=cfg.v_norm,
@@ -85,14 +103,16 @@ def model_shape(model: torch.nn.Module) -> ModelShape:
             swiglu_clamp=bool(cfg.swiglu_clamp),
             layer_windows=tuple(cfg.layer_windows()),
         )
+    if not isinstance(cfg, ArgonneV1Config):
+        raise TypeError(f"the planner knows the Argonne model kinds, not {type(cfg).__name__}")
     return ModelShape(
         vocab_size=cfg.vocab_size,
-        hidden_size=cfg.hidden_size,
-        num_layers=cfg.num_hidden_layers,
-        num_heads=cfg.num_attention_heads,
-        num_kv_heads=cfg.num_attention_heads,
-        intermediate_size=4 * cfg.hidden_size,
+        hidden_size=cfg.n_embd,
+        num_layers=cfg.n_layer,
+        num_heads=cfg.n_head,
+        num_kv_heads=cfg.n_head,
+        intermediate_size=4 * cfg.n_embd,
         tie_embeddings=False,
-        layer_windows=(None,) * cfg.num_hidden_layers,
+        layer_windows=(None,) * cfg.n_layer,
         family="argonne",
     )
