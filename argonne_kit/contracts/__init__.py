@@ -18,6 +18,7 @@ PUBLIC_API = (
     "argonne_kit.errors",
     "argonne_kit.registry",
     "argonne_kit.recipe.convert",
+    "argonne_kit.recipe.validators",
     "argonne_kit.attention",
     "argonne_kit.loss",
     "argonne_kit.chunked_loss",

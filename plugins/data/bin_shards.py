@@ -28,8 +28,9 @@ from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.manifest import ShardSet, find_shards
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.errors import DataError
+from argonne_kit.recipe.validators import non_negative
 
-from .common import check_state, digest, log, non_negative, resolve_path
+from .common import check_state, digest, log, resolve_path
 
 
 @attrs.define(kw_only=True)

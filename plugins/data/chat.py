@@ -26,9 +26,10 @@ from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.data.tokenizer import tokenizer_hash
 from argonne_kit.errors import DataError
+from argonne_kit.recipe.validators import non_negative
 
 from . import conversation as conv
-from .common import DropLog, check_state, digest, fraction, log, non_negative, resolve_path
+from .common import DropLog, check_state, digest, fraction, log, resolve_path
 
 IGNORE = -100
 

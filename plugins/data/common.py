@@ -15,11 +15,6 @@ from argonne_kit.errors import DataError
 log = logging.getLogger("argonne_kit.data")
 
 
-def non_negative(_inst, attribute, value):
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
 def fraction(_inst, attribute, value):
     if value is not None and not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must be in [0, 1], got {value}")

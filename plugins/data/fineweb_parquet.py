@@ -25,13 +25,9 @@ from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.data.preprocess import flatten_encodings, list_parquet_files, open_parquet_column, text_rows
 from argonne_kit.data.tokenizer import tokenizer_hash
 from argonne_kit.errors import DataError
+from argonne_kit.recipe.validators import non_negative, positive
 
-from .common import check_state, digest, log, non_negative, resolve_path
-
-
-def _positive(_inst, attribute, value):
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+from .common import check_state, digest, log, resolve_path
 
 
 @attrs.define(kw_only=True)
@@ -47,7 +43,7 @@ class FineWebParquetConfig(ComponentConfig):
     """Column holding the document text."""
     shuffle: bool = False
     """Visit chunks, and documents within a chunk, in a seeded order that changes every epoch."""
-    chunk_rows: int = attrs.field(default=256, validator=_positive)
+    chunk_rows: int = attrs.field(default=256, validator=positive)
     """Documents per unit of tokenization work (and of shuffling)."""
     append_eos: bool = True
     """Follow each document with the tokenizer's EOS token (the original's convention)."""

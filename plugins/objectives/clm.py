@@ -18,13 +18,9 @@ from argonne_kit.chunked_loss import model_chunked_loss_sums
 from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.loss import combine_loss_sums, logit_loss_sums, multi_token_term
+from argonne_kit.recipe.validators import non_negative
 
 from .sft import logits_fn
-
-
-def _non_negative(_inst, attribute, value):
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 def _at_least_one(_inst, attribute, value):
@@ -36,9 +32,9 @@ def _at_least_one(_inst, attribute, value):
 class CLMConfig(ComponentConfig):
     """Next-token cross-entropy on packed token windows."""
 
-    z_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)
+    z_loss_weight: float = attrs.field(default=0.0, validator=non_negative)
     """Weight of the z-loss term ``logsumexp(logits)²`` per target token (0 = off)."""
-    loss_chunk_size: int = attrs.field(default=0, validator=_non_negative)
+    loss_chunk_size: int = attrs.field(default=0, validator=non_negative)
     """Target tokens per chunk for chunked cross-entropy: the LM head, softcap and CE run one
     chunk of hidden states at a time, so the full ``[B·T, V]`` logits are never materialised.
     0 = off (full logits). With the kit's models and a plain head the chunks' gradients are
@@ -50,7 +46,7 @@ class CLMConfig(ComponentConfig):
     """Shifted-logit "multi-token" terms h = 2…H (1 = off): the same logits at t are also scored
     against the token at t+h, each CE divided by h; their mean is added times ``mtp_loss_weight``.
     No extra heads (the original's ``MTP``)."""
-    mtp_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)
+    mtp_loss_weight: float = attrs.field(default=0.0, validator=non_negative)
     """Weight of the mean shifted-logit term (0 = off)."""
 
     def __attrs_post_init__(self) -> None:
