@@ -2,7 +2,7 @@
 
 The class says what the user has to fix, by one rule applied everywhere (core and plugins):
 
-- :class:`RecipeError` — a recipe value (or command-line override or argument): out of range, two
+- :class:`RecipeError` — a recipe value (or a ``KEY=VALUE`` override of one): out of range, two
   values that contradict each other, or a value this machine, model or world size cannot honour
   (a tensor-parallel degree that does not divide the heads is a recipe error wherever it is found:
   at resolve time or when the model is sharded). The message starts with the dotted path.
@@ -12,8 +12,14 @@ The class says what the user has to fix, by one rule applied everywhere (core an
   missing, unreadable or malformed. The message names the file and, where it applies, the row.
 - :class:`CheckpointError` — a checkpoint, run directory or saved model that cannot be written,
   verified or loaded.
+- :class:`UsageError` — a command-line argument of a CLI command (not a recipe key): missing,
+  malformed, out of range or contradicting another; or an optional dependency the command needs
+  is not installed. The message starts with the flag.
 - :class:`~argonne_kit.contracts.attention.AttentionUnsupported` — an attention backend that cannot
   run the requested spec on this runtime.
+- :class:`ArgonneError` itself — only for a failure outside the kit that the user must act on (the
+  Hub refused a push, ``sbatch`` failed); ``push`` adds a subclass for a release that fails its
+  audit (exit status 1).
 
 Attrs validators on config fields raise ``ValueError``; the recipe loader turns it into a
 :class:`RecipeError` naming the file and the dotted path. Anything else that escapes is a bug.
@@ -47,6 +53,11 @@ class DataError(ArgonneError):
 
 class CheckpointError(ArgonneError):
     """A checkpoint that cannot be written, verified or loaded."""
+
+
+class UsageError(ArgonneError):
+    """A command-line argument that is missing, malformed or contradicts another, or an optional
+    dependency the command needs; the message starts with the flag."""
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str:

@@ -135,12 +135,12 @@ def render_sbatch(
 
 
 def refuse_control_characters(what: str, value: str) -> None:
-    """A :class:`ArgonneError` when ``value`` holds a control character (newline, tab, escape…)."""
-    from argonne_kit.errors import ArgonneError
+    """A :class:`UsageError` when ``value`` holds a control character (newline, tab, escape…)."""
+    from argonne_kit.errors import UsageError
 
     bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
     if bad is not None:
-        raise ArgonneError(
+        raise UsageError(
             f"{what}: {value!r} contains the control character {bad!r}, which could inject "
             f"lines into the sbatch script; refused"
         )
@@ -150,11 +150,11 @@ def sbatch_quote(what: str, value: str) -> str:
     """``value`` for an ``#SBATCH`` line: as is when it holds only ``A-Z a-z 0-9 . _ : @ / + = , % -``,
     else double-quoted (sbatch's own parser honours double quotes; the shell never sees these
     lines); quotes and backslashes are refused."""
-    from argonne_kit.errors import ArgonneError
+    from argonne_kit.errors import UsageError
 
     refuse_control_characters(what, value)
     if '"' in value or "\\" in value:
-        raise ArgonneError(
+        raise UsageError(
             f"{what}: {value!r} contains a double quote or backslash, which an #SBATCH line cannot hold safely; refused"
         )
     return value if _SBATCH_PLAIN.fullmatch(value) else f'"{value}"'

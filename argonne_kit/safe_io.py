@@ -23,13 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from argonne_kit.errors import ArgonneError, CheckpointError
+from argonne_kit.errors import CheckpointError
 
 TMP_SUFFIX = ".tmp"
 
 
-class StorageError(ArgonneError):
-    """A file that cannot be written (disk full, permissions): one line naming the file."""
+class StorageError(CheckpointError):
+    """A run file, checkpoint or saved model that cannot be written (disk full, permissions): one
+    line naming the file."""
 
 
 HASH_CHUNK = 8 << 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +34,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from argonne_kit.release.audit import audit_release, fix_release
 
     if args.fix != bool(args.out):
-        raise ArgonneError("--fix and --out go together: --fix --out DIR writes the normalised copy to DIR")
+        raise UsageError("--fix and --out go together: --fix --out DIR writes the normalised copy to DIR")
     source = resolve_model_source(args.model)
     if source.model_dir is None or source.kind == "original":
-        raise ArgonneError(
+        raise UsageError(
             f"{args.model}: a {source.kind}, not a release directory; export it first "
             f"(argonne-kit export {args.model} --out DIR)"
         )
@@ -45,7 +45,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.fix:
         out = Path(args.out)
         if out.exists() and out.resolve() == directory.resolve():
-            raise ArgonneError(f"--out {out}: the copy must not overwrite the release it fixes")
+            raise UsageError(f"--out {out}: the copy must not overwrite the release it fixes")
         fix_release(directory, out)
         print(f"wrote the normalised copy {out}")
         directory = out

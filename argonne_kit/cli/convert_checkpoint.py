@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from argonne_kit.errors import ArgonneError, CheckpointError
+from argonne_kit.errors import CheckpointError, UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,14 +42,14 @@ def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
 
     src, dst = Path(args.src), Path(args.dst)
     if not args.trust_pickle:
-        raise ArgonneError(
+        raise UsageError(
             f"{src}: converting unpickles the file, which can run arbitrary code; pass "
             f"--trust-pickle if it comes from a source you trust"
         )
     if not src.is_file():
         raise CheckpointError(f"{src}: not found")
     if dst.exists():
-        raise ArgonneError(f"{dst}: already exists; choose a new destination")
+        raise UsageError(f"{dst}: already exists; choose a new destination")
     try:
         blob = torch.load(src, map_location="cpu", weights_only=False)
     except Exception as exc:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from argonne_kit.cli._model import add_model_arguments, resolve_model_arg
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import DataError, UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -61,14 +61,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for flag in ("seq_len", "batch_size", "max_batches", "limit", "probe_max_new_tokens"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
-            raise ArgonneError(f"--{flag.replace('_', '-')}: expected a positive number, got {value}")
+            raise UsageError(f"--{flag.replace('_', '-')}: expected a positive number, got {value}")
     if not (args.ppl or args.nll_by_position or args.probe or args.tasks):
         args.ppl = True
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise ArgonneError("--device cuda: no CUDA device is available")
+            raise UsageError("--device cuda: no CUDA device is available")
     loaded = load_model_for_eval(resolve_model_arg(args), args.device)
     if args.precision is None:
         args.precision = loaded.resolved.recipe.train.precision if loaded.resolved is not None else "fp32"
@@ -106,9 +106,9 @@ def _score(args: argparse.Namespace, loaded, out_dir: Path) -> dict:
     trained = loaded.resolved.recipe.train.seq_len if loaded.resolved is not None else None
     if args.data is None:
         if loaded.resolved is None:
-            raise ArgonneError(f"{args.model}: no resolved recipe with [val_data]; pass --data")
+            raise UsageError(f"{args.model}: no resolved recipe with [val_data]; pass --data")
         if args.seq_len or args.mode != "packed":
-            raise ArgonneError("--seq-len/--mode apply to --data; the run's validation batches have its own layout")
+            raise UsageError("--seq-len/--mode apply to --data; the run's validation batches have its own layout")
         batches = validation_batches(loaded.resolved, loaded.tokenizer, args.max_batches)
         train = loaded.resolved.recipe.train
         total, seq_len, source = args.max_batches or train.val_batches, train.seq_len, "val_data"
@@ -121,7 +121,7 @@ def _score(args: argparse.Namespace, loaded, out_dir: Path) -> dict:
     try:
         buckets = PositionBuckets(edges)
     except ValueError as exc:
-        raise ArgonneError(f"--buckets: {exc}") from None
+        raise UsageError(f"--buckets: {exc}") from None
     nll_sum, tokens = 0.0, 0
     for batch in tqdm(batches, total=total, desc="scoring", unit="batch"):
         nll = token_nll(loaded.model, batch, args.precision)
@@ -129,7 +129,7 @@ def _score(args: argparse.Namespace, loaded, out_dir: Path) -> dict:
         tokens += nll.numel()
         buckets.add(nll)
     if tokens == 0:
-        raise ArgonneError(
+        raise DataError(
             f"{source}: no window of at least 2 tokens"
             + (f" (document mode needs documents of {seq_len + 1} tokens)" if args.mode == "document" else "")
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,12 +46,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         shard = convert_file_size_to_int(args.max_shard_size)
     except ValueError:
-        raise ArgonneError(f"--max-shard-size {args.max_shard_size!r}: expected a size like 5GB or 200KB") from None
+        raise UsageError(f"--max-shard-size {args.max_shard_size!r}: expected a size like 5GB or 200KB") from None
     out = Path(args.out)
     source = resolve_model_arg(args)
     earlier_export = (out / "config.json").is_file()
     if out.exists() and (out.resolve() == source.path.resolve() or (not earlier_export and any(out.iterdir()))):
-        raise ArgonneError(f"--out {out}: exists and is not an earlier export (or is the source); choose another")
+        raise UsageError(f"--out {out}: exists and is not an earlier export (or is the source); choose another")
     model, tokenizer = source.load_model(), source.load_tokenizer()
     recipe_path = source.resolved_recipe_path()
     recipe_toml = recipe_path.read_text() if recipe_path is not None else None

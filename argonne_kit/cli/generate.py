@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from argonne_kit.cli._model import MODEL_HELP, add_model_arguments, resolve_model_arg
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def check_sampling_args(args: argparse.Namespace) -> None:
     )
     for flag, value, ok, rule in checks:
         if not ok:
-            raise ArgonneError(f"command line: {flag}: must be {rule}, got {value}")
+            raise UsageError(f"command line: {flag}: must be {rule}, got {value}")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

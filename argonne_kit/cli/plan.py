@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,13 +45,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from argonne_kit.recipe.diff import resolve_any
 
     if args.mfu is not None and not 0 < args.mfu <= 1:
-        raise ArgonneError(f"--mfu: expected a fraction in (0, 1], got {args.mfu}")
+        raise UsageError(f"--mfu: expected a fraction in (0, 1], got {args.mfu}")
     for flag in ("gpus", "nodes", "vocab_size", "data_tokens"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
-            raise ArgonneError(f"--{flag.replace('_', '-')}: expected a positive number, got {value}")
+            raise UsageError(f"--{flag.replace('_', '-')}: expected a positive number, got {value}")
     if args.tokens_per_s is not None and args.tokens_per_s <= 0:
-        raise ArgonneError(f"--tokens-per-s: expected a positive number, got {args.tokens_per_s}")
+        raise UsageError(f"--tokens-per-s: expected a positive number, got {args.tokens_per_s}")
     resolved = resolve_any(args.recipe, args.overrides)
     per_node = args.gpus or resolved.recipe.run.nproc or 1
     vocab = args.vocab_size or _tokenizer_vocab(resolved)
@@ -84,7 +84,7 @@ def _tokenizer_vocab(resolved) -> int | None:
     try:
         tokenizer, _ = load_tokenizer(resolved.recipe.tokenizer.path, resolved.base_dir)
     except Exception as exc:
-        raise ArgonneError(
+        raise UsageError(
             f"{resolved.source}: model.vocab_size comes from tokenizer "
             f"{resolved.recipe.tokenizer.path!r}, which cannot be loaded here ({exc}); "
             "pass --vocab-size N"

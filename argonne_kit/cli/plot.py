@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import DataError, UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def check_records(file: Path, records: list[dict], keys: tuple[str, ...]) -> Non
             value = record.get(key)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 problem = "missing" if key not in record else f"not a number ({value!r})"
-                raise ArgonneError(f"{file}: record {index + 1} (step {record.get('step', '?')}): {key!r} {problem}")
+                raise DataError(f"{file}: record {index + 1} (step {record.get('step', '?')}): {key!r} {problem}")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -50,14 +50,14 @@ def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False, up_to_s
 
     run_dir = Path(run_dir)
     if not (run_dir / METRICS_FILE).is_file():
-        raise ArgonneError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
+        raise DataError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ArgonneError("plot needs matplotlib: pip install matplotlib (or the project's [dev] extra)") from None
+        raise UsageError("plot needs matplotlib: pip install matplotlib (or the project's [dev] extra)") from None
     records = [r for r in read_metrics(run_dir) if isinstance(r, dict)]
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_loss" in r]
@@ -67,7 +67,7 @@ def write_loss_plot(run_dir: Path, output: Path, *, log_y: bool = False, up_to_s
         train = [r for r in train if r["step"] <= up_to_step]
         val = [r for r in val if r["step"] <= up_to_step]
     if not train:
-        raise ArgonneError(f"{run_dir / METRICS_FILE}: no training records yet")
+        raise DataError(f"{run_dir / METRICS_FILE}: no training records yet")
     fig, (loss_ax, lr_ax) = plt.subplots(2, 1, sharex=True, figsize=(8, 6), height_ratios=[3, 1])
     loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", linewidth=1)
     if val:

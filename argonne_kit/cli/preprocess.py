@@ -64,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from argonne_kit.data.preprocess import preprocess
-    from argonne_kit.errors import DataError
+    from argonne_kit.errors import UsageError
 
     input_dir, tokenizer = args.input, args.tokenizer
     if args.quickstart:
@@ -73,9 +73,9 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         assets = ensure_quickstart_assets()
         input_dir = input_dir or (assets.train_parquet_dir if args.split == "train" else assets.validation_parquet_dir)
     elif input_dir is None or tokenizer is None:
-        raise DataError("preprocess: --input and --tokenizer are required (or --quickstart for the embedded corpus)")
+        raise UsageError("preprocess: --input and --tokenizer are required (or --quickstart for the embedded corpus)")
     if args.shard_tokens <= 0:
-        raise DataError("preprocess: --shard-tokens must be > 0")
+        raise UsageError("preprocess: --shard-tokens must be > 0")
     preprocess(
         input_dir,
         tokenizer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import ArgonneError, UsageError
 
 
 class AuditFailed(ArgonneError):
@@ -44,10 +44,10 @@ def cmd_push(args: argparse.Namespace) -> int:
     from argonne_kit.release.hub import commit_batches, push_release, release_files
 
     if not HUB_REPO_ID.match(args.repo_id):
-        raise ArgonneError(f"REPO_ID {args.repo_id!r}: expected org/name")
+        raise UsageError(f"REPO_ID {args.repo_id!r}: expected org/name")
     source = resolve_model_source(args.directory)
     if source.kind not in ("export", "run"):
-        raise ArgonneError(
+        raise UsageError(
             f"{args.directory}: a {source.kind}, not a release directory; export it first "
             f"(argonne-kit export {args.directory} --out DIR)"
         )

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from argonne_kit.errors import ArgonneError, RecipeError
+from argonne_kit.errors import ArgonneError, RecipeError, UsageError
 from argonne_kit.safe_io import atomic_write_text
 
 OVERRIDE_HELP = "dotted overrides, e.g. optim.lr=1e-4 (passed to every slice)"
@@ -54,9 +54,9 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
     for name in ("nodes", "gpus_per_node", "cpus_per_task", "max_slices"):
         if getattr(args, name) < 1:
-            raise ArgonneError(f"--{name.replace('_', '-')} must be >= 1")
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if not re.fullmatch(r"(\d+-)?\d+(:\d{1,2}){0,2}", args.time):
-        raise ArgonneError(f"--time {args.time!r}: expected SLURM time such as 24:00:00 or 1-00:00:00")
+        raise UsageError(f"--time {args.time!r}: expected SLURM time such as 24:00:00 or 1-00:00:00")
     nproc = args.nodes * args.gpus_per_node
     overrides = list(args.overrides)
     resolved = resolve_recipe(args.recipe, overrides)
@@ -103,7 +103,7 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     try:
         done = subprocess.run(["sbatch", str(script)], capture_output=True, text=True)
     except FileNotFoundError:
-        raise ArgonneError(
+        raise UsageError(
             "sbatch not found: run this on a SLURM login node, or submit the script written above yourself"
         ) from None
     sys.stdout.write(done.stdout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from argonne_kit.errors import ArgonneError
+from argonne_kit.errors import DataError, UsageError
 
 
 def task_names(spec: str) -> tuple[list[str], str | None]:
@@ -13,16 +13,16 @@ def task_names(spec: str) -> tuple[list[str], str | None]:
     path = Path(spec)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise ArgonneError(f"--tasks: {spec}: not found")
+            raise UsageError(f"--tasks: {spec}: not found")
         import yaml
 
         data = yaml.safe_load(path.read_text())
         if not isinstance(data, dict) or not isinstance(data.get("task"), str):
-            raise ArgonneError(f"{spec}: task: an lm-eval task file needs a string 'task' name")
+            raise DataError(f"{spec}: task: an lm-eval task file needs a string 'task' name")
         return [data["task"]], str(path.parent.resolve())
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
-        raise ArgonneError("--tasks: no task names given")
+        raise UsageError("--tasks: no task names given")
     return names, None
 
 
@@ -35,12 +35,12 @@ def run_tasks(
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
     except ImportError:
-        raise ArgonneError("--tasks needs lm-eval: pip install 'argonne-kit[eval]'") from None
+        raise UsageError("--tasks needs lm-eval: pip install 'argonne-kit[eval]'") from None
     names, include = task_names(spec)
     manager = TaskManager(include_path=include) if include else TaskManager()
     unknown = [n for n in names if n not in manager.all_tasks]
     if unknown:
-        raise ArgonneError(f"--tasks: unknown lm-eval task(s): {', '.join(unknown)}")
+        raise UsageError(f"--tasks: unknown lm-eval task(s): {', '.join(unknown)}")
     device = str(next(model.parameters()).device)
     lm = HFLM(
         pretrained=model,

@@ -17,6 +17,7 @@ import torch
 from argonne_kit.chunked_loss import model_chunked_loss_sums
 from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
+from argonne_kit.errors import RecipeError
 from argonne_kit.loss import combine_loss_sums, logit_loss_sums, multi_token_term
 from argonne_kit.recipe.validators import non_negative
 
@@ -107,7 +108,7 @@ def _head(model: torch.nn.Module):
     """The model's hidden→logits map; chunked CE cannot work without one."""
     head = logits_fn(model)
     if head is None:
-        raise TypeError(
+        raise RecipeError(
             f"objective.loss_chunk_size needs a model with logits_from_hidden(); {type(model).__name__} has none"
         )
     return head
