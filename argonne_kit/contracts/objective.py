@@ -44,6 +44,10 @@ class Objective(ABC):
     #: True when the objective trains a chat model: the exported config's EOS is then the chat
     #: template's end-of-turn token, not the document EOS, or ``generate()`` never stops (D-5).
     chat_model: bool = False
+    #: Rows scored per chunk when the objective computes the LM head and its loss chunk-wise
+    #: (the full ``[rows, vocab]`` logits never exist); 0 = full logits. ``argonne-kit plan``
+    #: sizes the logits' memory from it.
+    loss_chunk_size: int = 0
 
     @abstractmethod
     def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

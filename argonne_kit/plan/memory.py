@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import attrs
 
+from argonne_kit.contracts.config import MemoryLayout
 from argonne_kit.plan.shape import ModelShape
 
 GIB = 2**30
@@ -47,9 +48,10 @@ class StepSetup:
     checkpoint_every: int = 1
     loss_chunk_size: int = 0
     strategy: str = "single"
-    """single | ddp | fsdp | tp."""
+    """The parallel strategy's name (reported, not interpreted: ``layout`` says what it does)."""
     world_size: int = 1
-    tp_degree: int = 1
+    layout: MemoryLayout = attrs.field(factory=MemoryLayout)
+    """How the strategy places the model's state on each process (its config's ``memory_layout``)."""
     reference_model: bool = False
     """A frozen reference model (DPO without precomputed scores) lives beside the policy."""
     reference_precomputed: bool = False
@@ -133,12 +135,8 @@ def plan_memory(shape: ModelShape, params: int, setup: StepSetup) -> MemoryPlan:
     low = setup.precision != "fp32"
     tokens = setup.micro_batch_size * setup.seq_len
     d, v, layers = shape.hidden_size, shape.vocab_size, shape.num_layers
-    tp = max(1, setup.tp_degree)
-    shards = (
-        setup.world_size
-        if setup.strategy == "fsdp"
-        else (setup.world_size // tp if setup.strategy == "tp" and setup.world_size > tp else 1)
-    )
+    tp = max(1, setup.layout.tensor_parallel)
+    shards = max(1, setup.layout.parameter_shards)
     block_params = block_linear_params(shape)
     root_params = params - layers * block_params  # embedding/head and norms (norms are tiny)
     local_params = (root_params + layers * block_params / tp) / shards
@@ -146,7 +144,7 @@ def plan_memory(shape: ModelShape, params: int, setup: StepSetup) -> MemoryPlan:
     weights = 4.0 * local_params
     grads_full = 4.0 * local_params
     optimizer = 8.0 * local_params
-    buckets = grads_full if setup.strategy == "ddp" and setup.world_size > 1 else 0.0
+    buckets = grads_full if setup.layout.gradient_buckets else 0.0
     gathered = 0.0
     if shards > 1:
         # FSDP: the root stays gathered after forward; one block is gathered while it computes

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from argonne_kit.contracts.data import DataConfig
 from argonne_kit.errors import RecipeError
 from argonne_kit.plan.flops import attention_flops_per_token, flops_per_token
 from argonne_kit.plan.gpus import GPU, USABLE_FRACTION
@@ -116,10 +117,6 @@ def step_setup(resolved, world: int, micro_batch_size: int | None = None) -> Ste
     train = recipe.train
     parallel = recipe.parallel
     objective = get_registry().get("objective", recipe.objective.kind).factory(recipe.objective.config)
-    objective_fields = attrs.asdict(recipe.objective.config)
-    chunk = objective_fields.get("loss_chunk_size") or 0
-    parallel_fields = attrs.asdict(parallel.config)
-    degree = (parallel_fields.get("degree") or world) if parallel.kind == "tp" else 1
     rows = micro_batch_size or train.micro_batch_size
     if objective.needs_reference_model:
         rows *= 2  # chosen and rejected go through the model together
@@ -129,10 +126,10 @@ def step_setup(resolved, world: int, micro_batch_size: int | None = None) -> Ste
         precision=train.precision,
         activation_checkpointing=train.activation_checkpointing,
         checkpoint_every=train.checkpoint_every,
-        loss_chunk_size=int(chunk),
+        loss_chunk_size=objective.loss_chunk_size,
         strategy=parallel.kind,
         world_size=world,
-        tp_degree=degree,
+        layout=parallel.config.memory_layout(world),
         reference_model=objective.needs_reference_model,
         reference_precomputed=objective.needs_reference_model and objective.precomputes_reference(),
     )
@@ -157,10 +154,12 @@ def make_plan(
 
     recipe = resolved.recipe
     train = recipe.train
-    if recipe.parallel.kind == "single" and gpus > 1:
+    most = recipe.parallel.config.max_processes()
+    if most is not None and gpus > most:
+        runs = "one process" if most == 1 else f"at most {most} processes"
         raise RecipeError(
-            f'{resolved.source}: parallel.kind = "single" runs one process; plan it on one GPU '
-            f"or choose ddp/fsdp/tp for {gpus}"
+            f'{resolved.source}: parallel.kind = "{recipe.parallel.kind}" runs {runs}; plan it on '
+            f"{most} GPU{'s' if most > 1 else ''} or choose ddp/fsdp/tp for {gpus}"
         )
     section_vocab = attrs.asdict(recipe.model.config).get("vocab_size")
     if section_vocab is None and vocab_size is None:
@@ -178,7 +177,7 @@ def make_plan(
         memory = plan_memory(shape, params.total, setup)
     else:
         warnings.append("memory: the per-GPU memory model covers the argonne2 family; not planned for 1.x")
-    dp_world = gpus // setup.tp_degree if setup.strategy == "tp" else gpus
+    dp_world = recipe.parallel.config.data_parallel_world(gpus)
     batch = batch_math(train.total_batch_tokens, train.micro_batch_size, train.seq_len, max(1, dp_world))
     total_steps = _phase_steps(train, batch["tokens_per_step"], data_tokens, resolved)
     plan = Plan(
@@ -232,22 +231,11 @@ def _phase_steps(train, tokens_per_step: int, data_tokens: int | None, resolved)
 
 
 def _data_tokens(resolved) -> int | None:
-    """Tokens of ``[data]`` when it is a shard set on disk (its manifest), else None."""
-    from argonne_kit.data.manifest import find_shards
-
+    """Tokens of ``[data]`` when its source can tell without tokenizing (a shard manifest), else None."""
     section = resolved.recipe.data
-    if section is None or section.kind != "bin_shards":
+    if section is None or not isinstance(section.config, DataConfig):
         return None
-    path = attrs.asdict(section.config).get("path")
-    if path is None:
-        return None
-    location = Path(path) if Path(path).is_absolute() else Path(resolved.base_dir) / path
-    if not location.exists():
-        return None
-    try:
-        return sum(s.num_tokens for s in find_shards(location).shards)
-    except Exception:
-        return None
+    return section.config.planned_tokens(str(resolved.base_dir))
 
 
 def _memory_warnings(plan: Plan, memory: MemoryPlan, resolved) -> None:

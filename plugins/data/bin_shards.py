@@ -23,8 +23,7 @@ import attrs
 import numpy as np
 import torch
 
-from argonne_kit.contracts.config import ComponentConfig
-from argonne_kit.contracts.data import DataContext, DataSize, DataSource
+from argonne_kit.contracts.data import DataConfig, DataContext, DataSize, DataSource
 from argonne_kit.data.manifest import ShardSet, find_shards
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.errors import DataError
@@ -34,7 +33,7 @@ from .common import check_state, digest, log, resolve_path
 
 
 @attrs.define(kw_only=True)
-class BinShardsConfig(ComponentConfig):
+class BinShardsConfig(DataConfig):
     """Token windows from shards written by ``argonne-kit preprocess`` (or llm.c / the original)."""
 
     path: str | None = None
@@ -50,6 +49,17 @@ class BinShardsConfig(ComponentConfig):
     num_workers: int = attrs.field(default=0, validator=non_negative)
     """DataLoader worker processes assembling batches (0 = in the training process; the order is
     the same for any value)."""
+
+    def planned_tokens(self, recipe_dir: str) -> int | None:
+        """The tokens in the shards' manifest when ``path`` names shards on disk."""
+        if self.path is None:
+            return None
+        location = Path(self.path).expanduser()
+        location = location if location.is_absolute() else Path(recipe_dir) / location
+        try:
+            return sum(s.num_tokens for s in find_shards(location).shards)
+        except (OSError, DataError):
+            return None
 
 
 class TokenStream:

@@ -73,6 +73,7 @@ class CausalLMObjective(Objective):
 
     def __init__(self, cfg: CLMConfig):
         self.cfg = cfg
+        self.loss_chunk_size = cfg.loss_chunk_size
 
     def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         ids = batch["input_ids"]

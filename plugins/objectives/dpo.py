@@ -196,6 +196,7 @@ class DPOObjective(Objective):
 
     def __init__(self, config: DPOConfig):
         self.config = config
+        self.loss_chunk_size = config.loss_chunk_size
         self.reference: torch.nn.Module | None = None
         #: Reference sums per pair when ``precompute_reference`` (filled before training).
         self.precomputed: ReferenceScores | None = None

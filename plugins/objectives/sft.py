@@ -134,6 +134,7 @@ class SFTObjective(Objective):
 
     def __init__(self, config: ChunkedLossConfig):
         self.config = config
+        self.loss_chunk_size = config.loss_chunk_size
 
     def units(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return supervised_tokens(batch["labels"])

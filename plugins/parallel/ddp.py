@@ -11,7 +11,7 @@ import attrs
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from argonne_kit.contracts.config import ParallelConfig
+from argonne_kit.contracts.config import MemoryLayout, ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
 
 from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
@@ -29,6 +29,9 @@ class DDPConfig(ParallelConfig):
     """Gradient bucket size in MiB (larger = fewer, bigger all-reduces)."""
     find_unused_parameters: bool = False
     """Tolerate parameters that receive no gradient in a step (slower; off for language models)."""
+
+    def memory_layout(self, nproc: int) -> MemoryLayout:
+        return MemoryLayout(gradient_buckets=nproc > 1)
 
 
 class DDPStrategy(DistributedStrategy):

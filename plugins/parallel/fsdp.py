@@ -16,7 +16,7 @@ import torch
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from argonne_kit.contracts.config import ParallelConfig
+from argonne_kit.contracts.config import MemoryLayout, ParallelConfig
 from argonne_kit.contracts.parallel import PRECISION_DTYPES, WrapOptions
 
 from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
@@ -41,6 +41,9 @@ class FSDPConfig(ParallelConfig):
     mixed_precision: bool = False
     """Gather parameters in the compute dtype (``train.precision``) instead of casting inside
     autocast; master weights and optimizer state stay fp32."""
+
+    def memory_layout(self, nproc: int) -> MemoryLayout:
+        return MemoryLayout(parameter_shards=nproc)
 
 
 def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapOptions) -> None:

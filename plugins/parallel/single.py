@@ -13,6 +13,9 @@ from .base import Strategy, pick_device
 class SingleConfig(ParallelConfig):
     """One process on one device (the device comes from ``train.device``); no settings."""
 
+    def max_processes(self) -> int | None:
+        return 1
+
 
 class SingleStrategy(Strategy):
     """Runs the model as it is. Reductions, broadcasts and barriers are identities; checkpoints

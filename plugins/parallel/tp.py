@@ -30,7 +30,7 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
-from argonne_kit.contracts.config import ParallelConfig
+from argonne_kit.contracts.config import MemoryLayout, ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
 from argonne_kit.errors import RecipeError
 
@@ -69,6 +69,11 @@ class TPConfig(ParallelConfig):
     def data_parallel_world(self, nproc: int) -> int:
         """Data-parallel ranks among ``nproc`` processes (the core's batch math counts these)."""
         return max(1, nproc // (self.degree or nproc))
+
+    def memory_layout(self, nproc: int) -> MemoryLayout:
+        degree = self.degree or nproc
+        # dp × tp: FSDP shards over the data-parallel dimension
+        return MemoryLayout(tensor_parallel=degree, parameter_shards=max(1, nproc // degree))
 
     def resolve(self, resolved) -> None:
         degree = self.degree or resolved.recipe.run.nproc

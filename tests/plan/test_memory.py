@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from argonne_kit.contracts.config import MemoryLayout
 from argonne_kit.model import build_model
 from argonne_kit.plan.measure import LiveTensorBytes, state_tensors
 from argonne_kit.plan.memory import StepSetup, block_activation_bytes, plan_memory
@@ -15,6 +16,8 @@ from argonne_kit.train.optimizer import build_optimizer
 from argonne_kit.train.trainer import autocast_context
 from argonne_plugins.objectives.clm import CausalLMObjective, CLMConfig
 from argonne_plugins.parallel.transforms import apply_activation_checkpointing
+
+DDP2, FSDP4 = MemoryLayout(gradient_buckets=True), MemoryLayout(parameter_shards=4)
 
 
 def _model(d, layers, heads, kv, ffn, vocab, seq, **flags):
@@ -124,7 +127,11 @@ def test_checkpointing_and_chunking_lower_the_prediction():
         plan_memory(shape, total, StepSetup(micro_batch_size=8, seq_len=64, activation_checkpointing=True)).peak < plain
     )
     assert plan_memory(shape, total, StepSetup(micro_batch_size=8, seq_len=64, loss_chunk_size=64)).peak < plain
-    ddp = plan_memory(shape, total, StepSetup(micro_batch_size=8, seq_len=64, strategy="ddp", world_size=2))
-    fsdp = plan_memory(shape, total, StepSetup(micro_batch_size=8, seq_len=64, strategy="fsdp", world_size=4))
+    ddp = plan_memory(
+        shape, total, StepSetup(micro_batch_size=8, seq_len=64, strategy="ddp", world_size=2, layout=DDP2)
+    )
+    fsdp = plan_memory(
+        shape, total, StepSetup(micro_batch_size=8, seq_len=64, strategy="fsdp", world_size=4, layout=FSDP4)
+    )
     assert ddp.components["DDP gradient buckets"] == ddp.components["gradients (fp32)"]
     assert fsdp.components["weights (fp32)"] == pytest.approx(4.0 * total / 4)
