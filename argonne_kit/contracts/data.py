@@ -84,8 +84,9 @@ class DataSource(ABC):
         """A short stable hash of the underlying data and the settings that shape batches."""
 
     def stats(self) -> dict[str, Any]:
-        """Counters worth logging (epoch, rows dropped by reason, over-long examples…); the
-        trainer may add them to its metrics. Empty by default."""
+        """Diagnostic counters (epoch, rows dropped by reason, over-long examples…) for tools,
+        tests and composing sources (a mixture reports its parts'); the trainer does not read
+        them. Empty by default."""
         return {}
 
     @property
