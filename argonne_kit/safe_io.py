@@ -141,6 +141,22 @@ def replace_dir(tmp: str | Path, final: str | Path) -> None:
     fsync_dir(final.parent)
 
 
+def publish_dir(tmp: str | Path, final: str | Path) -> bool:
+    """Rename the finished directory ``tmp`` to ``final`` unless ``final`` exists already: the
+    first of several processes building the same thing wins and nobody replaces it. True when
+    ``tmp`` became ``final``; False (``tmp`` left for the caller to remove) when it existed."""
+    tmp, final = Path(tmp), Path(final)
+    fsync_dir(tmp)
+    try:
+        os.rename(tmp, final)  # refused (EEXIST/ENOTEMPTY) when another process got there first
+    except OSError:
+        if not final.exists():
+            raise
+        return False
+    fsync_dir(final.parent)
+    return True
+
+
 def sha256_file(path: str | Path) -> str:
     """The SHA-256 of a file, read in large chunks (hashlib releases the GIL on them)."""
     digest = hashlib.sha256()

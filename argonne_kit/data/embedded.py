@@ -24,6 +24,8 @@ from pathlib import Path
 import attrs
 
 from argonne_kit.data import quickstart_corpus
+from argonne_kit.errors import DataError
+from argonne_kit.safe_io import publish_dir
 
 #: Bump when the generated content changes; each version lives in its own cache directory.
 ASSETS_VERSION = 1
@@ -78,11 +80,8 @@ def ensure_quickstart_assets(cache_dir: str | Path | None = None) -> QuickstartA
         staging = Path(tempfile.mkdtemp(prefix=f".quickstart-v{ASSETS_VERSION}-", dir=cache))
         try:
             _generate(staging)
-            try:
-                os.rename(staging, root)
-            except OSError:
-                if not (root / "complete.json").is_file():
-                    raise
+            if not publish_dir(staging, root) and not (root / "complete.json").is_file():
+                raise DataError(f"{root}: an incomplete quickstart asset directory is in the way; remove it")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return QuickstartAssets(
