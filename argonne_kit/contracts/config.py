@@ -55,3 +55,15 @@ class ParallelConfig(ComponentConfig):
         """How the model's state is placed on each of ``nproc`` processes (the planner's memory
         model). Default: a full replica per process and nothing else."""
         return MemoryLayout()
+
+
+class DataConfig(ComponentConfig):
+    """Base a data source's config may subclass (instead of ``ComponentConfig``) to tell
+    ``argonne-kit plan`` the size of the data without building the source."""
+
+    def planned_tokens(self, recipe_dir: str) -> int | None:
+        """Tokens one epoch holds when that is known without tokenizing anything (e.g. from a
+        shard manifest), relative paths resolving against ``recipe_dir``; None = unknown
+        (the planner then asks for ``--data-tokens``). Must be cheap and never raise for data
+        that is absent. Default: None."""
+        return None

@@ -1,4 +1,4 @@
-"""Data-source contract.
+"""Data-source contract (a source's config: :class:`~argonne_kit.contracts.config.DataConfig`).
 
 A source yields fixed-shape batches for one data-parallel rank, deterministically from
 (rank, world, micro-batch size, seq_len, seed) and its own state, and can restore the exact next
@@ -16,20 +16,6 @@ from typing import Any
 
 import attrs
 import torch
-
-from argonne_kit.contracts.config import ComponentConfig
-
-
-class DataConfig(ComponentConfig):
-    """Base a data source's config may subclass (instead of ``ComponentConfig``) to tell
-    ``argonne-kit plan`` the size of the data without building the source."""
-
-    def planned_tokens(self, recipe_dir: str) -> int | None:
-        """Tokens one epoch holds when that is known without tokenizing anything (e.g. from a
-        shard manifest), relative paths resolving against ``recipe_dir``; None = unknown
-        (the planner then asks for ``--data-tokens``). Must be cheap and never raise for data
-        that is absent. Default: None."""
-        return None
 
 
 @attrs.frozen

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from argonne_kit.contracts.data import DataConfig
+from argonne_kit.contracts.config import DataConfig
 from argonne_kit.errors import RecipeError
 from argonne_kit.plan.flops import attention_flops_per_token, flops_per_token
 from argonne_kit.plan.gpus import GPU, USABLE_FRACTION

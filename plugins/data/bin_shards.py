@@ -23,7 +23,8 @@ import attrs
 import numpy as np
 import torch
 
-from argonne_kit.contracts.data import DataConfig, DataContext, DataSize, DataSource
+from argonne_kit.contracts.config import DataConfig
+from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.manifest import ShardSet, find_shards
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.errors import DataError
