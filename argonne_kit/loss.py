@@ -2,9 +2,8 @@
 
 Label convention. ``forward(input_ids, labels=labels)`` follows Hugging Face: ``labels`` are
 aligned with ``input_ids`` (usually the same tensor, ``-100`` = ignored) and are shifted *inside*
-(logits at t are scored against labels at t+1). This differs from the original model after
-``e7694b3`` (2026-03-27), which expected pre-shifted labels; mixing the two conventions was the
-"double shift" defect (D-13). The kit's objectives own shifting: they call the model without
+(logits at t are scored against labels at t+1). The last original models expected pre-shifted
+labels instead; mixing the two conventions is the "double shift" defect (D-13). The kit's objectives own shifting: they call the model without
 labels and score the logits (or hidden states) themselves.
 
 API (objectives may use the model-side half without importing this module):

@@ -7,10 +7,10 @@ model is built or re-targeted (``set_attention_backend``): a built-in kernel of
 checks them once per distinct runtime — device type, compute dtype, whether gradients flow,
 padding/segments present, prefill or cached decode — and keeps the result, so ``auto`` may pick
 different kernels for training and for generation. A forward pass never consults the plugin
-registry: an exported model runs with nothing but torch and transformers. The model casts q/k/v to the compute dtype (the autocast dtype when autocast
-is on) before the call (D-27): fp32 RoPE tables and fp32 norm weights otherwise promote q/k to
-fp32 and make the fused kernels refuse them, which is how every argonne2 pretrain before
-2026-07-14 ended up on the O(T²) math path.
+registry: an exported model runs with nothing but torch and transformers. The model casts q/k/v
+to the compute dtype (the autocast dtype when autocast is on) before the call (D-27): fp32 RoPE
+tables and fp32 norm weights would otherwise promote q/k to fp32, the fused kernels would refuse
+them, and training would silently run on the O(T²) math path.
 """
 
 from __future__ import annotations

@@ -131,8 +131,8 @@ def legacy_key_mapping_of(model: nn.Module) -> Mapping[str, str]:
 
 def legacy_renames(stored: Iterable[str], current: Collection[str], mapping: Mapping[str, str]) -> dict[str, str]:
     """``{stored name: current name}`` for every stored key that is not a current name but maps onto
-    one — the names a checkpoint written before a layout change (``blocks.{i}`` before
-    ``model.layers.{i}``) holds. Empty when the stored names are current."""
+    one: the names of an earlier layout (``blocks.{i}`` for ``model.layers.{i}``) that a
+    checkpoint may hold. Empty when the stored names are current."""
     compiled = _compile_mapping(mapping)
     renames = {}
     for key in stored:

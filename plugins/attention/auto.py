@@ -38,9 +38,8 @@ class AutoAttention(AttentionBackend):
         self._chosen: dict = {}
         self._by_call: dict = {}
 
-    # The contract declares ``capabilities`` as a plain class attribute; the union is read live
-    # (a candidate's availability is checked when asked). Fixing the declaration belongs to
-    # argonne_kit/contracts/attention.py (a read-only property there).
+    # The contract's class attribute becomes a property here: the union must be read live,
+    # because a candidate's availability (flash-attn installed, a GPU present) is checked when asked.
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
         """The union of the candidates' capabilities (what *some* candidate can do);
