@@ -30,13 +30,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import torch
 
 from argonne_kit.errors import DataError
 from argonne_kit.recipe.sections import EvalConfig
+
+if TYPE_CHECKING:
+    from argonne_kit.train.sampling import GenerativeModel
 
 PROBE_FILE = "probe.jsonl"
 
@@ -135,7 +137,7 @@ def chat_eos_token_id(tokenizer) -> int:
 
 
 def generate_reply(
-    model: torch.nn.Module,
+    model: GenerativeModel,
     tokenizer,
     messages: Sequence[dict[str, str]],
     *,
@@ -182,7 +184,7 @@ class ChatProbe:
         return cls(conversations, cfg.probe_max_new_tokens)
 
     def run(
-        self, model: torch.nn.Module, tokenizer, run_dir: str | Path, *, step: int, label: str
+        self, model: GenerativeModel, tokenizer, run_dir: str | Path, *, step: int, label: str
     ) -> list[dict[str, Any]]:
         """Answer every prompt greedily and append the rows to ``run_dir/probe.jsonl``."""
         eos = chat_eos_token_id(tokenizer)

@@ -170,8 +170,9 @@ def _allowed_globals() -> list[Any]:
     """The non-tensor types the kit writes into its own pickles: numpy's RNG state (an uint32
     array) inside the trainer state. Nothing here can run code when unpickled."""
     import numpy as np
+    from numpy._core.multiarray import _reconstruct
 
-    return [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 TRUST_PICKLE_HINT = (

@@ -13,6 +13,8 @@ Importing this package registers both families with ``AutoConfig``, ``AutoModel`
 
 from __future__ import annotations
 
+from transformers import PreTrainedConfig, PreTrainedModel
+
 from argonne_kit.model.build import build_config, build_model
 from argonne_kit.model.config import ArgonneConfig, ArgonneV1Config
 from argonne_kit.model.hf import ArgonneHFMixin
@@ -22,7 +24,7 @@ from argonne_kit.model.modeling import ArgonneForCausalLM, ArgonneForSequenceCla
 from argonne_kit.model.standalone import write_standalone_code
 
 #: config class → (backbone, causal LM, sequence classification)
-FAMILIES = {
+FAMILIES: dict[type[PreTrainedConfig], tuple[type[PreTrainedModel], type[PreTrainedModel], type[PreTrainedModel]]] = {
     ArgonneConfig: (ArgonneModel, ArgonneForCausalLM, ArgonneForSequenceClassification),
     ArgonneV1Config: (ArgonneV1Model, ArgonneV1ForCausalLM, ArgonneV1ForSequenceClassification),
 }

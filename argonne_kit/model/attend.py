@@ -245,7 +245,7 @@ def build_context(
         past_length > 0,
         dropout,
     )
-    weights = None
+    weights: list[torch.Tensor] | None = None
     if output_attentions:
         running = sorted({b.name for b in backends if not isinstance(b, MathAttention)})
         if running:
@@ -273,6 +273,7 @@ def attend(
         mask = F.pad(mask, (0, k.shape[2] - mask.shape[1]), value=False)
     backend, spec = ctx.backends[layer_idx], ctx.specs[layer_idx]
     if ctx.weights is not None:
+        assert isinstance(backend, MathAttention)  # build_context refuses weights from any other kernel
         out, probs = backend.forward_with_weights(q, k, v, spec, key_padding_mask=mask, segment_ids=ctx.segment_ids)
         ctx.weights.append(probs)
         return out

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
+from argonne_kit.model.hf import ArgonneHFMixin
 from argonne_kit.recipe.model_sections import ModelConfig
 from argonne_kit.recipe.schema import PluginSection
 
@@ -25,7 +24,9 @@ def build_config(section: PluginSection | ModelConfig, vocab_size: int | None = 
     return _model_config(section).hf_config(vocab_size, **overrides)
 
 
-def build_model(section: PluginSection | ModelConfig, vocab_size: int | None = None, **overrides: Any) -> nn.Module:
+def build_model(
+    section: PluginSection | ModelConfig, vocab_size: int | None = None, **overrides: Any
+) -> ArgonneHFMixin:
     """A freshly initialised model (original.md §1.9 / §1.1 init) for a ``[model]`` section. Build
     it under ``torch.device("meta")`` to count parameters without allocating them."""
     config = _model_config(section)

@@ -141,7 +141,9 @@ class ArgonneConfig(PreTrainedConfig):
     @property
     def head_dim(self) -> int:
         """Per-head width, hidden_size / num_attention_heads."""
-        return self.hidden_size // self.num_attention_heads
+        hidden, heads = self.hidden_size, self.num_attention_heads
+        assert hidden is not None and heads is not None  # None only until __post_init__ fills the defaults
+        return hidden // heads
 
     def _remove_keys_not_serialized(self, d: dict) -> None:
         # the attention name last reported to transformers is runtime state, not configuration
@@ -155,10 +157,12 @@ class ArgonneConfig(PreTrainedConfig):
 
     def derived_shape(self) -> dict:
         """head_dim, KV heads, MLP width and per-layer windows, by the rules the recipe uses."""
+        hidden, layers, heads = self.hidden_size, self.num_hidden_layers, self.num_attention_heads
+        assert hidden is not None and layers is not None and heads is not None  # filled by __post_init__
         return derive_argonne2_shape(
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
             num_key_value_heads=self.num_key_value_heads,
             intermediate_size=self.intermediate_size,
             interleaved_local_attention=self.interleaved_local_attention,

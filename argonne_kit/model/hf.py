@@ -12,17 +12,18 @@ select the kit's ``math`` / ``sdpa`` / ``flash2`` / ``flex`` kernels; the kit's 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
-from argonne_kit.contracts.attention import AttentionSpec
+from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec
 from argonne_kit.kernels import BUILTIN_BACKENDS, HF_ATTENTION_NAMES, auto_candidates, first_capable
 from argonne_kit.loss import fused_lm_loss_sums, generic_chunked_loss_sums
-from argonne_kit.model.attend import default_runtime
-from argonne_kit.model.config import REPORTED_ATTENTION_KEY
+from argonne_kit.model.attend import AttentionPlan, default_runtime, resolve_plan_names
+from argonne_kit.model.config import REPORTED_ATTENTION_KEY, ArgonneConfig, ArgonneV1Config
 from argonne_kit.model.linear import Linear
 
 #: the kit's backend name → the transformers name it is reported as
@@ -48,9 +49,18 @@ def reported_name(kit_name: str, runtime) -> str:
     return REPORTED_NAMES.get(kit_name, kit_name)
 
 
-class ArgonneHFMixin:
+if TYPE_CHECKING:
+    # the mixins are mixed into PreTrainedModel subclasses; the type checker sees them as one
+    _HFModel = PreTrainedModel
+else:
+    _HFModel = object
+
+
+class ArgonneHFMixin(_HFModel):
     """Shared Hugging Face behaviour of the Argonne models (a ``PreTrainedModel`` mixin).
     Subclasses set ``legacy_key_mapping`` (regex on an original key → its current name)."""
+
+    config: ArgonneConfig | ArgonneV1Config
 
     _supports_sdpa = True
     _supports_flash_attn = True
@@ -89,9 +99,43 @@ class ArgonneHFMixin:
         setattr(config, REPORTED_ATTENTION_KEY, reported)
         return reported
 
-    def set_attn_implementation(self, attn_implementation: str, allow_all_kernels: bool = False) -> None:
+    def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False) -> None:
         """Switch every layer to the kernel named by a transformers or kit name."""
+        if not isinstance(attn_implementation, str):  # transformers' per-sub-config dict: these models have none
+            raise TypeError(f"attn_implementation must be one name for the whole model, got {attn_implementation!r}")
         self.set_attention_backend(kit_backend_name(attn_implementation))
+
+    def set_attention_backend(self, name: str, backend: AttentionBackend | None = None) -> None:
+        """Switch every layer to the backend ``name`` (a built-in kernel, ``auto``, or — with
+        ``backend`` — a pre-built instance such as a plugin's)."""
+        self._attention_plan().set_backend(name, backend)
+        self.config.attn_backend = name
+        self._report_attention(name)
+
+    def attention_plan(
+        self,
+        device_type: str | None = None,
+        dtype: torch.dtype | None = None,
+        training: bool | None = None,
+        decoding: bool = False,
+    ) -> list[tuple[str, int | None]]:
+        """``[(backend name, window), …]`` per layer as resolved for the given conditions
+        (default: this model's device and dtype, its training flag)."""
+        weight = self.get_input_embeddings().weight
+        assert isinstance(weight, torch.Tensor)  # an nn.Embedding's
+        return resolve_plan_names(
+            self._attention_plan(),
+            device_type or weight.device.type,
+            dtype or weight.dtype,
+            self.training if training is None else training,
+            decoding,
+        )
+
+    def _attention_plan(self) -> AttentionPlan:
+        """The backbone's (``base_model``'s: the model itself or its ``model``) attention plan."""
+        plan = self.base_model._attention
+        assert isinstance(plan, AttentionPlan)  # every Argonne backbone builds one
+        return plan
 
     def _report_attention(self, kit_name: str) -> None:
         """Make ``config._attn_implementation`` name what ``kit_name`` runs."""
@@ -122,6 +166,13 @@ class CausalLMLossMixin:
     (:func:`argonne_kit.loss.lm_loss_sums`, which calls ``logits_from_hidden`` per chunk and lets
     autograd differentiate whatever the head is)."""
 
+    #: the LM head (the kit's ``Linear``; an FP8 conversion or a wrapper may replace it)
+    lm_head: nn.Module
+
+    def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits of final hidden states (the head, and any softcap): each model defines it."""
+        raise NotImplementedError
+
     def logit_softcap(self) -> float:
         """The final-logit softcap ``logits_from_hidden`` applies (0 = none)."""
         return 0.0
@@ -138,7 +189,7 @@ class CausalLMLossMixin:
         (plain) parameters after forward, so the fused path runs there on the full weight and
         FSDP reduce-scatters the gradient as it does the generic path's."""
         head = self.lm_head
-        if type(head) not in (nn.Linear, Linear) or head.bias is not None:
+        if not isinstance(head, nn.Linear) or type(head) not in (nn.Linear, Linear) or head.bias is not None:
             return None
         if head._forward_hooks or head._forward_pre_hooks:
             return None
@@ -189,11 +240,11 @@ def past_length(cache, attention_mask: torch.Tensor | None, length: int) -> int:
 
 
 def score_last_token(
-    model: PreTrainedModel, outputs, input_ids: torch.Tensor | None, labels: torch.Tensor | None
+    model: PreTrainedModel, score: nn.Module, outputs, input_ids: torch.Tensor | None, labels: torch.Tensor | None
 ) -> SequenceClassifierOutputWithPast:
-    """Apply ``model.score`` at each row's last non-padding token (the last position when
-    there is no ``input_ids`` or no pad token) and compute the loss."""
-    logits = model.score(outputs.last_hidden_state)
+    """Apply ``score`` (the model's score head) at each row's last non-padding token (the last
+    position when there is no ``input_ids`` or no pad token) and compute the loss."""
+    logits = score(outputs.last_hidden_state)
     batch = logits.shape[0]
     pad = model.config.pad_token_id
     if pad is None and batch != 1:

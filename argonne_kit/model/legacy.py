@@ -25,7 +25,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from argonne_kit.loss import causal_lm_loss
-from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
+from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context
 from argonne_kit.model.config import ArgonneV1Config
 from argonne_kit.model.hf import ArgonneHFMixin, CausalLMLossMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
@@ -35,6 +35,8 @@ INIT_STD = 0.02
 
 class ArgonneV1Attention(nn.Module):
     """Multi-head causal self-attention with separate q/k/v/proj projections."""
+
+    mask: torch.Tensor  # a registered buffer
 
     def __init__(self, config: ArgonneV1Config, layer_idx: int):
         super().__init__()
@@ -126,29 +128,6 @@ class ArgonneV1PreTrainedModel(ArgonneHFMixin, PreTrainedModel):
         elif isinstance(module, ArgonneV1Model):
             init.normal_(module.position_embedding, mean=0.0, std=INIT_STD)
 
-    def set_attention_backend(self, name: str, backend=None) -> None:
-        """Switch every layer to the backend ``name`` (see ``ArgonneForCausalLM``)."""
-        self.base_model._attention.set_backend(name, backend)
-        self.config.attn_backend = name
-        self._report_attention(name)
-
-    def attention_plan(
-        self,
-        device_type: str | None = None,
-        dtype: torch.dtype | None = None,
-        training: bool | None = None,
-        decoding: bool = False,
-    ) -> list[tuple[str, int | None]]:
-        """``[(backend name, window), …]`` per layer as resolved for the given conditions."""
-        weight = self.get_input_embeddings().weight
-        return resolve_plan_names(
-            self.base_model._attention,
-            device_type or weight.device.type,
-            dtype or weight.dtype,
-            self.training if training is None else training,
-            decoding,
-        )
-
 
 class ArgonneV1Model(ArgonneV1PreTrainedModel):
     """The 1.x backbone: token and learned position embeddings, blocks, final LayerNorm."""
@@ -158,7 +137,7 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
     def __init__(self, config: ArgonneV1Config, initialize: bool = True):
         super().__init__(config)
         d = config.n_embd
-        self.token_embedding = nn.Embedding(config.vocab_size, d)
+        self.token_embedding: nn.Module = nn.Embedding(config.vocab_size, d)  # transformers may swap in any module
         self.position_embedding = nn.Parameter(torch.zeros(1, config.block_size, d))
         self.drop = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(ArgonneV1Block(config, i) for i in range(config.n_layer))
@@ -174,10 +153,10 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
         if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
             self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
+    def get_input_embeddings(self) -> nn.Module:
         return self.token_embedding
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    def set_input_embeddings(self, value: nn.Module) -> None:
         self.token_embedding = value
 
     def forward(
@@ -203,14 +182,17 @@ class ArgonneV1Model(ArgonneV1PreTrainedModel):
             cache = DynamicCache()
         length = tokens.size(1)
         past = past_length(cache, attention_mask, length)
-        if position_ids is None:
-            position_ids = torch.arange(past, past + length, device=tokens.device).unsqueeze(0)
-        if not torch.compiler.is_compiling() and int(position_ids.max()) >= self.config.block_size:
+        positions = (
+            torch.arange(past, past + length, device=tokens.device).unsqueeze(0)
+            if position_ids is None
+            else position_ids
+        )
+        if not torch.compiler.is_compiling() and int(positions.max()) >= self.config.block_size:
             raise ValueError(
-                f"position {int(position_ids.max())} is beyond block_size {self.config.block_size} "
+                f"position {int(positions.max())} is beyond block_size {self.config.block_size} "
                 "(Argonne 1.x has learned positions)"
             )
-        hidden = self.drop(tokens + self.position_embedding[0, position_ids])
+        hidden = self.drop(tokens + self.position_embedding[0, positions])
         ctx = build_context(
             self._attention,
             hidden,
@@ -248,13 +230,13 @@ class ArgonneV1ForCausalLM(CausalLMLossMixin, ArgonneV1PreTrainedModel, Generati
     def __init__(self, config: ArgonneV1Config):
         super().__init__(config)
         self.model = ArgonneV1Model(config, initialize=False)
-        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head: nn.Linear = Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
+    def get_input_embeddings(self) -> nn.Module:
         return self.model.token_embedding
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    def set_input_embeddings(self, value: nn.Module) -> None:
         self.model.token_embedding = value
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -320,15 +302,17 @@ class ArgonneV1ForSequenceClassification(ArgonneV1PreTrainedModel):
 
     def __init__(self, config: ArgonneV1Config):
         super().__init__(config)
-        self.num_labels = config.num_labels
+        num_labels = config.num_labels
+        assert num_labels is not None  # the config's __post_init__ sets id2label (2 labels by default)
+        self.num_labels = num_labels
         self.model = ArgonneV1Model(config, initialize=False)
-        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.score = nn.Linear(config.n_embd, num_labels, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
+    def get_input_embeddings(self) -> nn.Module:
         return self.model.token_embedding
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    def set_input_embeddings(self, value: nn.Module) -> None:
         self.model.token_embedding = value
 
     def forward(
@@ -358,4 +342,4 @@ class ArgonneV1ForSequenceClassification(ArgonneV1PreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        return finish_output(score_last_token(self, outputs, input_ids, labels), return_dict, self.config)
+        return finish_output(score_last_token(self, self.score, outputs, input_ids, labels), return_dict, self.config)

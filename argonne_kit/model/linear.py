@@ -89,6 +89,10 @@ class _Fp32AccumulateLinear(torch.autograd.Function):
 class Linear(nn.Linear):
     """``nn.Linear``; see the module docstring for the CPU bf16/fp16 route."""
 
+    residual_projection: bool = False
+    """A projection into the residual stream (``o_proj``, ``down_proj``): initialised with the
+    smaller std of the models' ``_init_weights``."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self._fp32_route(x)
         if dtype is None:
@@ -101,6 +105,7 @@ class Linear(nn.Linear):
         """The compute dtype when this call takes the fp32-SGEMM route, else None."""
         if x.device.type != "cpu" or not _routing["enabled"]:
             return None
+        compute: torch.dtype | None
         if torch.is_autocast_enabled("cpu"):
             compute = torch.get_autocast_dtype("cpu")
         else:

@@ -69,8 +69,8 @@ def renumber_pipeline_stages(state: dict[str, torch.Tensor], name: str = "state 
     staged: dict[tuple[int, int], list[tuple[str, str]]] = {}  # (stage, j) → [(key, rest of the key)]
     for key in state:
         if key.startswith(PIPELINE_PREFIX):
-            stage, j, rest = key[len(PIPELINE_PREFIX) :].split(".", 2)
-            staged.setdefault((int(stage), int(j)), []).append((key, rest))
+            stage_name, block_name, rest = key[len(PIPELINE_PREFIX) :].split(".", 2)
+            staged.setdefault((int(stage_name), int(block_name)), []).append((key, rest))
     if not staged:
         return state
     per_stage: dict[int, int] = {}
@@ -156,12 +156,18 @@ def _rename_key(key: str, compiled: list[tuple[re.Pattern[str], str]]) -> str:
 
 
 def load_original_checkpoint(source: str | Path | Mapping, model: nn.Module) -> dict:
-    """Load ``source`` into ``model`` (an Argonne model: its ``embedding_keys`` name the input
+    """Load ``source`` into ``model`` (an Argonne causal LM: its ``embedding_keys`` name the input
     and output embeddings) by name. Returns ``{"loaded": n, "resized": [keys]}``.
 
     Raises :class:`CheckpointError` naming every missing or unexpected key and every shape that
-    cannot be reconciled. The only key allowed to be absent is a tied output embedding.
+    cannot be reconciled. The only key allowed to be absent is a tied output embedding. Raises
+    TypeError for a model that is not an Argonne causal LM.
     """
+    from argonne_kit.model.legacy import ArgonneV1ForCausalLM  # the model package imports transformers
+    from argonne_kit.model.modeling import ArgonneForCausalLM
+
+    if not isinstance(model, (ArgonneForCausalLM, ArgonneV1ForCausalLM)):
+        raise TypeError(f"original checkpoints load into an Argonne causal LM, not {type(model).__name__}")
     state = convert_legacy_keys(read_state_dict(source), model.legacy_key_mapping)
     expected = model.state_dict()
     input_key, output_key = model.embedding_keys

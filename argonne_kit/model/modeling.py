@@ -38,7 +38,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from argonne_kit.loss import causal_lm_loss
-from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context, resolve_plan_names
+from argonne_kit.model.attend import AttentionContext, AttentionPlan, attend, build_context
 from argonne_kit.model.config import ArgonneConfig
 from argonne_kit.model.hf import ArgonneHFMixin, CausalLMLossMixin, finish_output, past_length, score_last_token
 from argonne_kit.model.linear import Linear
@@ -71,10 +71,12 @@ class ArgonneAttention(nn.Module):
     def __init__(self, config: ArgonneConfig, layer_idx: int):
         super().__init__()
         self.layer_idx = layer_idx
+        d, heads, kv_heads = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+        assert d is not None and heads is not None and kv_heads is not None  # filled by the config's __post_init__
         self.head_dim = config.head_dim
-        self.num_heads = config.num_attention_heads
-        self.num_kv_heads = config.num_key_value_heads
-        d, bias = config.hidden_size, config.attention_bias
+        self.num_heads = heads
+        self.num_kv_heads = kv_heads
+        bias = config.attention_bias
         self.q_proj = Linear(d, self.num_heads * self.head_dim, bias=bias)
         self.k_proj = Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
         self.v_proj = Linear(d, self.num_kv_heads * self.head_dim, bias=bias)
@@ -110,6 +112,7 @@ class ArgonneMLP(nn.Module):
     def __init__(self, config: ArgonneConfig):
         super().__init__()
         d, width, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        assert d is not None and width is not None  # filled by the config's __post_init__
         self.gate_proj = Linear(d, width, bias=bias)
         self.up_proj = Linear(d, width, bias=bias)
         self.down_proj = Linear(width, d, bias=bias)
@@ -126,6 +129,7 @@ class ArgonneBlock(GradientCheckpointingLayer):
     def __init__(self, config: ArgonneConfig, layer_idx: int):
         super().__init__()
         d, eps = config.hidden_size, config.rms_norm_eps
+        assert d is not None  # filled by the config's __post_init__
         self.input_norm = RMSNorm(d, eps)
         self.attn = ArgonneAttention(config, layer_idx)
         self.post_norm = RMSNorm(d, eps)
@@ -168,46 +172,20 @@ class ArgonnePreTrainedModel(ArgonneHFMixin, PreTrainedModel):
         """Every Linear N(0, d^-0.5), residual projections (o_proj, down_proj) N(0, (2L)^-0.5),
         embedding N(0, d^-0.5), norms ones, biases zero; RoPE frequencies recomputed (they are
         not in checkpoints — D-11)."""
-        cfg = self.config
+        layers, d = self.config.num_hidden_layers, self.config.hidden_size
+        assert layers is not None and d is not None  # filled by the config's __post_init__
         if isinstance(module, nn.Linear):
             residual = getattr(module, "residual_projection", False)
-            std = (2 * cfg.num_hidden_layers) ** -0.5 if residual else cfg.hidden_size**-0.5
+            std = (2 * layers) ** -0.5 if residual else d**-0.5
             init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=cfg.hidden_size**-0.5)
+            init.normal_(module.weight, mean=0.0, std=d**-0.5)
         elif isinstance(module, RMSNorm):
             init.ones_(module.weight)
         elif isinstance(module, RotaryEmbedding):
             module.reset_inv_freq()
-
-    def set_attention_backend(self, name: str, backend=None) -> None:
-        """Switch every layer to the backend ``name`` (a built-in kernel, ``auto``, or — with
-        ``backend`` — a pre-built instance such as a plugin's)."""
-        plan = self.base_model._attention
-        plan.set_backend(name, backend)
-        self.config.attn_backend = name
-        self._report_attention(name)
-
-    def attention_plan(
-        self,
-        device_type: str | None = None,
-        dtype: torch.dtype | None = None,
-        training: bool | None = None,
-        decoding: bool = False,
-    ) -> list[tuple[str, int | None]]:
-        """``[(backend name, window), …]`` per layer as resolved for the given conditions
-        (default: this model's device and dtype, its training flag)."""
-        weight = self.get_input_embeddings().weight
-        plan = self.base_model._attention
-        return resolve_plan_names(
-            plan,
-            device_type or weight.device.type,
-            dtype or weight.dtype,
-            self.training if training is None else training,
-            decoding,
-        )
 
 
 class ArgonneModel(ArgonnePreTrainedModel):
@@ -219,24 +197,21 @@ class ArgonneModel(ArgonnePreTrainedModel):
 
     def __init__(self, config: ArgonneConfig, initialize: bool = True):
         super().__init__(config)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(ArgonneBlock(config, i) for i in range(config.num_hidden_layers))
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        d, layers = config.hidden_size, config.num_hidden_layers
+        heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+        assert d is not None and layers is not None and heads is not None and kv_heads is not None  # __post_init__
+        self.embed_tokens: nn.Module = nn.Embedding(config.vocab_size, d)  # transformers may swap in any module
+        self.layers = nn.ModuleList(ArgonneBlock(config, i) for i in range(layers))
+        self.norm = RMSNorm(d, config.rms_norm_eps)
         self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
-        self._attention = AttentionPlan(
-            config.attn_backend,
-            config.layer_windows(),
-            config.head_dim,
-            config.num_attention_heads,
-            config.num_key_value_heads,
-        )
+        self._attention = AttentionPlan(config.attn_backend, config.layer_windows(), config.head_dim, heads, kv_heads)
         if initialize:  # a head initialises its backbone with itself, in one pass (same seed, same weights)
             self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
+    def get_input_embeddings(self) -> nn.Module:
         return self.embed_tokens
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    def set_input_embeddings(self, value: nn.Module) -> None:
         self.embed_tokens = value
 
     def forward(
@@ -265,12 +240,15 @@ class ArgonneModel(ArgonnePreTrainedModel):
             cache = DynamicCache()
         length = hidden.size(1)
         past = past_length(cache, attention_mask, length)
-        if position_ids is None:
-            position_ids = torch.arange(past, past + length, device=hidden.device).unsqueeze(0)
+        positions = (
+            torch.arange(past, past + length, device=hidden.device).unsqueeze(0)
+            if position_ids is None
+            else position_ids
+        )
         ctx = build_context(
             self._attention, hidden, attention_mask, segment_ids, past, output_attentions=bool(output_attentions)
         )
-        cos, sin = self.rotary_emb(position_ids, hidden.dtype)
+        cos, sin = self.rotary_emb(positions, hidden.dtype)
 
         all_hidden = [hidden] if output_hidden_states else None
         for block in self.layers:
@@ -299,16 +277,17 @@ class ArgonneForCausalLM(CausalLMLossMixin, ArgonnePreTrainedModel, GenerationMi
 
     def __init__(self, config: ArgonneConfig):
         super().__init__(config)
+        assert config.hidden_size is not None  # filled by the config's __post_init__
         self.model = ArgonneModel(config, initialize=False)
-        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head: nn.Linear = Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
         if config.use_gradient_checkpointing:
             self.gradient_checkpointing_enable()
 
-    def get_input_embeddings(self) -> nn.Embedding:
+    def get_input_embeddings(self) -> nn.Module:
         return self.model.embed_tokens
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    def set_input_embeddings(self, value: nn.Module) -> None:
         self.model.embed_tokens = value
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -376,7 +355,7 @@ class ArgonneForCausalLM(CausalLMLossMixin, ArgonnePreTrainedModel, GenerationMi
             and cfg.loss_chunk_size > 0
             and not (cfg.mtp_loss_weight and cfg.mtp_horizon > 1)
         )
-        if chunked:
+        if chunked and labels is not None:
             loss_sum, _, _, count = self.chunked_loss_sums(
                 hidden[:, :-1], labels[:, 1:], cfg.loss_chunk_size, cfg.z_loss_weight
             )
@@ -408,15 +387,18 @@ class ArgonneForSequenceClassification(ArgonnePreTrainedModel):
 
     def __init__(self, config: ArgonneConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
+        num_labels = config.num_labels
+        assert num_labels is not None  # the config's __post_init__ sets id2label (2 labels by default)
+        self.num_labels = num_labels
+        assert config.hidden_size is not None  # filled by the config's __post_init__
         self.model = ArgonneModel(config, initialize=False)
-        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.score = nn.Linear(config.hidden_size, num_labels, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
+    def get_input_embeddings(self) -> nn.Module:
         return self.model.embed_tokens
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
+    def set_input_embeddings(self, value: nn.Module) -> None:
         self.model.embed_tokens = value
 
     def forward(
@@ -446,4 +428,4 @@ class ArgonneForSequenceClassification(ArgonnePreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        return finish_output(score_last_token(self, outputs, input_ids, labels), return_dict, self.config)
+        return finish_output(score_last_token(self, self.score, outputs, input_ids, labels), return_dict, self.config)

@@ -23,6 +23,8 @@ def inverse_frequencies(head_dim: int, theta: float) -> torch.Tensor:
 class RotaryEmbedding(nn.Module):
     """cos/sin tables ``[B|1, T, head_dim]`` for given positions."""
 
+    inv_freq: torch.Tensor  # a registered buffer
+
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
         self.head_dim = head_dim

@@ -58,9 +58,17 @@ from __future__ import annotations
 
 
 def _source(module: str) -> tuple[str, ast.Module]:
-    path = Path(importlib.import_module(module).__file__)
+    file = importlib.import_module(module).__file__
+    assert file is not None  # the bundled modules are source files
+    path = Path(file)
     text = path.read_text()
     return text, ast.parse(text)
+
+
+def _end_line(node: ast.stmt) -> int:
+    """The node's last line (``ast.parse`` sets it on every statement)."""
+    assert node.end_lineno is not None
+    return node.end_lineno
 
 
 def bundle(modules: tuple[str, ...], version: str) -> str:
@@ -79,7 +87,7 @@ def bundle(modules: tuple[str, ...], version: str) -> str:
             for node in ast.walk(tree)
             if isinstance(node, ast.Try)
             for stmt in node.body
-            for line in range(stmt.lineno, stmt.end_lineno + 1)
+            for line in range(stmt.lineno, _end_line(stmt) + 1)
         }
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -91,9 +99,9 @@ def bundle(modules: tuple[str, ...], version: str) -> str:
                             raise ValueError(f"{module}: a nested import of {name!r} cannot be bundled")
                         if name == "argonne_kit.model.config":
                             config_names.update(a.name for a in node.names)
-                        drop.update(range(node.lineno - 1, node.end_lineno))
+                        drop.update(range(node.lineno - 1, _end_line(node)))
                     elif top == "__future__":
-                        drop.update(range(node.lineno - 1, node.end_lineno))
+                        drop.update(range(node.lineno - 1, _end_line(node)))
                     elif top not in ALLOWED_IMPORTS and node.lineno not in optional:
                         raise ValueError(
                             f"{module} imports {name!r}: the exported modeling code may import "
@@ -105,7 +113,7 @@ def bundle(modules: tuple[str, ...], version: str) -> str:
             else None
         )
         if docstring is not None:
-            drop.update(range(docstring.lineno - 1, docstring.end_lineno))
+            drop.update(range(docstring.lineno - 1, _end_line(docstring)))
         body = "".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")
         parts.append(f"# ---- {module} " + "-" * max(0, 90 - len(module)) + "\n\n" + body + "\n")
     header = HEADER.format(version=version, modules=", ".join(modules))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -28,6 +28,9 @@ from argonne_kit.model_shape import (
     round_up,
 )
 from argonne_kit.recipe.validators import positive
+
+if TYPE_CHECKING:
+    from argonne_kit.model.hf import ArgonneHFMixin
 
 
 class ModelConfig(abc.ABC):
@@ -55,8 +58,9 @@ class ModelConfig(abc.ABC):
         config fields (``eos_token_id``, ``attn_backend``…)."""
 
     @abc.abstractmethod
-    def model_class(self) -> type:
-        """The causal-LM class built from :meth:`hf_config`."""
+    def model_class(self) -> type[ArgonneHFMixin]:
+        """The causal-LM class built from :meth:`hf_config` (a transformers model with the kit's
+        :class:`~argonne_kit.model.hf.ArgonneHFMixin`: the runner switches its attention backend)."""
 
 
 _Config = TypeVar("_Config", bound=type[ModelConfig])
@@ -171,7 +175,7 @@ class Argonne2ModelConfig(ModelConfig):
         vocab = round_up(vocab_rows(fields.pop("vocab_size"), vocab_size), fields.pop("pad_vocab_to_multiple_of") or 1)
         return ArgonneConfig(vocab_size=vocab, **fields, **overrides)
 
-    def model_class(self) -> type:
+    def model_class(self) -> type[ArgonneHFMixin]:
         from argonne_kit.model.modeling import ArgonneForCausalLM
 
         return ArgonneForCausalLM
@@ -210,7 +214,7 @@ class Argonne1ModelConfig(ModelConfig):
         fields = attrs.asdict(self)
         return ArgonneV1Config(vocab_size=vocab_rows(fields.pop("vocab_size"), vocab_size), **fields, **overrides)
 
-    def model_class(self) -> type:
+    def model_class(self) -> type[ArgonneHFMixin]:
         from argonne_kit.model.legacy import ArgonneV1ForCausalLM
 
         return ArgonneV1ForCausalLM

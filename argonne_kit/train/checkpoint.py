@@ -243,7 +243,7 @@ class CheckpointManager:
         temporary and raises one :class:`StorageError` line."""
         strategy = self.strategy
         leaves, unique = count_tensors(state)
-        failure = None
+        failure: BaseException | None = None
         try:
             strategy.save(state, str(tmp))
             write_trainer_state(tmp / trainer_state_file(strategy.rank), trainer_state)
@@ -521,6 +521,7 @@ def host_copy(state: Any, memo: dict | None = None) -> Any:
     model; tensors sharing a storage (tied weights) stay shared."""
     memo = {} if memo is None else memo
     if isinstance(state, torch.Tensor):
+        key: object
         try:
             key = (state.untyped_storage().data_ptr(), state.storage_offset(), tuple(state.shape), state.dtype)
         except RuntimeError:
@@ -629,7 +630,7 @@ def count_tensors(state: Any) -> tuple[int, int]:
     """(tensor leaves, distinct storages) of a nested state: a tied weight is one storage but
     two keys, and formats differ in whether they write it twice."""
     leaves = list(_tensor_leaves(state, ""))
-    storages = set()
+    storages: set[object] = set()
     for _name, tensor in leaves:
         local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
         try:

@@ -16,12 +16,16 @@ from __future__ import annotations
 import copy
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from argonne_kit.contracts.parallel import PRECISION_DTYPES
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE
 from argonne_kit.safe_io import replace_dir
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 FINAL_MODEL_DIR = "final_model"
 #: ``--dtype`` names → the dtype the weights are stored in (the training precisions an export keeps;
@@ -31,7 +35,7 @@ DEFAULT_MAX_SHARD_SIZE = "5GB"
 
 
 def export_model(
-    model: torch.nn.Module,
+    model: PreTrainedModel,
     tokenizer,
     out: Path,
     *,
@@ -62,7 +66,9 @@ def export_model(
         tokenizer = copy.deepcopy(tokenizer)  # the caller keeps its own tokenizer unchanged
         tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos_token_id)
     set_release_token_ids(model, tokenizer, eos_token_id)
-    model.to(EXPORT_DTYPES[dtype])
+    # typed as nn.Module.to: transformers' functools.wraps on PreTrainedModel.to hides its signature
+    module: torch.nn.Module = model
+    module.to(EXPORT_DTYPES[dtype])
     model.save_pretrained(str(tmp), safe_serialization=True, max_shard_size=max_shard_size)
     tokenizer.save_pretrained(str(tmp))
     if recipe_toml is not None:
@@ -119,14 +125,16 @@ def release_eos_token_id(resolved, tokenizer) -> int | None:
     return chat_eos_token_id(tokenizer) if objective.chat_model else None
 
 
-def trim_padded_vocab(model: torch.nn.Module, vocab_size: int) -> torch.nn.Module:
+def trim_padded_vocab(model: PreTrainedModel, vocab_size: int) -> PreTrainedModel:
     """The model with its embedding (and head) cut back to ``vocab_size`` rows (the tokenizer's
     length), as the original's export did: rows beyond it — the padding of
     ``model.pad_vocab_to_multiple_of`` that makes the head FP8-eligible — are ids the tokenizer
     never produces and not part of the released model. A model without extra rows is returned as
     it is; otherwise it is rebuilt from its config (plain ``nn.Linear`` modules, even after an FP8
     conversion) and loaded by name, failing on any missing or unexpected key."""
-    rows = model.get_input_embeddings().weight.shape[0]  # the embedding holds the (padded) rows
+    embedding = model.get_input_embeddings().weight
+    assert isinstance(embedding, torch.Tensor)  # an nn.Embedding's
+    rows = embedding.shape[0]  # the embedding holds the (padded) rows
     if rows <= vocab_size:
         return model
     config = model.config.__class__.from_dict(model.config.to_dict())
@@ -151,7 +159,7 @@ def trim_padded_vocab(model: torch.nn.Module, vocab_size: int) -> torch.nn.Modul
     return clean.eval()
 
 
-def _vocab_keys(model: torch.nn.Module) -> set[str]:
+def _vocab_keys(model: PreTrainedModel) -> set[str]:
     """State-dict names of the embedding and the LM head."""
     names = {
         f"{name}.weight"

@@ -19,7 +19,8 @@ def param_groups(model: torch.nn.Module, cfg: OptimConfig) -> list[dict]:
     """One decayed group and (when exclusions are on) one group with weight_decay 0. A tied
     embedding/head appears once (named_parameters de-duplicates shared parameters)."""
     embeddings = embedding_parameters(model) if cfg.no_decay_embeddings else set()
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for _name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -36,7 +37,7 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, device: torch.devi
     """AdamW with fp32 state; fused on CUDA unless the recipe says otherwise."""
     fused = cfg.fused if cfg.fused is not None else device.type == "cuda"
     kwargs = {"fused": True} if fused else {}
-    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **kwargs)
+    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, **kwargs)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

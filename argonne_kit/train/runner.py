@@ -491,7 +491,9 @@ class Run:
         atomic_write_text(path, self.recipe_toml)
 
     def _log_attention_plan(self, model: torch.nn.Module) -> None:
-        if not self.strategy.is_main:
+        from argonne_kit.model.hf import ArgonneHFMixin
+
+        if not self.strategy.is_main or not isinstance(model, ArgonneHFMixin):  # every model kind builds one
             return
         precision = self.recipe.train.precision
         dtype = PRECISION_DTYPES[precision]

@@ -9,11 +9,27 @@ with the training RNG streams forked so that a sample never changes the training
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import torch
 
 from argonne_kit.recipe.sections import SampleConfig
+
+
+class GenerativeModel(Protocol):
+    """What generating needs of a model: a module with transformers' ``generate`` (the kit's
+    causal LMs, or any module that offers it)."""
+
+    training: bool
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def has_sharded_parameters(model: torch.nn.Module) -> bool:
@@ -37,7 +53,7 @@ def main_rank_model(strategy, model: torch.nn.Module, build_copy: Callable[[], t
 
 
 def continue_ids(
-    model: torch.nn.Module,
+    model: GenerativeModel,
     prompt_ids: list[int],
     *,
     max_new_tokens: int,
@@ -77,7 +93,7 @@ def continue_ids(
     return out[0, ids.shape[1] :].tolist()
 
 
-def generate(model: torch.nn.Module, tokenizer, cfg: SampleConfig, *, seed: int) -> str:
+def generate(model: GenerativeModel, tokenizer, cfg: SampleConfig, *, seed: int) -> str:
     """Prompt → continuation with the recipe's sampling settings (eos stops it)."""
     ids = tokenizer(cfg.prompt, add_special_tokens=False)["input_ids"]
     new = continue_ids(

@@ -17,10 +17,16 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from argonne_kit.recipe.sections import RunConfig
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+#: a signal disposition as ``signal.signal`` returns it (a function, SIG_DFL/SIG_IGN, or None)
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def ignore_stop_signals(_worker_id: int = 0) -> None:
@@ -37,7 +43,7 @@ class StopConditions:
         self.cfg = cfg
         self.start = start_time
         self.signal_name: str | None = None
-        self._previous = {}
+        self._previous: dict[signal.Signals, SignalHandler] = {}
 
     def install(self) -> None:
         for sig in SIGNALS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -25,8 +26,8 @@ from . import checkpoint
 from .gradnorm import clip_global_grad_norm
 from .transforms import apply_block_transforms
 
-#: attrs validator: None or a number > 0.
-positive = attrs.validators.optional(attrs.validators.gt(0))
+#: attrs validator: None or a number > 0 (of int and float fields alike).
+positive: Callable[[Any, attrs.Attribute[Any], Any], Any] = attrs.validators.optional(attrs.validators.gt(0))
 
 
 #: ``backend`` values of the distributed strategies' configs.

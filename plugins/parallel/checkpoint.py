@@ -28,7 +28,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -266,11 +266,12 @@ def full_model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The full, unsharded model state on the main rank's CPU (empty on other ranks); tied names
     (P9: ``lm_head.weight``) are aliases of the same tensor, as in the unsharded model.
     Collective for sharded models: every rank calls it."""
+    # a model's state holds tensors only; torch types the result as any state-dict value
     if is_distributed_model(model):
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        state = get_model_state_dict(model, options=options)
+        state = cast(dict[str, torch.Tensor], get_model_state_dict(model, options=options))
     else:
-        state = get_model_state_dict(model) if _is_main() else {}
+        state = cast(dict[str, torch.Tensor], get_model_state_dict(model)) if _is_main() else {}
         state = {k: v.detach().cpu() for k, v in state.items()}
     if not _is_main():
         return {}

@@ -49,4 +49,5 @@ class DDPStrategy(DistributedStrategy):
         )
 
     def no_sync(self, model: torch.nn.Module):
+        assert isinstance(model, DistributedDataParallel)  # the model wrap returned
         return model.no_sync()

@@ -62,8 +62,9 @@ def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapO
 
 
 @contextlib.contextmanager
-def fsdp_no_sync(model: FSDPModule):
+def fsdp_no_sync(model: torch.nn.Module):
     """Accumulate unsharded gradients locally; the reduce-scatter happens on the last micro-step."""
+    assert isinstance(model, FSDPModule)  # shard_model fully_shards the root
     model.set_requires_gradient_sync(False)
     try:
         yield

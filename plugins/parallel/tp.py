@@ -102,14 +102,15 @@ def check_tp_shapes(model: torch.nn.Module, degree: int) -> None:
     per head (clear error before any sharding)."""
     config = getattr(model, "config", None)
     heads = getattr(config, "num_attention_heads", None)
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
     if heads is None:
         raise RecipeError("parallel.kind: tp needs a model with config.num_attention_heads")
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
     require_divisible("num_attention_heads", heads, degree)
     require_divisible("num_key_value_heads", kv_heads, degree)
     block = find_blocks(model)[0]
-    width = block.get_submodule("mlp.gate_proj").out_features
-    require_divisible("the MLP width", width, degree)
+    gate = block.get_submodule("mlp.gate_proj")
+    assert isinstance(gate, torch.nn.Linear)  # the MLP's projections are the Linear layers TP shards
+    require_divisible("the MLP width", gate.out_features, degree)
     head_dim = block.get_submodule("attn.q_proj").out_features // heads
     for name in HEAD_NORMS:
         norm = _maybe_submodule(block, name)

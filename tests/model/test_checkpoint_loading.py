@@ -108,3 +108,12 @@ def test_wrong_shape_and_untied_head_are_refused(make_model, tmp_path):
         load_original_checkpoint(state, make_model())
     with pytest.raises(CheckpointError, match="not found"):
         load_original_checkpoint(tmp_path / "nope.pt", make_model())
+
+
+def test_a_model_that_is_not_an_argonne_causal_lm_is_refused(make_model):
+    from argonne_kit.model import ArgonneForSequenceClassification
+
+    state = released_state(make_model())
+    classifier = ArgonneForSequenceClassification(make_model().config)
+    with pytest.raises(TypeError, match="not ArgonneForSequenceClassification"):
+        load_original_checkpoint(state, classifier)

@@ -69,6 +69,9 @@ def test_unknown_attn_implementation_is_refused(saved):
     _, directory = saved
     with pytest.raises(ValueError, match="attn_implementation='paged_magic' is not supported"):
         AutoModelForCausalLM.from_pretrained(directory, attn_implementation="paged_magic")
+    model, _ = saved
+    with pytest.raises(TypeError, match="one name for the whole model"):  # transformers' per-sub-config form
+        model.set_attn_implementation({"": "sdpa"})
 
 
 def test_output_attentions_returns_the_weights_of_the_math_kernel(saved):
