@@ -100,7 +100,10 @@ class ParallelStrategy(ABC):
 
     @abstractmethod
     def save(self, state: dict[str, Any], path: str) -> None:
-        """Write ``state`` (from :meth:`state_dicts`, plus plain extras) under ``path``."""
+        """Write ``state`` (from :meth:`state_dicts`, plus plain extras) under ``path``, in the
+        formats the checkpoint manager reads back to verify a save (it counts every tensor and
+        loads a sample): ``torch.save`` files (``.pt``/``.pth``/``.bin``), safetensors files, or
+        ``torch.distributed.checkpoint`` directories."""
 
     @abstractmethod
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: str) -> dict[str, Any]:
