@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import logging
 
-import attrs
-
 from argonne_kit.contracts.attention import AttentionBackend, AttentionSpec, Capabilities, Runtime
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.kernels import auto_candidates, first_capable
 from argonne_kit.kernels.inputs import needs_grad, runtime_of, validate
 
+from .configs import AutoConfig
+
 log = logging.getLogger(__name__)
-
-
-@attrs.define(kw_only=True)
-class AutoConfig(ComponentConfig):
-    """``auto`` has no options: the preference order is ``AUTO_PREFERENCE`` (flash2 → sdpa → math)."""
 
 
 class AutoAttention(AttentionBackend):

@@ -3,18 +3,9 @@
 
 from __future__ import annotations
 
-import attrs
-
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.kernels.flash2 import Flash2Attention
 
-
-@attrs.define(kw_only=True)
-class Flash2Config(ComponentConfig):
-    """Options of the flash-attn 2 backend."""
-
-    deterministic: bool = False
-    """Use flash-attn's deterministic backward (slower; bitwise-reproducible gradients)."""
+from .configs import Flash2Config
 
 
 def build_flash2(config: Flash2Config) -> Flash2Attention:

@@ -3,19 +3,9 @@
 
 from __future__ import annotations
 
-import attrs
-
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.kernels.flex import FlexAttention
 
-
-@attrs.define(kw_only=True)
-class FlexConfig(ComponentConfig):
-    """Options of the FlexAttention backend."""
-
-    compile: bool | None = None
-    """Run ``flex_attention`` through ``torch.compile`` (the fused kernel). None = compile on
-    CUDA, run eagerly elsewhere (eager is the unfused reference implementation)."""
+from .configs import FlexConfig
 
 
 def build_flex(config: FlexConfig) -> FlexAttention:

@@ -3,15 +3,9 @@
 
 from __future__ import annotations
 
-import attrs
-
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.kernels.math import MathAttention
 
-
-@attrs.define(kw_only=True)
-class MathConfig(ComponentConfig):
-    """The reference backend has no options."""
+from .configs import MathConfig
 
 
 def build_math(config: MathConfig) -> MathAttention:

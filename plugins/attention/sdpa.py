@@ -3,15 +3,9 @@
 
 from __future__ import annotations
 
-import attrs
-
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.kernels.sdpa import SdpaAttention
 
-
-@attrs.define(kw_only=True)
-class SdpaConfig(ComponentConfig):
-    """The SDPA backend has no options; PyTorch chooses the fused kernel."""
+from .configs import SdpaConfig
 
 
 def build_sdpa(config: SdpaConfig) -> SdpaAttention:

@@ -17,50 +17,18 @@ the same layout and continues without overlap when the micro-batch or world size
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import attrs
 import numpy as np
 import torch
 
-from argonne_kit.contracts.config import DataConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.manifest import ShardSet, find_shards
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.errors import DataError
-from argonne_kit.recipe.validators import non_negative
 
 from .common import check_state, digest, log, resolve_path
-
-
-@attrs.define(kw_only=True)
-class BinShardsConfig(DataConfig):
-    """Token windows from shards written by ``argonne-kit preprocess`` (or llm.c / the original)."""
-
-    path: str | None = None
-    """Shard directory (with manifest.json, or just ``*.bin``), one ``.bin`` file, or an original
-    doc-manifest ``.json``; relative to the recipe. None = the embedded quickstart corpus,
-    preprocessed into the cache on first use."""
-    split: Literal["train", "validation"] = "train"
-    """With ``path = None``: which split of the embedded corpus."""
-    mode: Literal["packed", "document"] = "packed"
-    """packed = windows across documents with EOS separators; document = one window inside one document."""
-    shuffle: bool = False
-    """Visit windows (documents) in a seeded pseudo-random order, a new one every epoch."""
-    num_workers: int = attrs.field(default=0, validator=non_negative)
-    """DataLoader worker processes assembling batches (0 = in the training process; the order is
-    the same for any value)."""
-
-    def planned_tokens(self, recipe_dir: str) -> int | None:
-        """The tokens in the shards' manifest when ``path`` names shards on disk."""
-        if self.path is None:
-            return None
-        location = Path(self.path).expanduser()
-        location = location if location.is_absolute() else Path(recipe_dir) / location
-        try:
-            return sum(s.num_tokens for s in find_shards(location).shards)
-        except (OSError, DataError):
-            return None
+from .configs import BinShardsConfig
 
 
 class TokenStream:

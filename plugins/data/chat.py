@@ -16,20 +16,19 @@ The position (next row, an example waiting for the next packed row, the drop cou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import torch
 
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.data.tokenizer import tokenizer_hash
 from argonne_kit.errors import DataError
-from argonne_kit.recipe.validators import non_negative
 
 from . import conversation as conv
-from .common import DropLog, check_state, digest, fraction, log, resolve_path
+from .common import DropLog, check_state, digest, log, resolve_path
+from .configs import ChatConfig, CotConfig, PreferenceConfig
 
 IGNORE = -100
 
@@ -46,85 +45,6 @@ CHAT_TEMPLATES: dict[str, str] = {
         "{% if add_generation_prompt %}ASSISTANT: {% endif %}"
     ),
 }
-
-
-@attrs.define(kw_only=True)
-class ChatConfig(ComponentConfig):
-    """Chat examples for supervised fine-tuning (UltraChat-200k layout)."""
-
-    path: str | None = None
-    """A ``.jsonl``/``.json``/``.parquet`` file or a directory of them; relative to the recipe.
-    None = the embedded quickstart chat sample."""
-    messages_column: str = "messages"
-    """Column with the list of ``{role, content}`` messages."""
-    prompt_column: str | None = "prompt"
-    """Column whose text becomes the first user turn when the messages do not start with one."""
-    mask: Literal["last_assistant", "all_assistant"] = "last_assistant"
-    """Supervise only the last assistant turn (the original SFT) or every assistant turn."""
-    think_scaffold: bool = False
-    """Prefix the target with an empty ``<think>`` block unless it has one (the original's
-    always-think contract)."""
-    chat_template_kwargs: dict[str, Any] | None = None
-    """Extra variables for the chat template (e.g. ``{enable_thinking = true}``)."""
-    chat_template: str | None = None
-    """Replace the tokenizer's chat template (it is saved with the exported model): a named
-    template from ``CHAT_TEMPLATES`` (``argonne1`` = the 1.0-Instruct ``USER: …`` format) or a
-    Jinja template string. None = the tokenizer's own."""
-    packing: bool = False
-    """Pack several examples per row (with segment_ids/position_ids) instead of one per row."""
-    pad_to: Literal["seq_len", "longest"] = "seq_len"
-    """Unpacked rows: pad to seq_len (fixed shapes) or to the longest row of the batch."""
-    shuffle: bool = True
-    """Visit the rows in a seeded order that changes every epoch."""
-    max_drop_frac: float = attrs.field(default=0.05, validator=fraction)
-    """Stop when more than this fraction of rows (of any source file) is dropped."""
-    num_workers: int = attrs.field(default=0, validator=non_negative)
-    """Tokenizer worker processes (0 = in the training process; batches are the same for any value)."""
-
-
-@attrs.define(kw_only=True)
-class CotConfig(ChatConfig):
-    """Reasoning examples whose final assistant turn carries ``<think>…</think>``. Every
-    transform is off by default (D-6)."""
-
-    chat_template_kwargs: dict[str, Any] | None = attrs.field(factory=lambda: {"enable_thinking": True})
-    """Extra variables for the chat template; ``enable_thinking`` keeps Qwen3's template from
-    injecting an empty think block."""
-    max_drop_frac: float = attrs.field(default=0.10, validator=fraction)
-    """Stop when more than this fraction of rows (of any source) is dropped (the original's audit)."""
-    allow_non_reasoning: bool = False
-    """Keep rows whose final answer has no think block (otherwise dropped and counted)."""
-    max_think_tokens: int | None = attrs.field(default=None, validator=non_negative)
-    """Truncate the think span to this many tokens (None = keep it whole; the original's 128 cut
-    a third of the reasoning, D-6)."""
-    preserve_raw_reasoning: bool = True
-    """False = rewrite the target as ``<think>\\n{reasoning}\\n</think>\\n\\n**Answer:** {answer}``
-    with whitespace normalised (the original's canonical form)."""
-    source_column: str | None = None
-    """Column naming each row's source (tier); drop counts are reported per value (default: per file)."""
-
-
-@attrs.define(kw_only=True)
-class PreferenceConfig(ComponentConfig):
-    """Chosen/rejected pairs for DPO (original.md §3.6 formats)."""
-
-    path: str | None = None
-    """A ``.jsonl``/``.json``/``.parquet`` file or a directory of them; relative to the recipe.
-    None = the embedded quickstart preference sample."""
-    prompt_column: str = "prompt"
-    """Column with the prompt when chosen/rejected hold only answers."""
-    think_scaffold: bool = False
-    """Prefix both answers with an empty ``<think>`` block unless they have one."""
-    chat_template_kwargs: dict[str, Any] | None = None
-    """Extra variables for the chat template."""
-    pad_to: Literal["seq_len", "longest"] = "seq_len"
-    """Pad rows to seq_len or to the longest of the batch (chosen and rejected together)."""
-    shuffle: bool = True
-    """Visit the pairs in a seeded order that changes every epoch."""
-    max_drop_frac: float = attrs.field(default=0.05, validator=fraction)
-    """Stop when more than this fraction of rows is dropped."""
-    num_workers: int = attrs.field(default=0, validator=non_negative)
-    """Tokenizer worker processes (0 = in the training process)."""
 
 
 # -- row preparation (per source kind) ----------------------------------------------------------

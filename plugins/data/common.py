@@ -15,11 +15,6 @@ from argonne_kit.errors import DataError
 log = logging.getLogger("argonne_kit.data")
 
 
-def fraction(_inst, attribute, value):
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value}")
-
-
 def resolve_path(path: str, ctx: DataContext) -> Path:
     """A config path: absolute as given, relative against the recipe's directory."""
     candidate = Path(path).expanduser()

@@ -13,42 +13,19 @@ The position (next chunk and the tokens left over from packing) is per rank.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import attrs
 import numpy as np
 import torch
 
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import Permutation, derive_seed, ordered_map
 from argonne_kit.data.preprocess import flatten_encodings, list_parquet_files, open_parquet_column, text_rows
 from argonne_kit.data.tokenizer import tokenizer_hash
 from argonne_kit.errors import DataError
-from argonne_kit.recipe.validators import non_negative, positive
 
 from .common import check_state, digest, log, resolve_path
-
-
-@attrs.define(kw_only=True)
-class FineWebParquetConfig(ComponentConfig):
-    """Parquet text (FineWeb schema) tokenized while training."""
-
-    path: str | None = None
-    """Directory of ``*.parquet`` (searched recursively) or one file; relative to the recipe.
-    None = the embedded quickstart corpus."""
-    split: Literal["train", "validation"] = "train"
-    """With ``path = None``: which split of the embedded corpus."""
-    text_column: str = "text"
-    """Column holding the document text."""
-    shuffle: bool = False
-    """Visit chunks, and documents within a chunk, in a seeded order that changes every epoch."""
-    chunk_rows: int = attrs.field(default=256, validator=positive)
-    """Documents per unit of tokenization work (and of shuffling)."""
-    append_eos: bool = True
-    """Follow each document with the tokenizer's EOS token (the original's convention)."""
-    num_workers: int = attrs.field(default=0, validator=non_negative)
-    """Tokenizer worker processes (0 = in the training process; the batches are the same for any value)."""
+from .configs import FineWebParquetConfig
 
 
 class _ChunkTokens:

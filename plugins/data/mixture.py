@@ -26,88 +26,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import numpy as np
 
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.data import DataContext, DataSize, DataSource
 from argonne_kit.data.order import derive_seed
 from argonne_kit.errors import DataError
 
 from .common import check_state, digest
-
-_ENTRY_KEYS = ("kind", "weight", "name")
-
-
-@attrs.frozen
-class MixtureEntry:
-    """One structured sub-source."""
-
-    kind: str
-    weight: float
-    name: str
-    config: Any
-
-
-def _structure_entries(sources: list[dict[str, Any]]) -> list[MixtureEntry]:
-    from argonne_kit.recipe.convert import FieldError, structure
-    from argonne_kit.registry import get_registry
-
-    registry = get_registry()
-    entries = []
-    for i, table in enumerate(sources):
-        where = f"sources[{i}]"
-        if not isinstance(table, dict):
-            raise ValueError(f"{where}: expected a table with kind and weight")
-        kind, weight = table.get("kind"), table.get("weight")
-        if not isinstance(kind, str):
-            raise ValueError(
-                f"{where}.kind: required, one of {', '.join(n for n in registry.names('data') if n != 'mixture')}"
-            )
-        if kind == "mixture":
-            raise ValueError(f"{where}.kind: a mixture cannot contain a mixture")
-        if not registry.has("data", kind):
-            from argonne_kit.errors import suggest
-
-            raise ValueError(f"{where}.kind: no data source named {kind!r}{suggest(kind, registry.names('data'))}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
-            raise ValueError(f"{where}.weight: expected a number > 0, got {weight!r}")
-        name = table.get("name", f"{kind}{i}")
-        if not isinstance(name, str):
-            raise ValueError(f"{where}.name: expected str, got {name!r}")
-        rest = {k: v for k, v in table.items() if k not in _ENTRY_KEYS}
-        try:
-            config = structure(rest, registry.get("data", kind).config_cls, where)
-        except FieldError as exc:
-            raise ValueError(f"{exc.path}: {exc.message}") from None
-        entries.append(MixtureEntry(kind, float(weight), name, config))
-    if not entries:
-        raise ValueError("sources: a mixture needs at least one [[data.sources]] table")
-    names = [e.name for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError(f"sources: names must be unique, got {names}")
-    return entries
-
-
-@attrs.define(kw_only=True, slots=False)
-class MixtureConfig(ComponentConfig):
-    """Weighted sources drawn per batch, rank-synchronously."""
-
-    sources: list[dict[str, Any]] = attrs.field(factory=list)
-    """``[[data.sources]]`` tables: ``kind`` (a registered data source), ``weight`` (> 0), optional
-    ``name``, and that source's own keys."""
-    total_tokens: int | None = None
-    """Tokens of one pass over the mixture (for the step count); None = the sum of the sources' sizes."""
-
-    def __attrs_post_init__(self) -> None:
-        # The structured sources; a plain attribute (slots=False), not a recipe key.
-        self.entries = _structure_entries(self.sources)
-        # Write every sub-source back with its defaults explicit, like every other section.
-        from argonne_kit.recipe.convert import unstructure
-
-        self.sources = [
-            {"kind": e.kind, "weight": e.weight, "name": e.name, **unstructure(e.config)} for e in self.entries
-        ]
+from .configs import MixtureConfig
 
 
 def _batch_tokens(batch: dict[str, Any]) -> int:

@@ -11,58 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import attrs
 import torch
 
 from argonne_kit.chunked_loss import model_chunked_loss_sums
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.errors import RecipeError
 from argonne_kit.loss import combine_loss_sums, logit_loss_sums, multi_token_term
-from argonne_kit.recipe.validators import non_negative
 
+from .configs import CLMConfig
 from .sft import logits_fn
-
-
-def _at_least_one(_inst, attribute, value):
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
-
-
-@attrs.define(kw_only=True)
-class CLMConfig(ComponentConfig):
-    """Next-token cross-entropy on packed token windows."""
-
-    z_loss_weight: float = attrs.field(default=0.0, validator=non_negative)
-    """Weight of the z-loss term ``logsumexp(logits)²`` per target token (0 = off)."""
-    loss_chunk_size: int = attrs.field(default=0, validator=non_negative)
-    """Target tokens per chunk for chunked cross-entropy: the LM head, softcap and CE run one
-    chunk of hidden states at a time, so the full ``[B·T, V]`` logits are never materialised.
-    0 = off (full logits). With the kit's models and a plain head the chunks' gradients are
-    computed in forward into one weight-gradient buffer (fused, no recomputation); an FP8,
-    sharded (DTensor) or custom head recomputes each chunk in backward (activation
-    checkpointing) — see ``CausalLMLossMixin.chunked_loss_sums``. Supports the z-loss; refuses
-    the MTP term (which needs every row's logits against several targets)."""
-    mtp_horizon: int = attrs.field(default=1, validator=_at_least_one)
-    """Shifted-logit "multi-token" terms h = 2…H (1 = off): the same logits at t are also scored
-    against the token at t+h, each CE divided by h; their mean is added times ``mtp_loss_weight``.
-    No extra heads (the original's ``MTP``)."""
-    mtp_loss_weight: float = attrs.field(default=0.0, validator=non_negative)
-    """Weight of the mean shifted-logit term (0 = off)."""
-
-    def __attrs_post_init__(self) -> None:
-        mtp_on = self.mtp_horizon > 1
-        if mtp_on != bool(self.mtp_loss_weight):
-            raise ValueError(
-                f"mtp_horizon = {self.mtp_horizon} and mtp_loss_weight = {self.mtp_loss_weight}: "
-                "the multi-token term needs both mtp_horizon > 1 and mtp_loss_weight > 0 "
-                "(either alone changes nothing)"
-            )
-        if mtp_on and self.loss_chunk_size:
-            raise ValueError(
-                "mtp_horizon > 1 needs the full logits; chunked cross-entropy "
-                "(loss_chunk_size > 0) cannot score the shifted targets — set one of them off"
-            )
 
 
 class CausalLMObjective(Objective):
@@ -113,7 +70,3 @@ def _head(model: torch.nn.Module):
             f"objective.loss_chunk_size needs a model with logits_from_hidden(); {type(model).__name__} has none"
         )
     return head
-
-
-def register_all(register) -> None:
-    register("objective", "clm", CausalLMObjective, CLMConfig)

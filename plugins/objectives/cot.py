@@ -20,34 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import attrs
 import torch
 
-from argonne_kit.contracts.config import ComponentConfig
-from argonne_kit.errors import DataError, RecipeError
+from argonne_kit.errors import DataError
 
-from .sft import NON_NEGATIVE, SFTObjective
-
-
-@attrs.define(kw_only=True)
-class CoTConfig(ComponentConfig):
-    """SFT over reasoning traces with an optional weight on the thinking span."""
-
-    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
-    """Positions per chunk for chunked cross-entropy (see ``sft.loss_chunk_size``); 0 = off."""
-    think_weight: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    """Loss weight of the supervised tokens from ``<think>`` to ``</think>`` (1 = plain SFT;
-    <1 leans on the answer, 0 trains the answer only)."""
-    think_open_id: int | None = None
-    """Token id of ``<think>`` (151667 in the Qwen3 tokenizer); used when the batch has no
-    ``think_mask``."""
-    think_close_id: int | None = None
-    """Token id of ``</think>`` (151668 in the Qwen3 tokenizer); used when the batch has no
-    ``think_mask``."""
-
-    def resolve(self, resolved) -> None:
-        if (self.think_open_id is None) != (self.think_close_id is None):
-            raise RecipeError("objective: give both think_open_id and think_close_id, or neither")
+from .configs import CoTConfig
+from .sft import SFTObjective
 
 
 def think_span_from_ids(input_ids: torch.Tensor, open_id: int, close_id: int) -> torch.Tensor:
@@ -97,7 +75,3 @@ class CoTObjective(SFTObjective):
 
 def build(config: CoTConfig) -> CoTObjective:
     return CoTObjective(config)
-
-
-def register_all(register) -> None:
-    register("objective", "cot", build, CoTConfig)

@@ -45,59 +45,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Literal
 
-import attrs
 import torch
 import torch.nn.functional as F
 
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
 from argonne_kit.errors import DataError, PluginError, RecipeError
 
-from .sft import IGNORE_INDEX, MODEL_INPUT_FIELDS, NON_NEGATIVE, token_nll
+from .configs import DPOConfig
+from .sft import IGNORE_INDEX, MODEL_INPUT_FIELDS, token_nll
 
 HALVES = ("chosen", "rejected")
 #: Batch fields carrying precomputed reference sums of target log-probs (one value per pair).
 REF_FIELDS = {"chosen": "ref_chosen_logps", "rejected": "ref_rejected_logps"}
-
-
-_SMOOTHING = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(0.5))
-
-
-@attrs.define(kw_only=True)
-class DPOConfig(ComponentConfig):
-    """Preference optimisation of a policy against a frozen reference."""
-
-    beta: float = attrs.field(default=0.1, validator=attrs.validators.gt(0))
-    """β: strength of the implicit KL constraint (the original's default 0.03; 0.2 for the
-    3.0/2.5-instruct releases)."""
-    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
-    """Loss on the log-ratio margin h, named as in TRL: sigmoid (DPO), ipo, hinge."""
-    label_smoothing: float = attrs.field(default=0.0, validator=_SMOOTHING)
-    """ε of the sigmoid loss: probability that a preference label is flipped (conservative DPO;
-    the original's default 0.05). Only meaningful with loss_type = "sigmoid"."""
-    score: Literal["sum", "avg"] = "sum"
-    """Sequence score: sum of target-token log-probs, or their mean ("avg", the original's
-    default, which removes the length bias)."""
-    chosen_sft_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-    """Weight of an extra NLL term on the chosen answer (mean over its tokens, per pair);
-    0 = off (the original's default 0.05)."""
-    reference: str | None = None
-    """Model directory or checkpoint of the frozen reference; None = the model the policy was
-    initialised from (``[init] from``)."""
-    precompute_reference: bool = False
-    """Score every pair with the reference once before training, then free the reference
-    (saves its memory for the whole run; costs one pass over the data)."""
-    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
-    """Positions per chunk for the log-prob computation (see ``sft.loss_chunk_size``)."""
-
-    def resolve(self, resolved) -> None:
-        if self.label_smoothing and self.loss_type != "sigmoid":
-            raise RecipeError(
-                f"objective.label_smoothing: only the sigmoid loss is label-smoothed, "
-                f"not loss_type = {self.loss_type!r}; set it to 0"
-            )
 
 
 # -- the math -------------------------------------------------------------------------------
@@ -360,7 +320,3 @@ class ReferenceScores:
 
 def build(config: DPOConfig) -> DPOObjective:
     return DPOObjective(config)
-
-
-def register_all(register) -> None:
-    register("objective", "dpo", build, DPOConfig)

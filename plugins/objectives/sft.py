@@ -20,34 +20,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-import attrs
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.contracts.objective import Objective, ObjectiveOutput
+
+from .configs import SFTConfig
 
 IGNORE_INDEX = -100
 
 #: Optional batch fields passed through to the model's forward when the data source provides them
 #: (``segment_ids`` comes with packed rows and needs a model that honours it, as the Argonne models do).
 MODEL_INPUT_FIELDS = ("attention_mask", "position_ids", "segment_ids")
-
-
-#: attrs validator of an ``int`` field: >= 0 (shared by the chat objectives; a ``float`` field takes
-#: its own ``attrs.validators.ge(0)``, which mypy types by the field).
-NON_NEGATIVE = attrs.validators.ge(0)
-
-
-@attrs.define(kw_only=True)
-class SFTConfig(ComponentConfig):
-    """Masked next-token loss over the supervised tokens of chat examples."""
-
-    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
-    """Positions per chunk for chunked cross-entropy (worth it for the 151k Qwen vocabulary):
-    each chunk's LM head (Argonne models) and fp32 softmax run alone and are recomputed in
-    backward. 0 = one pass over the full logits."""
 
 
 class ChunkedLossConfig(Protocol):
@@ -160,7 +145,3 @@ class SFTObjective(Objective):
 
 def build(config: SFTConfig) -> SFTObjective:
     return SFTObjective(config)
-
-
-def register_all(register) -> None:
-    register("objective", "sft", build, SFTConfig)
