@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
-import attrs
 import torch
 import torch.distributed as dist
 
@@ -25,15 +23,6 @@ from argonne_kit.errors import RecipeError
 from . import checkpoint
 from .gradnorm import clip_global_grad_norm
 from .transforms import apply_block_transforms
-
-#: attrs validator: None or a number > 0 (of int and float fields alike).
-positive: Callable[[Any, attrs.Attribute[Any], Any], Any] = attrs.validators.optional(attrs.validators.gt(0))
-
-
-#: ``backend`` values of the distributed strategies' configs.
-Backend = Literal["auto", "nccl", "gloo"]
-#: Default collective timeout (seconds) of the distributed strategies' configs.
-DEFAULT_TIMEOUT_S = 600.0
 
 
 def pick_device(device: str, local_rank: int) -> torch.device:

@@ -7,31 +7,12 @@ by rank 0.
 
 from __future__ import annotations
 
-import attrs
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from argonne_kit.contracts.config import MemoryLayout, ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
 
-from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
-
-
-@attrs.define(kw_only=True)
-class DDPConfig(ParallelConfig):
-    """Replicated weights, gradients all-reduced in buckets during backward."""
-
-    backend: Backend = "auto"
-    """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
-    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=positive)
-    """Collective timeout in seconds: a dead or hung rank makes the others fail after this long."""
-    bucket_cap_mb: float = attrs.field(default=25.0, validator=positive)
-    """Gradient bucket size in MiB (larger = fewer, bigger all-reduces)."""
-    find_unused_parameters: bool = False
-    """Tolerate parameters that receive no gradient in a step (slower; off for language models)."""
-
-    def memory_layout(self, nproc: int) -> MemoryLayout:
-        return MemoryLayout(gradient_buckets=nproc > 1)
+from .base import DistributedStrategy
 
 
 class DDPStrategy(DistributedStrategy):

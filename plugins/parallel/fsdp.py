@@ -9,41 +9,15 @@ every rank: they reshard on load to any world size or layout (original.md §3.4,
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
 
-import attrs
 import torch
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from argonne_kit.contracts.config import MemoryLayout, ParallelConfig
 from argonne_kit.contracts.parallel import PRECISION_DTYPES, WrapOptions
 
-from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
+from .base import DistributedStrategy
 from .transforms import find_blocks
-
-
-@attrs.define(kw_only=True)
-class FSDPConfig(ParallelConfig):
-    """Parameters, gradients and optimizer state sharded over all ranks (FSDP2)."""
-
-    backend: Backend = "auto"
-    """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
-    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=positive)
-    """Collective timeout in seconds: a dead or hung rank makes the others fail after this long."""
-    reshard_after_forward: bool = True
-    """Free the gathered parameters after each block's forward and gather them again in backward
-    (FULL_SHARD); false keeps them until backward (SHARD_GRAD_OP, the original's default: more
-    memory, less communication)."""
-    reduce_dtype: Literal["fp32", "bf16"] = "fp32"
-    """Dtype of the gradient reduce-scatter when parameters are cast for compute
-    (``train.precision`` bf16/fp16 with ``mixed_precision``)."""
-    mixed_precision: bool = False
-    """Gather parameters in the compute dtype (``train.precision``) instead of casting inside
-    autocast; master weights and optimizer state stay fp32."""
-
-    def memory_layout(self, nproc: int) -> MemoryLayout:
-        return MemoryLayout(parameter_shards=nproc)
 
 
 def shard_model(model: torch.nn.Module, mesh: DeviceMesh, config, options: WrapOptions) -> None:

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import attrs
-
-from argonne_kit.contracts.config import ParallelConfig
-
 from .base import Strategy, pick_device
-
-
-@attrs.define(kw_only=True)
-class SingleConfig(ParallelConfig):
-    """One process on one device (the device comes from ``train.device``); no settings."""
-
-    def max_processes(self) -> int | None:
-        return 1
 
 
 class SingleStrategy(Strategy):

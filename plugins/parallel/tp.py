@@ -18,9 +18,7 @@ With ``world_size > degree`` the ranks form a ``dp × tp`` mesh: TP inside each 
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
 
-import attrs
 import torch
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor.parallel import (
@@ -30,11 +28,10 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
-from argonne_kit.contracts.config import MemoryLayout, ParallelConfig
 from argonne_kit.contracts.parallel import WrapOptions
 from argonne_kit.errors import RecipeError
 
-from .base import DEFAULT_TIMEOUT_S, Backend, DistributedStrategy, positive
+from .base import DistributedStrategy
 from .fsdp import fsdp_no_sync, shard_model
 from .transforms import find_blocks
 
@@ -42,53 +39,6 @@ COLUMN_PARALLEL = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "mlp.gate_proj",
 ROW_PARALLEL = ("attn.o_proj", "mlp.down_proj")
 #: Norms applied per head (weight of size head_dim) inside the attention.
 HEAD_NORMS = ("attn.q_norm", "attn.k_norm", "attn.v_norm_layer")
-
-
-@attrs.define(kw_only=True)
-class TPConfig(ParallelConfig):
-    """Tensor parallel over ``degree`` ranks; with more ranks, FSDP over the data-parallel
-    dimension of a ``dp × tp`` mesh (the sharding settings apply to that dimension)."""
-
-    degree: int | None = attrs.field(default=None, validator=positive)
-    """Tensor-parallel degree (ranks that split each layer); None = all ranks (no data
-    parallelism, the 2.0 layout of original.md §4). Must divide the attention heads, the KV heads, the
-    MLP width and the number of processes."""
-    backend: Backend = "auto"
-    """Collective backend; auto = NCCL on CUDA, gloo on CPU."""
-    timeout_s: float = attrs.field(default=DEFAULT_TIMEOUT_S, validator=positive)
-    """Collective timeout in seconds: a dead or hung rank makes the others fail after this long."""
-    reshard_after_forward: bool = True
-    """dp × tp: free the gathered parameters after each block's forward (FULL_SHARD); false
-    keeps them until backward (SHARD_GRAD_OP)."""
-    reduce_dtype: Literal["fp32", "bf16"] = "fp32"
-    """dp × tp: dtype of the gradient reduce-scatter under ``mixed_precision``."""
-    mixed_precision: bool = False
-    """dp × tp: gather parameters in the compute dtype (``train.precision``); master weights
-    and optimizer state stay fp32."""
-
-    def data_parallel_world(self, nproc: int) -> int:
-        """Data-parallel ranks among ``nproc`` processes (the core's batch math counts these)."""
-        return max(1, nproc // (self.degree or nproc))
-
-    def memory_layout(self, nproc: int) -> MemoryLayout:
-        degree = self.degree or nproc
-        # dp × tp: FSDP shards over the data-parallel dimension
-        return MemoryLayout(tensor_parallel=degree, parameter_shards=max(1, nproc // degree))
-
-    def resolve(self, resolved) -> None:
-        degree = self.degree or resolved.recipe.run.nproc
-        if degree is None:
-            return
-        model = resolved.derived.get("model", {})
-        for what in ("num_attention_heads", "num_key_value_heads", "intermediate_size"):
-            value = model.get(what)
-            if value is not None and value % degree:
-                raise RecipeError(
-                    f"parallel.degree: tensor-parallel degree {degree} does not divide model.{what} ({value})"
-                )
-        nproc = resolved.recipe.run.nproc
-        if nproc is not None and nproc % degree:
-            raise RecipeError(f"parallel.degree: {degree} does not divide run.nproc ({nproc})")
 
 
 def require_divisible(what: str, value: int, degree: int) -> None:

@@ -10,13 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [str(ROOT / "recipes" / f"{name}.toml") for name in ("quickstart", "quickstart_sft", "quickstart_dpo")]
 
-#: Records the module whose ``import torch`` ran first (``first_importer``), then resolves the
-#: recipes given on the command line with the registry that ``SETUP`` installs.
+#: Records the module whose ``import torch`` ran first (``first_importer``), runs ``setup``, then
+#: resolves the recipes given on the command line.
 PROBE = """
 import json, sys
 
@@ -40,31 +38,6 @@ for recipe in sys.argv[1:]:
 print(json.dumps({{"torch": "torch" in sys.modules, "first_importer": TorchImportSpy.first_importer}}))
 """
 
-#: The built-in plugins except ``parallel``, plus a torch-free stand-in for it that registers
-#: ``single`` with the base parallel config (what the quickstart recipes use by default).
-WITHOUT_PARALLEL = """
-import attrs
-import argonne_plugins.attention, argonne_plugins.data, argonne_plugins.objectives, argonne_plugins.schedules
-from argonne_kit.contracts.config import ParallelConfig
-from argonne_kit.registry import Distribution, Registry, hookimpl, reset_registry
-
-@attrs.define(kw_only=True)
-class SingleStandIn(ParallelConfig):
-    '''One process, no options.'''
-
-class ParallelStandIn:
-    @staticmethod
-    @hookimpl
-    def argonne_kit_register_components(register):
-        register("parallel", "single", lambda config: None, SingleStandIn)
-
-registry = Registry()
-for plugin in ("attention", "data", "objectives", "schedules"):
-    registry.register_plugin(sys.modules["argonne_plugins." + plugin], plugin, Distribution("argonne-kit", "test"))
-registry.register_plugin(ParallelStandIn(), "parallel", Distribution("test", "1.0"))
-reset_registry(registry)
-"""
-
 
 def resolve_in_fresh_process(setup: str) -> dict:
     code = PROBE.format(setup=setup)
@@ -73,12 +46,6 @@ def resolve_in_fresh_process(setup: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_attention_data_objective_and_schedule_plugins_resolve_without_torch():
-    result = resolve_in_fresh_process(WITHOUT_PARALLEL)
-    assert not result["torch"], f"torch imported first by {result['first_importer']}"
-
-
-@pytest.mark.xfail(strict=True, reason="plugins/parallel still imports torch at registration")
 def test_resolving_the_quickstart_recipes_imports_no_torch():
     result = resolve_in_fresh_process("")
     assert not result["torch"], f"torch imported first by {result['first_importer']}"
