@@ -188,14 +188,27 @@ def _plot(run_dir: Path, directory: Path, up_to_step: int | None) -> Path | None
 
 def _front_matter(recipe: dict[str, Any]) -> str:
     tags = ["argonne-kit", "causal-lm"]
-    objective = recipe.get("objective", {}).get("kind")
-    if objective in ("sft", "dpo", "cot"):
+    if recipe.get("objective") and _trains_a_chat_model(recipe["objective"]):
         tags.append("chat")
     return (
         "---\nlibrary_name: transformers\npipeline_tag: text-generation\ntags:\n"
         + "".join(f"- {t}\n" for t in tags)
         + "---\n"
     )
+
+
+def _trains_a_chat_model(section: dict[str, Any]) -> bool:
+    """The objective's own answer (``Objective.chat_model``); False for an objective whose plugin
+    is not installed here (a card written away from the training environment)."""
+    from argonne_kit.recipe.convert import structure
+    from argonne_kit.registry import get_registry
+
+    registry, kind = get_registry(), section.get("kind", "clm")
+    if not registry.has("objective", kind):
+        return False
+    component = registry.get("objective", kind)
+    config = structure({k: v for k, v in section.items() if k != "kind"}, component.config_cls, "objective")
+    return bool(component.factory(config).chat_model)
 
 
 def _usage(name: str) -> str:
