@@ -10,7 +10,7 @@ from argonne_kit.errors import UsageError
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from argonne_kit.cli._model import MODEL_HELP, add_model_arguments
-    from argonne_kit.train.export import DEFAULT_MAX_SHARD_SIZE, EXPORT_DTYPES
+    from argonne_kit.release.formats import DEFAULT_MAX_SHARD_SIZE, EXPORT_DTYPE_NAMES
 
     p = sub.add_parser(
         "export",
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="directory to write (replaced atomically when it is an export)")
     p.add_argument(
         "--dtype",
-        choices=sorted(EXPORT_DTYPES),
+        choices=sorted(EXPORT_DTYPE_NAMES),
         default="bf16",
         help="dtype of the stored weights (default bf16, as the releases)",
     )

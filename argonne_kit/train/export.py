@@ -22,16 +22,15 @@ import torch
 
 from argonne_kit.contracts.parallel import PRECISION_DTYPES
 from argonne_kit.recipe.diff import RESOLVED_RECIPE_FILE
+from argonne_kit.release.formats import DEFAULT_MAX_SHARD_SIZE, EXPORT_DTYPE_NAMES
 from argonne_kit.safe_io import replace_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 FINAL_MODEL_DIR = "final_model"
-#: ``--dtype`` names → the dtype the weights are stored in (the training precisions an export keeps;
-#: fp16 weights of a bf16-trained model would overflow).
-EXPORT_DTYPES = {name: PRECISION_DTYPES[name] for name in ("fp32", "bf16")}
-DEFAULT_MAX_SHARD_SIZE = "5GB"
+#: ``--dtype`` names → the dtype the weights are stored in.
+EXPORT_DTYPES = {name: PRECISION_DTYPES[name] for name in EXPORT_DTYPE_NAMES}
 
 
 def export_model(

@@ -1,4 +1,4 @@
-"""Resolving a recipe (``argonne-kit check``/``plan``, the recipe layer) imports no torch: the
+"""Resolving a recipe (``argonne-kit resolve``/``diff``/``plan``, the recipe layer) imports no torch: the
 plugins register torch-free config classes and factories that import their implementation only
 when a component is built. Each check runs in a fresh interpreter, so nothing imported by another
 test counts, and names the module that imported torch first when one does."""
@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [str(ROOT / "recipes" / f"{name}.toml") for name in ("quickstart", "quickstart_sft", "quickstart_dpo")]
@@ -54,3 +56,15 @@ def test_resolving_the_quickstart_recipes_imports_no_torch():
 def test_the_probe_names_the_module_that_imports_torch():
     result = resolve_in_fresh_process("import argonne_kit.contracts.data")
     assert result == {"torch": True, "first_importer": "argonne_kit.contracts.data"}
+
+
+@pytest.mark.parametrize("command", [["resolve", RECIPES[0]], ["diff", RECIPES[0], RECIPES[1]], ["--help"]])
+def test_recipe_commands_and_help_import_no_torch(command):
+    code = (
+        "import sys\nfrom argonne_kit.cli import main\n"
+        f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False False"
