@@ -181,6 +181,24 @@ class Registry:
         return list(self._plugins.values())
 
 
+def lazy_factory(target: str) -> Callable[..., Any]:
+    """A factory that imports ``"package.module:attribute"`` on its first call and calls it with
+    the same arguments. Register it with a config class from a module that does not import torch,
+    and resolving a recipe loads neither the implementation nor torch."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise PluginError(f"lazy_factory: {target!r} is not 'package.module:attribute'")
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        implementation = vars(importlib.import_module(module_name))[attribute]
+        return implementation(*args, **kwargs)
+
+    factory.__qualname__ = factory.__name__ = f"lazy({target})"
+    return factory
+
+
 _registry: Registry | None = None
 _lock = threading.Lock()
 

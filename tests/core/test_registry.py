@@ -120,3 +120,17 @@ def test_broken_plugin_names_itself(monkeypatch):
     reg = Registry()
     with pytest.raises(PluginError, match=r"cannot load plugin 'broken' \(nowhere\.module\) from broken-dist 9\.9"):
         reg.load_entry_points(None)
+
+
+def test_lazy_factory_imports_its_target_only_when_called(tmp_path, monkeypatch):
+    import sys
+
+    from argonne_kit.registry import lazy_factory
+
+    (tmp_path / "lazy_target_mod.py").write_text("def build(config, scale=1):\n    return config * scale\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    factory = lazy_factory("lazy_target_mod:build")
+    assert "lazy_target_mod" not in sys.modules
+    assert factory(3, scale=2) == 6 and "lazy_target_mod" in sys.modules
+    with pytest.raises(PluginError, match="not 'package.module:attribute'"):
+        lazy_factory("lazy_target_mod.build")
