@@ -101,8 +101,8 @@ def atomic_write(
     ``OSError`` becomes a one-line :class:`StorageError` naming ``path``.
 
     ``checksum`` (binary modes only): the handle is a :class:`HashingWriter` that computes the
-    SHA-256 of the bytes as they are written; :func:`written_sha256` returns it for the renamed
-    file for as long as the file is unchanged."""
+    SHA-256 of the bytes as they are written; :func:`written_sha256` returns it once for the
+    renamed file, if the file is unchanged."""
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
     if checksum and "b" not in mode:
@@ -129,7 +129,7 @@ def atomic_write(
         tmp.unlink(missing_ok=True)
         raise
     if identity is not None:
-        _record_written(identity, digest)
+        _record_written(path, identity, digest)
     if durable:
         fsync_dir(path.parent)
 
@@ -192,28 +192,41 @@ class HashingWriter:
 
 
 _WRITTEN_LOCK = threading.Lock()
-#: (device, inode) → (size, mtime_ns, sha256) of files this process wrote with ``checksum=True``.
-_WRITTEN: dict[tuple[int, int], tuple[int, int, str]] = {}
+#: absolute path → (identity, sha256) of files this process wrote with ``checksum=True``, until
+#: :func:`written_sha256` hands the checksum out.
+_WRITTEN: dict[str, tuple[tuple[int, ...], str]] = {}
 
 
-def _record_written(identity: os.stat_result, digest: str) -> None:
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What tells one file from another that took its place: device, inode, size, modification
+    and change times (a rename or any write changes the change time)."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _record_written(path: Path, written: os.stat_result, digest: str) -> None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return
+    if _identity(stat)[:4] != _identity(written)[:4]:  # replaced since: record nothing
+        return
     with _WRITTEN_LOCK:
-        _WRITTEN[(identity.st_dev, identity.st_ino)] = (identity.st_size, identity.st_mtime_ns, digest)
+        _WRITTEN[os.path.abspath(path)] = (_identity(stat), digest)
 
 
 def written_sha256(path: str | Path) -> str | None:
     """The SHA-256 computed while this process wrote ``path`` (``atomic_write(checksum=True)``),
-    if the file is still that file — same device, inode, size and modification time — else
-    None (the caller then hashes the file with :func:`sha256_file`)."""
+    if the file is still that file (same device, inode, size, modification and change times),
+    else None: the caller then hashes the file with :func:`sha256_file`. Handed out once."""
+    with _WRITTEN_LOCK:
+        record = _WRITTEN.pop(os.path.abspath(path), None)
+    if record is None:
+        return None
     try:
         stat = os.stat(path)
     except OSError:
         return None
-    with _WRITTEN_LOCK:
-        record = _WRITTEN.get((stat.st_dev, stat.st_ino))
-    if record is None or record[:2] != (stat.st_size, stat.st_mtime_ns):
-        return None
-    return record[2]
+    return record[1] if _identity(stat) == record[0] else None
 
 
 _TORCH_CONFIG_LOCK = threading.Lock()

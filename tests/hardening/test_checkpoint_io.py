@@ -77,6 +77,9 @@ def test_a_file_changed_after_writing_has_no_recorded_checksum(tmp_path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert written_sha256(path) is None
     assert written_sha256(tmp_path / "missing") is None
+    save_torch_file(_state(), path)
+    assert written_sha256(path) == sha256_file(path)
+    assert written_sha256(path) is None  # handed out once
 
 
 def test_checksum_needs_a_binary_mode(tmp_path):
