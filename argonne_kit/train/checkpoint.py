@@ -25,8 +25,13 @@ has passed all of them:
 5. retention: keep the newest ``keep_last`` verified checkpoints plus every multiple of
    ``keep_every_steps``; each deletion is logged; the newest verified one is never deleted.
 
-With ``async_save`` the loop only waits for a copy of the state into host memory; steps 2–5 run
-in a background thread (one save in flight at a time; :meth:`CheckpointManager.wait` joins it).
+With ``async_save`` the loop only waits for a copy of the state into host memory (kept and
+overwritten in place by the next save); steps 2–5 run in a background thread (one save in flight
+at a time; :meth:`CheckpointManager.wait` joins it).
+
+Step 3's checksums are computed while the files are written
+(:func:`~argonne_kit.safe_io.save_torch_file`), so the manifest records the SHA-256 of the bytes
+handed to the file system without a second pass over them; every load re-reads and checks them.
 
 Temporary directories left by a killed save are collected when a run starts (the run-directory
 lock guarantees no live writer owns them). A temporary name is never taken for a checkpoint:
