@@ -24,7 +24,6 @@ import pickle
 import shutil
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,8 +110,8 @@ def atomic_write(
     try:
         with open(tmp, mode) as handle:
             if checksum:
-                with HashingWriter(handle) as hashing:
-                    yield hashing
+                hashing = HashingWriter(handle)
+                yield hashing
                 digest = hashing.hexdigest()
             else:
                 yield handle
@@ -134,39 +133,24 @@ def atomic_write(
         fsync_dir(path.parent)
 
 
-#: Writes of at least this many bytes are hashed on a helper thread while the calling thread
-#: hands them to the kernel (both release the GIL); smaller ones are hashed in line.
-PARALLEL_HASH_MIN = 1 << 20
-
-
 class HashingWriter:
     """A binary file's ``write`` that also feeds every byte, in order, to a SHA-256.
 
     The bytes hashed are exactly the bytes handed to the file, so the digest equals a second
-    read of the file without that second pass over it. A large write is hashed on one helper
-    thread while this thread writes it, and waited for before ``write`` returns: the caller may
-    reuse its buffer as soon as ``write`` returns, and the digest stays in write order. No
-    ``seek``: a writer that needs to rewrite earlier bytes cannot use it (and fails loudly).
+    read of the file without that second pass over it (hashing each buffer while it is still
+    in the CPU caches: 2.2 s instead of 2.4 s for a 1.4 GB ``torch.save`` here; a helper thread
+    hashing in parallel with the write was slower and erratic on this 2-core host, 2.2–9.9 s).
+    No ``seek``: a writer that needs to rewrite earlier bytes cannot use it (and fails loudly).
     """
 
     def __init__(self, handle: IO[bytes]):
         self._handle = handle
         self._digest = hashlib.sha256()
-        self._helper: ThreadPoolExecutor | None = None
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        if view.nbytes >= PARALLEL_HASH_MIN:
-            if self._helper is None:
-                self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
-            hashed = self._helper.submit(self._digest.update, view)
-            try:
-                written = self._handle.write(view)
-            finally:
-                hashed.result()
-        else:
-            self._digest.update(view)
-            written = self._handle.write(view)
+        self._digest.update(view)
+        written = self._handle.write(view)
         if written != view.nbytes:  # a buffered file writes all or raises; anything else breaks the digest
             raise OSError(errno.EIO, f"short write ({written} of {view.nbytes} bytes)")
         return written
@@ -177,18 +161,6 @@ class HashingWriter:
     def hexdigest(self) -> str:
         """The SHA-256 of everything written so far."""
         return self._digest.hexdigest()
-
-    def close(self) -> None:
-        """Stop the helper thread (the file itself belongs to the caller)."""
-        if self._helper is not None:
-            self._helper.shutdown()
-            self._helper = None
-
-    def __enter__(self) -> HashingWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 _WRITTEN_LOCK = threading.Lock()

@@ -13,7 +13,6 @@ import torch
 
 from argonne_kit.registry import get_registry
 from argonne_kit.safe_io import (
-    PARALLEL_HASH_MIN,
     atomic_write,
     safe_torch_load,
     save_torch_file,
@@ -37,10 +36,13 @@ def _single_strategy():
     return strategy
 
 
+MIB = 1 << 20
+
+
 def _state() -> dict:
-    """Tensors above and below the size hashed on the helper thread, a tied pair, plain values."""
+    """A tensor of a few MiB, a small one, a tied pair, plain values."""
     generator = torch.Generator().manual_seed(0)
-    big = torch.randn(3 * PARALLEL_HASH_MIN // 4 + 1000, generator=generator)  # > PARALLEL_HASH_MIN bytes
+    big = torch.randn(MIB + 1000, generator=generator)
     return {"big": big, "tied": big, "small": torch.arange(10), "step": 7, "name": "x"}
 
 
@@ -53,10 +55,10 @@ def test_the_checksum_computed_while_writing_is_the_files(tmp_path):
 
 
 def test_a_buffer_reused_after_write_returns_does_not_change_the_checksum(tmp_path):
-    """``write`` returns only once its bytes are hashed: a caller that refills its buffer at once
+    """``write`` hashes its bytes before it returns: a caller that refills its buffer at once
     (as torch's writer may) cannot make the digest differ from the file."""
     path = tmp_path / "blob"
-    buffer = bytearray(2 * PARALLEL_HASH_MIN)
+    buffer = bytearray(2 * MIB)
     with atomic_write(path, checksum=True) as handle:
         for fill in range(4):
             buffer[:] = bytes([fill]) * len(buffer)
