@@ -8,7 +8,10 @@
 - :func:`safe_torch_load`: ``torch.load`` with ``weights_only=True`` and an allow-list of the
   few non-tensor types the kit itself writes. A pickle is a program: a file that needs anything
   else is refused before any of it runs.
-- :func:`sha256_file`: the checksum recorded in checkpoint manifests.
+- :func:`save_torch_file`: ``torch.save`` through the atomic writer, checksummed while writing.
+- :func:`sha256_file`: the checksum recorded in checkpoint manifests; :func:`written_sha256`: the
+  same checksum, computed while :func:`atomic_write` (``checksum=True``) wrote the file, so that
+  a manifest need not read the file a second time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -89,18 +93,34 @@ def remove_path(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb", *, durable: bool = True) -> Iterator[IO[Any]]:
+def atomic_write(
+    path: str | Path, mode: str = "wb", *, durable: bool = True, checksum: bool = False
+) -> Iterator[IO[Any]]:
     """Open ``path + ".tmp"`` for writing; on a clean exit flush, fsync (``durable``) and rename
     it over ``path``. On any exception the temporary is removed and ``path`` is untouched; an
-    ``OSError`` becomes a one-line :class:`StorageError` naming ``path``."""
+    ``OSError`` becomes a one-line :class:`StorageError` naming ``path``.
+
+    ``checksum`` (binary modes only): the handle is a :class:`HashingWriter` that computes the
+    SHA-256 of the bytes as they are written; :func:`written_sha256` returns it once for the
+    renamed file, if the file is unchanged."""
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
+    if checksum and "b" not in mode:
+        raise ValueError(f"atomic_write: checksum needs a binary mode, not {mode!r}")
+    identity = None
     try:
         with open(tmp, mode) as handle:
-            yield handle
+            if checksum:
+                hashing = HashingWriter(handle)
+                yield hashing
+                digest = hashing.hexdigest()
+            else:
+                yield handle
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
+            if checksum:
+                identity = os.fstat(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -108,8 +128,100 @@ def atomic_write(path: str | Path, mode: str = "wb", *, durable: bool = True) ->
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if identity is not None:
+        _record_written(path, identity, digest)
     if durable:
         fsync_dir(path.parent)
+
+
+class HashingWriter:
+    """A binary file's ``write`` that also feeds every byte, in order, to a SHA-256.
+
+    The bytes hashed are exactly the bytes handed to the file, so the digest equals a second
+    read of the file without that second pass over it (hashing each buffer while it is still
+    in the CPU caches: 2.2 s instead of 2.4 s for a 1.4 GB ``torch.save`` here; a helper thread
+    hashing in parallel with the write was slower and erratic on this 2-core host, 2.2–9.9 s).
+    No ``seek``: a writer that needs to rewrite earlier bytes cannot use it (and fails loudly).
+    """
+
+    def __init__(self, handle: IO[bytes]):
+        self._handle = handle
+        self._digest = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._digest.update(view)
+        written = self._handle.write(view)
+        if written != view.nbytes:  # a buffered file writes all or raises; anything else breaks the digest
+            raise OSError(errno.EIO, f"short write ({written} of {view.nbytes} bytes)")
+        return written
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of everything written so far."""
+        return self._digest.hexdigest()
+
+
+_WRITTEN_LOCK = threading.Lock()
+#: absolute path → (identity, sha256) of files this process wrote with ``checksum=True``, until
+#: :func:`written_sha256` hands the checksum out.
+_WRITTEN: dict[str, tuple[tuple[int, ...], str]] = {}
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What tells one file from another that took its place: device, inode, size, modification
+    and change times (a rename or any write changes the change time)."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _record_written(path: Path, written: os.stat_result, digest: str) -> None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return
+    if _identity(stat)[:4] != _identity(written)[:4]:  # replaced since: record nothing
+        return
+    with _WRITTEN_LOCK:
+        _WRITTEN[os.path.abspath(path)] = (_identity(stat), digest)
+
+
+def written_sha256(path: str | Path) -> str | None:
+    """The SHA-256 computed while this process wrote ``path`` (``atomic_write(checksum=True)``),
+    if the file is still that file (same device, inode, size, modification and change times),
+    else None: the caller then hashes the file with :func:`sha256_file`. Handed out once."""
+    with _WRITTEN_LOCK:
+        record = _WRITTEN.pop(os.path.abspath(path), None)
+    if record is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return record[1] if _identity(stat) == record[0] else None
+
+
+_TORCH_CONFIG_LOCK = threading.Lock()
+
+
+def save_torch_file(obj: Any, path: str | Path, *, durable: bool = True) -> None:
+    """``torch.save(obj)`` to ``path`` through :func:`atomic_write` with ``checksum=True``, and
+    without the zip container's per-record CRC-32: the SHA-256 computed while writing (recorded
+    in a checkpoint manifest, checked by every load) covers the same bytes, and the CRC-32 costs
+    a third of ``torch.save``'s time on one core (0.85–1.0 s vs 0.7 s for 771 MB). ``torch.load``
+    reads such files; zip tools would report the missing CRCs."""
+    import torch
+    from torch.utils.serialization import config
+
+    # torch's option is process-wide: one writer at a time, so that two overlapping patches
+    # cannot restore it out of order
+    with (
+        atomic_write(path, durable=durable, checksum=True) as handle,
+        _TORCH_CONFIG_LOCK,
+        config.patch({"save.compute_crc32": False}),
+    ):
+        torch.save(obj, handle)
 
 
 def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:

@@ -16,14 +16,20 @@ Rows alternate in ABBA order; MB = 10^6 bytes; wall clock (this is I/O).
 Rows are the :data:`SAVE_ROWS` table (name → function returning seconds). ``kit save (async…)``
 times ``save`` with ``checkpoint.async_save``: what the loop is stalled for (the host copy); the
 background write, verification and rename are waited for outside the timing. Its stall relative
-to the synchronous save is the ratio of their MB/s figures.
+to the synchronous save is the ratio of their MB/s figures. The first asynchronous save, which
+allocates the host copy that later ones overwrite in place, is printed before the rows.
 
-    python benchmarks/checkpoint_io.py [--params 1e9] [--reps 2] [--dir DIR] [--control]
+``--phases N`` instead times N synchronous saves phase by phase (wall clock spent inside each of
+:data:`PHASES`; the rest of ``save`` is "other") and prints no rows.
+
+    python benchmarks/checkpoint_io.py [--params 1e9] [--reps 2] [--dir DIR] [--control] [--phases N]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import os
 import shutil
 import sys
@@ -173,12 +179,53 @@ SAVE_ROWS = {
 LOAD_ROWS = {"kit load": Bench.kit_load, "raw read": Bench.raw_read}
 
 
+#: phase → (module, attribute) whose calls are timed by ``--phases``.
+PHASES = {
+    "non-finite gate": ("argonne_kit.train.checkpoint", "nonfinite_parameters"),
+    "torch.save (hash in line)": ("torch", "save"),
+    "fsync": ("os", "fsync"),
+    "manifest checksums": ("argonne_kit.train.checkpoint", "checksum_files"),
+    "read-back verification": ("argonne_kit.train.checkpoint", "verify_checkpoint"),
+    "retention": ("argonne_kit.train.checkpoint", "CheckpointManager.prune"),
+}
+
+
+def time_phases(bench: Bench, saves: int) -> None:
+    """Print, for each of ``saves`` synchronous saves, the wall seconds spent in each phase."""
+    spent: dict[str, float] = {}
+
+    def timed(label, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
+
+        return wrapper
+
+    for label, (module, attribute) in PHASES.items():
+        owner = importlib.import_module(module)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    for _ in range(saves):
+        spent.clear()
+        total = bench.kit_save()
+        other = total - sum(spent.values())
+        parts = ", ".join(f"{label} {seconds:.2f}" for label, seconds in spent.items())
+        print(f"  sync save {bench.nbytes / 1e6:,.0f} MB in {total:.2f} s: {parts}, other {other:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", type=float, default=1e9, help="parameters of the model (default 1e9)")
     parser.add_argument("--reps", type=int, default=2, help="measurements per row, ABBA order (default 2)")
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
     parser.add_argument("--control", action="store_true", help="also repeat the raw write (A/A)")
+    parser.add_argument("--phases", type=int, default=0, help="time N sync saves phase by phase instead")
     args = parser.parse_args()
     import torch
 
@@ -192,6 +239,12 @@ def main() -> None:
             flush=True,
         )
         bench.kit_save()  # the byte count the raw rows write, and a first save to load from
+        if args.phases:
+            time_phases(bench, args.phases)
+            return
+        # the first asynchronous save allocates the host copy that later saves overwrite in place:
+        # reported, not a row (a training loop pays it once per run)
+        print(f"  first async save's stall (allocates the host copy): {bench.kit_async_save():.2f} s", flush=True)
         save_rows = dict(SAVE_ROWS) | ({"raw write (A/A control)": Bench.raw_write} if args.control else {})
         rates: dict[str, list[float]] = {}
         for group in (save_rows, LOAD_ROWS):

@@ -25,8 +25,13 @@ has passed all of them:
 5. retention: keep the newest ``keep_last`` verified checkpoints plus every multiple of
    ``keep_every_steps``; each deletion is logged; the newest verified one is never deleted.
 
-With ``async_save`` the loop only waits for a copy of the state into host memory; steps 2–5 run
-in a background thread (one save in flight at a time; :meth:`CheckpointManager.wait` joins it).
+With ``async_save`` the loop only waits for a copy of the state into host memory (kept and
+overwritten in place by the next save); steps 2–5 run in a background thread (one save in flight
+at a time; :meth:`CheckpointManager.wait` joins it).
+
+Step 3's checksums are computed while the files are written
+(:func:`~argonne_kit.safe_io.save_torch_file`), so the manifest records the SHA-256 of the bytes
+handed to the file system without a second pass over them; every load re-reads and checks them.
 
 Temporary directories left by a killed save are collected when a run starts (the run-directory
 lock guarantees no live writer owns them). A temporary name is never taken for a checkpoint:
@@ -59,7 +64,9 @@ from argonne_kit.safe_io import (
     remove_path,
     replace_dir,
     safe_torch_load,
+    save_torch_file,
     sha256_file,
+    written_sha256,
 )
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -119,6 +126,8 @@ class CheckpointManager:
         self.async_save = async_save
         self._pending: threading.Thread | None = None
         self._pending_result: dict[str, Any] = {}
+        #: The last asynchronous save's host copy, overwritten by the next one (see :func:`host_copy`).
+        self._staging: Any = None
 
     # -- listing ---------------------------------------------------------------------------
     def checkpoints(self) -> list[tuple[int, Path]]:
@@ -189,7 +198,9 @@ class CheckpointManager:
         """Copy the state into host memory and hand the gates (the non-finite check on the copy
         included) to a background thread; the path the checkpoint will have."""
         final = self.dir / step_dir_name(step)
-        snapshot = host_copy(self.strategy.state_dicts(model, optimizer))
+        # save() joined the previous background save: its snapshot is free to be overwritten
+        snapshot = host_copy(self.strategy.state_dicts(model, optimizer), reuse=self._staging)
+        self._staging = snapshot
         trainer_copy = copy.deepcopy(trainer_state)
         self._pending_result = {}
         self._pending = threading.Thread(
@@ -441,8 +452,7 @@ def verify_checkpoint(path: Path, expect_step: int | None = None, *, checksums: 
             f"{path}: found {len(tensors)} tensors, expected {low if low == high else f'{low}…{high}'}"
         )
     for name, load in sample_spread(tensors):
-        tensor = load()
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if not all_finite(load()):
             raise CheckpointError(f"{path}: tensor {name} has non-finite values")
     return manifest
 
@@ -479,12 +489,15 @@ _VERIFIED_FILES: set[tuple[str, int, int, str]] = set()
 
 
 def checksum_files(directory: Path) -> list[tuple[str, int, str]]:
-    """``(relative path, size, sha256)`` of every file under ``directory`` but the manifest."""
+    """``(relative path, size, sha256)`` of every file under ``directory`` but the manifest. A
+    file this process wrote with ``atomic_write(checksum=True)`` and unchanged since keeps the
+    checksum computed while it was written (:func:`~argonne_kit.safe_io.written_sha256`); any
+    other file (DCP shards, another rank's files) is read and hashed here."""
     out = []
     for file in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
         rel = file.relative_to(directory).as_posix()
         if rel != MANIFEST_FILE:
-            out.append((rel, file.stat().st_size, sha256_file(file)))
+            out.append((rel, file.stat().st_size, written_sha256(file) or sha256_file(file)))
     return out
 
 
@@ -512,14 +525,21 @@ def newest_verified(directory: Path, log: Callable[[str], None]) -> Path | None:
 def write_trainer_state(file: Path, state: dict[str, Any]) -> None:
     """``torch.save`` of a trainer state through the atomic writer (tensors and plain values,
     plus numpy's RNG array, all loadable with ``weights_only=True``)."""
-    with atomic_write(file, durable=False) as handle:
-        torch.save(state, handle)
+    save_torch_file(state, file, durable=False)
 
 
-def host_copy(state: Any, memo: dict | None = None) -> Any:
+def host_copy(state: Any, reuse: Any = None) -> Any:
     """A copy of a nested state with every tensor in host memory, detached from the live
-    model; tensors sharing a storage (tied weights) stay shared."""
-    memo = {} if memo is None else memo
+    model; tensors sharing a storage (tied weights) stay shared.
+
+    ``reuse``: an earlier copy of a state of the same structure (the previous asynchronous
+    save's snapshot): its tensors of the same shape, dtype and strides are overwritten in place
+    instead of allocated anew. Allocating the host copy afresh costs a page fault per 4 KiB —
+    1.6–6.7 s for a 3.4 GB state on the benchmark host, against 0.4–0.7 s for the copy itself."""
+    return _host_copy(state, reuse, {}, set())
+
+
+def _host_copy(state: Any, reuse: Any, memo: dict, used: set[int]) -> Any:
     if isinstance(state, torch.Tensor):
         key: object
         try:
@@ -527,15 +547,32 @@ def host_copy(state: Any, memo: dict | None = None) -> Any:
         except RuntimeError:
             key = id(state)
         if key not in memo:
-            memo[key] = state.detach().to("cpu", copy=True)
+            source = state.detach()
+            if _fits(reuse, source) and id(reuse) not in used:
+                used.add(id(reuse))  # a target shared by two positions before is only written once
+                memo[key] = reuse.copy_(source)
+            else:
+                memo[key] = source.to("cpu", copy=True)
         return memo[key]
     if isinstance(state, dict):
-        return type(state)((k, host_copy(v, memo)) for k, v in state.items())
-    if isinstance(state, list):
-        return [host_copy(v, memo) for v in state]
-    if isinstance(state, tuple):
-        return tuple(host_copy(v, memo) for v in state)
+        old = reuse if isinstance(reuse, dict) else {}
+        return type(state)((k, _host_copy(v, old.get(k), memo, used)) for k, v in state.items())
+    if isinstance(state, (list, tuple)):
+        old = reuse if isinstance(reuse, (list, tuple)) and len(reuse) == len(state) else [None] * len(state)
+        items = [_host_copy(v, o, memo, used) for v, o in zip(state, old, strict=True)]
+        return items if isinstance(state, list) else tuple(items)
     return copy.deepcopy(state)
+
+
+def _fits(target: Any, source: torch.Tensor) -> bool:
+    """``target`` can receive ``source`` in place with the same bytes a fresh copy would hold."""
+    return (
+        isinstance(target, torch.Tensor)
+        and target.device.type == "cpu"
+        and target.dtype == source.dtype
+        and target.shape == source.shape
+        and target.stride() == source.stride()
+    )
 
 
 def sample_spread(tensors: list[tuple[str, Callable[[], torch.Tensor], int]]):
@@ -568,7 +605,8 @@ def iter_saved_tensors(path: Path) -> Iterator[tuple[str, Callable[[], torch.Ten
 def _torch_file_tensors(file: Path, rel: str):
     obj = safe_torch_load(file, mmap=True, what="tensors")
     for name, tensor in _tensor_leaves(obj, rel):
-        yield name, (lambda t=tensor: t.clone()), tensor.numel()
+        # read in place: the check reads every byte of the memory-mapped file, a copy adds nothing
+        yield name, (lambda t=tensor: t), tensor.numel()
 
 
 def _safetensors_tensors(file: Path, rel: str):
@@ -640,24 +678,49 @@ def count_tensors(state: Any) -> tuple[int, int]:
     return len(leaves), len(storages)
 
 
+def all_finite(tensor: torch.Tensor) -> bool:
+    """No NaN or Inf in ``tensor`` (True for non-floating tensors). One reduction: a sum is
+    finite only if every element is (a NaN or an Inf makes any sum containing it NaN or Inf);
+    a non-finite sum — a NaN/Inf, or huge finite values overflowing — is confirmed element by
+    element. ``isfinite(t).all()`` writes a bool per element: ~25x slower on CPU (0.72 s vs
+    0.03 s for 268 MB), the largest part of the non-finite gate and of the read-back check."""
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return True
+    total = _finite_sum(tensor)
+    if total is not None and bool(torch.isfinite(total)):
+        return True
+    return bool(torch.isfinite(tensor).all())
+
+
+def _finite_sum(tensor: torch.Tensor) -> torch.Tensor | None:
+    """The sum of a floating tensor (16-bit ones accumulated in fp32, so that a sum of
+    ordinary values does not overflow their small range), or None for dtypes without a sum
+    (float8)."""
+    try:
+        return tensor.sum(dtype=torch.float32) if tensor.element_size() == 2 else tensor.sum()
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
 def nonfinite_tensors(tensors: dict[str, Any], limit: int = 5) -> list[str]:
     """Names of the first ``limit`` floating-point tensors of a flat state dict holding NaN/Inf."""
-    bad = [
-        name
-        for name, t in tensors.items()
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
+    bad = [name for name, t in tensors.items() if isinstance(t, torch.Tensor) and not all_finite(t)]
     return bad[:limit]
 
 
 def nonfinite_parameters(model: torch.nn.Module, limit: int = 5) -> list[str]:
-    """Names of the first ``limit`` parameters holding NaN/Inf on this rank (one host sync)."""
+    """Names of the first ``limit`` parameters holding NaN/Inf on this rank (one host sync for
+    the sums of all of them; a non-finite sum is confirmed by :func:`all_finite`)."""
     named = [(n, p.to_local() if hasattr(p, "to_local") else p) for n, p in model.named_parameters()]
-    named = [(n, p) for n, p in named if p.numel()]
+    named = [(n, p.detach()) for n, p in named if p.numel() and p.is_floating_point()]
     if not named:
         return []
-    flags = torch.stack([torch.isfinite(p.detach()).all() for _n, p in named]).cpu()
-    return [named[i][0] for i in (~flags).nonzero().flatten().tolist()[:limit]]
+    sums = [_finite_sum(p) for _n, p in named]
+    if any(total is None for total in sums):  # a dtype without a sum: check those one by one
+        return [n for n, p in named if not all_finite(p)][:limit]
+    flags = torch.isfinite(torch.stack([total.float() for total in sums])).cpu()
+    suspects = (~flags).nonzero().flatten().tolist()
+    return [named[i][0] for i in suspects if not all_finite(named[i][1])][:limit]
 
 
 def write_latest(directory: Path, name: str) -> None:

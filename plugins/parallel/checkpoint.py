@@ -46,10 +46,10 @@ from torch.distributed.tensor import DTensor
 from argonne_kit.errors import CheckpointError
 from argonne_kit.safe_io import (
     StorageError,
-    atomic_write,
     atomic_write_text,
     is_disk_full,
     safe_torch_load,
+    save_torch_file,
 )
 
 LAYOUT_FILE = "parallel.json"
@@ -137,8 +137,8 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
     _barrier()
     if fmt == "torch":
         if _is_main():
-            with atomic_write(os.path.join(path, TORCH_STATE_FILE), durable=True) as handle:
-                torch.save(_to_cpu(tensors), handle)
+            # the manifest's SHA-256 is computed while the bytes are written
+            save_torch_file(_to_cpu(tensors), os.path.join(path, TORCH_STATE_FILE), durable=True)
     else:
         try:
             with _single_process_quiet():
@@ -148,8 +148,7 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
                 raise StorageError(f"cannot write {path}: No space left on device") from None
             raise
     if _is_main():
-        with atomic_write(os.path.join(path, EXTRAS_FILE), durable=False) as handle:
-            torch.save(extras, handle)
+        save_torch_file(extras, os.path.join(path, EXTRAS_FILE), durable=False)
         write_layout(path, fmt, strategy, mesh)
     _barrier()
 
