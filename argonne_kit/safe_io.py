@@ -25,7 +25,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from argonne_kit.errors import CheckpointError
 
@@ -112,7 +112,8 @@ def atomic_write(
         with open(tmp, mode) as handle:
             if checksum:
                 hashing = HashingWriter(handle)
-                yield hashing
+                # a write-only file object: write/flush, all a binary writer (torch.save) calls
+                yield cast(IO[Any], hashing)
                 digest = hashing.hexdigest()
             else:
                 yield handle
@@ -219,7 +220,7 @@ def save_torch_file(obj: Any, path: str | Path, *, durable: bool = True) -> None
     with (
         atomic_write(path, durable=durable, checksum=True) as handle,
         _TORCH_CONFIG_LOCK,
-        config.patch({"save.compute_crc32": False}),
+        config.patch({"save.compute_crc32": False}),  # type: ignore[attr-defined]  # added at import by torch's config module
     ):
         torch.save(obj, handle)
 

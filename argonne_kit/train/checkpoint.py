@@ -558,8 +558,8 @@ def _host_copy(state: Any, reuse: Any, memo: dict, used: set[int]) -> Any:
         old = reuse if isinstance(reuse, dict) else {}
         return type(state)((k, _host_copy(v, old.get(k), memo, used)) for k, v in state.items())
     if isinstance(state, (list, tuple)):
-        old = reuse if isinstance(reuse, (list, tuple)) and len(reuse) == len(state) else [None] * len(state)
-        items = [_host_copy(v, o, memo, used) for v, o in zip(state, old, strict=True)]
+        previous = reuse if isinstance(reuse, (list, tuple)) and len(reuse) == len(state) else [None] * len(state)
+        items = [_host_copy(v, o, memo, used) for v, o in zip(state, previous, strict=True)]
         return items if isinstance(state, list) else tuple(items)
     return copy.deepcopy(state)
 
@@ -718,7 +718,7 @@ def nonfinite_parameters(model: torch.nn.Module, limit: int = 5) -> list[str]:
     sums = [_finite_sum(p) for _n, p in named]
     if any(total is None for total in sums):  # a dtype without a sum: check those one by one
         return [n for n, p in named if not all_finite(p)][:limit]
-    flags = torch.isfinite(torch.stack([total.float() for total in sums])).cpu()
+    flags = torch.isfinite(torch.stack([total.float() for total in sums if total is not None])).cpu()
     suspects = (~flags).nonzero().flatten().tolist()
     return [named[i][0] for i in suspects if not all_finite(named[i][1])][:limit]
 
