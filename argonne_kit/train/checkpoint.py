@@ -576,7 +576,7 @@ def _fits(target: Any, source: torch.Tensor) -> bool:
 
 
 def sample_spread(tensors: list[tuple[str, Callable[[], torch.Tensor], int]]):
-    """First, last, largest and :data:`VERIFY_SAMPLES` evenly spaced tensors (D-9: the old gate
+    """First, last, largest and :data:`VERIFY_SAMPLES` evenly spaced tensors (D-9: the original gate
     only ever read the two tied embedding tensors)."""
     if not tensors:
         return []

@@ -155,9 +155,9 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
 
 def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, path: str) -> dict[str, Any]:
     """Load a checkpoint of either format into ``model``/``optimizer`` in their current layout
-    and return the extras. Collective when a process group exists. A checkpoint written before the
-    model's parameter names changed (``blocks.{i}`` before ``model.layers.{i}``) loads through
-    the model's ``legacy_key_mapping``."""
+    and return the extras. Collective when a process group exists. A checkpoint whose keys use
+    an earlier layout's names (``blocks.{i}`` for ``model.layers.{i}``) loads through the model's
+    ``legacy_key_mapping``."""
     layout = read_layout(path)
     if layout["format"] == "torch":
         blob = safe_torch_load(os.path.join(path, TORCH_STATE_FILE), mmap=True, what="model state")
