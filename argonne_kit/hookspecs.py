@@ -1,7 +1,7 @@
 """Hook specifications of argonne_kit (pluggy, project name ``argonne_kit``).
 
 Only the signatures matter; the bodies are docstrings. A plugin is any importable object
-(usually a module) with functions marked ``@argonne_kit.hookimpl`` whose names match the specs
+(usually a module) with functions marked ``@argonne_kit.registry.hookimpl`` whose names match the specs
 below, advertised in the ``argonne_kit`` entry-point group of its distribution::
 
     [project.entry-points.argonne_kit]

@@ -3,7 +3,7 @@
 - :func:`atomic_write` / :func:`atomic_write_text` / :func:`atomic_write_bytes`: the one
   temporary-file-and-rename writer. A reader sees the old file or the complete new one, never a
   partial one; on any failure (a full disk included) the temporary is removed and the old file
-  stays. ``ENOSPC`` and other ``OSError`` become one-line :class:`~argonne_kit.errors.StorageError`.
+  stays. ``ENOSPC`` and other ``OSError`` become one-line :class:`StorageError` (a :class:`~argonne_kit.errors.CheckpointError`).
 - :func:`replace_dir`: swap a finished temporary directory into place the same way.
 - :func:`safe_torch_load`: ``torch.load`` with ``weights_only=True`` and an allow-list of the
   few non-tensor types the kit itself writes. A pickle is a program: a file that needs anything

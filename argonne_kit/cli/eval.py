@@ -117,8 +117,8 @@ def _score(args: argparse.Namespace, loaded, out_dir: Path) -> dict:
         docs = documents(args.data, loaded.tokenizer, args.text_column, split_shards=args.mode == "document")
         batches = batched(windows(docs, seq_len, args.mode), args.batch_size, args.max_batches)
         total, source = args.max_batches, args.data
-    edges = [int(e) for e in args.buckets.split(",")] if args.buckets else default_edges(seq_len)
     try:
+        edges = [int(e) for e in args.buckets.split(",")] if args.buckets else default_edges(seq_len)
         buckets = PositionBuckets(edges)
     except ValueError as exc:
         raise UsageError(f"--buckets: {exc}") from None

@@ -75,9 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _tokenizer_vocab(resolved) -> int | None:
     """``len(tokenizer)`` when the recipe's model takes its rows from the tokenizer."""
-    import attrs
-
-    if attrs.asdict(resolved.recipe.model.config).get("vocab_size") is not None:
+    if resolved.recipe.model.config.vocab_size is not None:
         return None
     from argonne_kit.data.tokenizer import load_tokenizer
 

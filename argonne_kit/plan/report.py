@@ -161,7 +161,7 @@ def make_plan(
             f'{resolved.source}: parallel.kind = "{recipe.parallel.kind}" runs {runs}; plan it on '
             f"{most} GPU{'s' if most > 1 else ''} or choose ddp/fsdp/tp for {gpus}"
         )
-    section_vocab = attrs.asdict(recipe.model.config).get("vocab_size")
+    section_vocab = recipe.model.config.vocab_size
     if section_vocab is None and vocab_size is None:
         raise RecipeError(f"{resolved.source}: model.vocab_size comes from the tokenizer; give its length")
     # the recipe's own vocab_size wins; ``vocab_size`` stands in for the tokenizer's length

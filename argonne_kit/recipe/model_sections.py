@@ -37,7 +37,10 @@ class ModelConfig(abc.ABC):
     """Base of a model kind's config: the recipe ``[model]`` section minus ``kind``.
 
     A subclass is an ``attrs`` class with a docstring per field, registered with
-    :func:`model_kind`; the methods below are all the core calls on it."""
+    :func:`model_kind`; ``vocab_size`` and the methods below are all the core reads on it."""
+
+    #: Embedding rows; None = the tokenizer's length (every kind has this field).
+    vocab_size: int | None
 
     @abc.abstractmethod
     def derive(self) -> dict[str, Any]:

@@ -186,9 +186,9 @@ class EvalConfig:
     """Prompts, one per line (blank lines and lines starting with # are skipped), or a .jsonl of
     ``{"prompt": …}`` / ``{"messages": […]}`` rows; relative to the recipe's directory. None = the
     six built-in prompts."""
-    probe_every: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    probe_every: int | None = attrs.field(default=None, validator=positive)
     """Also probe every this many optimizer steps; None = only before and after training."""
-    probe_max_new_tokens: int = attrs.field(default=160, validator=attrs.validators.gt(0))
+    probe_max_new_tokens: int = attrs.field(default=160, validator=positive)
     """Tokens generated per answer at most (the original used 160)."""
     probe_system: str | None = None
     """An optional system message put before every prompt."""

@@ -30,6 +30,18 @@ def non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float | 
         _check(attribute, value, value >= 0, ">= 0")
 
 
+def at_least_one(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """``value >= 1`` (None passes: the field's "not set")."""
+    if value is not None:
+        _check(attribute, value, value >= 1, ">= 1")
+
+
+def fraction(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """``0 <= value <= 1`` (None passes: the field's "not set")."""
+    if value is not None:
+        _check(attribute, value, 0 <= value <= 1, "in [0, 1]")
+
+
 def unit_interval(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
     """``0 < value <= 1``."""
     _check(attribute, value, 0 < value <= 1, "in (0, 1]")

@@ -272,7 +272,7 @@ def check_tokenizer(manifest: dict[str, Any] | None, tokenizer: Any, path: Path)
 
 def _data_path(config: BinShardsConfig, ctx: DataContext) -> Path:
     if config.path is not None:
-        return resolve_path(config.path, ctx)
+        return resolve_path(config.path, ctx.recipe_dir)
     from argonne_kit.data.embedded import ensure_quickstart_shards
 
     return ensure_quickstart_shards(config.split)

@@ -188,7 +188,7 @@ class ChatExampleSource(DataSource):
 
             root = getattr(ensure_quickstart_assets(), default_path)
         else:
-            root = resolve_path(config.path, ctx)
+            root = resolve_path(config.path, ctx.recipe_dir)
         self.files = conv.list_row_files(Path(root))
         self.drops = DropLog(name, config.max_drop_frac)
         records, where = [], []

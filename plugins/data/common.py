@@ -7,18 +7,20 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from argonne_kit.contracts.data import DataContext
 from argonne_kit.errors import DataError
+
+if TYPE_CHECKING:
+    from argonne_kit.contracts.data import DataContext
 
 log = logging.getLogger("argonne_kit.data")
 
 
-def resolve_path(path: str, ctx: DataContext) -> Path:
-    """A config path: absolute as given, relative against the recipe's directory."""
+def resolve_path(path: str, recipe_dir: str) -> Path:
+    """A config path: absolute as given (``~`` expanded), relative against the recipe's directory."""
     candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else Path(ctx.recipe_dir) / candidate
+    return candidate if candidate.is_absolute() else Path(recipe_dir) / candidate
 
 
 def digest(*parts: Any) -> str:

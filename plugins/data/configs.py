@@ -7,20 +7,15 @@ import torch; the package registers factories that import those only when a sour
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
 from argonne_kit.contracts.config import ComponentConfig, DataConfig
 from argonne_kit.errors import DataError
-from argonne_kit.recipe.validators import non_negative, positive
+from argonne_kit.recipe.validators import fraction, non_negative, positive
 
-
-def fraction(_inst, attribute, value):
-    """attrs validator: ``0 <= value <= 1`` (None passes: the field's "not set")."""
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value}")
+from .common import resolve_path
 
 
 @attrs.define(kw_only=True)
@@ -45,9 +40,9 @@ class BinShardsConfig(DataConfig):
         """The tokens in the shards' manifest when ``path`` names shards on disk."""
         if self.path is None:
             return None
-        location = Path(self.path).expanduser()
-        location = location if location.is_absolute() else Path(recipe_dir) / location
         from argonne_kit.data.manifest import find_shards  # numpy; only when planning
+
+        location = resolve_path(self.path, recipe_dir)
 
         try:
             return sum(s.num_tokens for s in find_shards(location).shards)

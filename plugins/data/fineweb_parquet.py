@@ -110,7 +110,7 @@ class FineWebParquetSource(DataSource):
             assets = ensure_quickstart_assets()
             root = assets.train_parquet_dir if config.split == "train" else assets.validation_parquet_dir
         else:
-            root = resolve_path(config.path, ctx)
+            root = resolve_path(config.path, ctx.recipe_dir)
         self.files = list_parquet_files(root)
         chunks = _plan_chunks(self.files, config.text_column, config.chunk_rows)
         self.per_rank = len(chunks) // ctx.dp_world

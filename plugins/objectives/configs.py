@@ -13,26 +13,17 @@ import attrs
 
 from argonne_kit.contracts.config import ComponentConfig
 from argonne_kit.errors import RecipeError
-from argonne_kit.recipe.validators import non_negative
-
-#: attrs validator of an ``int`` field: >= 0 (shared by the chat objectives; a ``float`` field takes
-#: its own ``attrs.validators.ge(0)``, which mypy types by the field).
-NON_NEGATIVE = attrs.validators.ge(0)
+from argonne_kit.recipe.validators import at_least_one, non_negative
 
 
 @attrs.define(kw_only=True)
 class SFTConfig(ComponentConfig):
     """Masked next-token loss over the supervised tokens of chat examples."""
 
-    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
+    loss_chunk_size: int = attrs.field(default=0, validator=non_negative)
     """Positions per chunk for chunked cross-entropy (worth it for the 151k Qwen vocabulary):
     each chunk's LM head (Argonne models) and fp32 softmax run alone and are recomputed in
     backward. 0 = one pass over the full logits."""
-
-
-def _at_least_one(_inst, attribute, value):
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
 
 
 @attrs.define(kw_only=True)
@@ -49,7 +40,7 @@ class CLMConfig(ComponentConfig):
     sharded (DTensor) or custom head recomputes each chunk in backward (activation
     checkpointing) — see ``CausalLMLossMixin.chunked_loss_sums``. Supports the z-loss; refuses
     the MTP term (which needs every row's logits against several targets)."""
-    mtp_horizon: int = attrs.field(default=1, validator=_at_least_one)
+    mtp_horizon: int = attrs.field(default=1, validator=at_least_one)
     """Shifted-logit "multi-token" terms h = 2…H (1 = off): the same logits at t are also scored
     against the token at t+h, each CE divided by h; their mean is added times ``mtp_loss_weight``.
     No extra heads (the original's ``MTP``)."""
@@ -75,7 +66,7 @@ class CLMConfig(ComponentConfig):
 class CoTConfig(ComponentConfig):
     """SFT over reasoning traces with an optional weight on the thinking span."""
 
-    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
+    loss_chunk_size: int = attrs.field(default=0, validator=non_negative)
     """Positions per chunk for chunked cross-entropy (see ``sft.loss_chunk_size``); 0 = off."""
     think_weight: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     """Loss weight of the supervised tokens from ``<think>`` to ``</think>`` (1 = plain SFT;
@@ -119,7 +110,7 @@ class DPOConfig(ComponentConfig):
     precompute_reference: bool = False
     """Score every pair with the reference once before training, then free the reference
     (saves its memory for the whole run; costs one pass over the data)."""
-    loss_chunk_size: int = attrs.field(default=0, validator=NON_NEGATIVE)
+    loss_chunk_size: int = attrs.field(default=0, validator=non_negative)
     """Positions per chunk for the log-prob computation (see ``sft.loss_chunk_size``)."""
 
     def resolve(self, resolved) -> None:

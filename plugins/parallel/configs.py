@@ -3,16 +3,15 @@ resolving a recipe load only this module; each strategy's module loads when it i
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
 from argonne_kit.contracts.config import MemoryLayout, ParallelConfig
 from argonne_kit.errors import RecipeError
+from argonne_kit.recipe.validators import positive
 
 #: attrs validator: None or a number > 0 (of int and float fields alike).
-positive: Callable[[Any, attrs.Attribute[Any], Any], Any] = attrs.validators.optional(attrs.validators.gt(0))
 
 
 #: ``backend`` values of the distributed strategies' configs.
