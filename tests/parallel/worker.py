@@ -15,15 +15,19 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import harness
 
-import argonne_plugins.parallel as parallel
+import argonne_plugins.parallel.tp as tp_module
 from argonne_kit.contracts.parallel import WrapOptions
+from argonne_plugins.parallel.configs import DDPConfig, FSDPConfig, TPConfig
+from argonne_plugins.parallel.ddp import DDPStrategy
+from argonne_plugins.parallel.fsdp import FSDPStrategy
+from argonne_plugins.parallel.tp import TPStrategy
 
 # Imported directly rather than through the registry: loading every plugin costs each worker
 # seconds (test_strategies.py checks the registered names separately).
 STRATEGIES = {
-    "ddp": (parallel.DDPStrategy, parallel.DDPConfig),
-    "fsdp": (parallel.FSDPStrategy, parallel.FSDPConfig),
-    "tp": (parallel.TPStrategy, parallel.TPConfig),
+    "ddp": (DDPStrategy, DDPConfig),
+    "fsdp": (FSDPStrategy, FSDPConfig),
+    "tp": (TPStrategy, TPConfig),
 }
 
 
@@ -128,13 +132,13 @@ def scenario_tp(workdir, ref):
         )
     }
     # Negative control (P4): without reducing the QK-norm gradients, they are partial sums.
-    saved, parallel.tp.HEAD_NORMS = parallel.tp.HEAD_NORMS, ()
+    saved, tp_module.HEAD_NORMS = tp_module.HEAD_NORMS, ()
     try:
         model = strategy.wrap(harness.build_model(), WrapOptions())
         record: dict = {}
         harness.train_step_with_grads(strategy, model, harness.build_optimizer(model), 0, record, micro_batches=2)
     finally:
-        parallel.tp.HEAD_NORMS = saved
+        tp_module.HEAD_NORMS = saved
     results["tp_without_qk_norm_fix"] = {
         name: harness.max_diff({name: record["grads0"][name]}, {name: ref["grads0"][name]})
         for name in ref["grads0"]
