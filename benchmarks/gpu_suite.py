@@ -30,6 +30,7 @@ the suite working.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -58,6 +59,11 @@ CPU_SHAPE = dict(
     tie_word_embeddings=True,
     max_position_embeddings=256,
 )
+
+
+def _peak(gib: float) -> str:
+    """The allocator's peak, or what stands in for it without one (CPU)."""
+    return "peak n/a on CPU" if math.isnan(gib) else f"peak {gib:.1f} GiB"
 
 
 class Suite:
@@ -173,7 +179,7 @@ class Suite:
             self.free()
         print(
             f"  {label:<34} micro-batch {micro_batch:>3}: {result['tokens_per_s']:>10,.0f} tokens/s, "
-            f"{result['step_s'] * 1e3:8.1f} ms/step, {self.mfu(result)}, peak {result['peak_gib']:.1f} GiB{self.tag}",
+            f"{result['step_s'] * 1e3:8.1f} ms/step, {self.mfu(result)}, {_peak(result['peak_gib'])}{self.tag}",
             flush=True,
         )
         return result
@@ -280,9 +286,10 @@ def main() -> int:
     print("4. activation checkpointing cost")
     ac = suite.row("sdpa + activation checkpointing", lambda: suite.build("sdpa", activation_checkpointing=True), mb)
     if base and ac:
+        ratio = ac["peak_gib"] / base["peak_gib"]
+        memory = "n/a on CPU" if math.isnan(ratio) else f"x{ratio:.2f}"
         print(
-            f"  activation checkpointing: step time x{ac['step_s'] / base['step_s']:.2f}, peak memory "
-            f"x{ac['peak_gib'] / base['peak_gib']:.2f}{suite.tag}"
+            f"  activation checkpointing: step time x{ac['step_s'] / base['step_s']:.2f}, peak memory {memory}{suite.tag}"
         )
 
     print("5. largest micro-batch that fits (activation checkpointing on)")
