@@ -46,11 +46,10 @@ ARGONNE1_DEFAULTS: dict[str, Any] = {
 
 
 class ShapeError(ValueError):
-    """An impossible shape; ``field`` names the offending setting."""
+    """An impossible shape; the message starts with the offending field's name."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 def round_up(value: int, multiple: int) -> int:

@@ -168,10 +168,8 @@ class CausalLMLossMixin:
 
     #: the LM head (the kit's ``Linear``; an FP8 conversion or a wrapper may replace it)
     lm_head: nn.Module
-
-    def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits of final hidden states (the head, and any softcap): each model defines it."""
-        raise NotImplementedError
+    #: logits of final hidden states (the head, and any softcap); each model defines the method
+    logits_from_hidden: Callable[[torch.Tensor], torch.Tensor]
 
     def logit_softcap(self) -> float:
         """The final-logit softcap ``logits_from_hidden`` applies (0 = none)."""
