@@ -29,9 +29,11 @@ With ``async_save`` the loop only waits for a copy of the state into host memory
 overwritten in place by the next save); steps 2–5 run in a background thread (one save in flight
 at a time; :meth:`CheckpointManager.wait` joins it).
 
-Step 3's checksums are computed while the files are written
-(:func:`~argonne_kit.safe_io.save_torch_file`), so the manifest records the SHA-256 of the bytes
-handed to the file system without a second pass over them; every load re-reads and checks them.
+Step 3's checksums of the files the kit writes itself are computed by the writer, while the
+file's fsync waits for the disk (:func:`~argonne_kit.safe_io.save_torch_file`), so the manifest
+does not read them again; every load re-reads and checks them. Step 5 renames a doomed
+checkpoint at once and deletes its files on a helper thread (:meth:`CheckpointManager.wait` joins
+it), so a save does not wait for the file system to free gigabytes.
 
 Temporary directories left by a killed save are collected when a run starts (the run-directory
 lock guarantees no live writer owns them). A temporary name is never taken for a checkpoint:
@@ -128,6 +130,8 @@ class CheckpointManager:
         self._pending_result: dict[str, Any] = {}
         #: The last asynchronous save's host copy, overwritten by the next one (see :func:`host_copy`).
         self._staging: Any = None
+        #: Helper threads deleting checkpoints that retention renamed away (see :meth:`prune`).
+        self._deletions: list[threading.Thread] = []
 
     # -- listing ---------------------------------------------------------------------------
     def checkpoints(self) -> list[tuple[int, Path]]:
@@ -212,12 +216,15 @@ class CheckpointManager:
         return final
 
     def wait(self) -> bool:
-        """Join the background save, if any; False when a gate refused it (the reason is logged);
-        a write failure (full disk) raises its :class:`StorageError`."""
-        if self._pending is None:
+        """Join the background save, if any, and the deletions retention started; False when a
+        gate refused the background save (the reason is logged); a write failure (full disk)
+        raises its :class:`StorageError`."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.join()  # before the deletions: its retention may start some
+        self._join_deletions()
+        if pending is None:
             return True
-        self._pending.join()
-        self._pending = None
         if "storage" in self._pending_result:
             raise StorageError(str(self._pending_result.pop("storage"))) from None
         error = self._pending_result.get("error")
@@ -351,7 +358,15 @@ class CheckpointManager:
             doomed = self.dir / f"{TMP_PREFIX}delete-{path.name}"
             remove_path(doomed)
             os.replace(path, doomed)
-            remove_path(doomed)
+            # freeing gigabytes can take a second or more (minutes on a parallel file system):
+            # the training loop does not wait for it
+            deletion = threading.Thread(target=remove_path, args=(doomed,), name=f"checkpoint-delete-{path.name}")
+            deletion.start()
+            self._deletions.append(deletion)
+
+    def _join_deletions(self) -> None:
+        while self._deletions:
+            self._deletions.pop().join()
 
     # -- loading ---------------------------------------------------------------------------
     def load(
@@ -491,7 +506,7 @@ _VERIFIED_FILES: set[tuple[str, int, int, str]] = set()
 def checksum_files(directory: Path) -> list[tuple[str, int, str]]:
     """``(relative path, size, sha256)`` of every file under ``directory`` but the manifest. A
     file this process wrote with ``atomic_write(checksum=True)`` and unchanged since keeps the
-    checksum computed while it was written (:func:`~argonne_kit.safe_io.written_sha256`); any
+    checksum computed when it was written (:func:`~argonne_kit.safe_io.written_sha256`); any
     other file (DCP shards, another rank's files) is read and hashed here."""
     out = []
     for file in sorted(p for p in Path(directory).rglob("*") if p.is_file()):

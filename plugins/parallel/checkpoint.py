@@ -137,7 +137,7 @@ def save(state: dict[str, Any], path: str, *, fmt: str, strategy: str, mesh: dic
     _barrier()
     if fmt == "torch":
         if _is_main():
-            # the manifest's SHA-256 is computed while the bytes are written
+            # checksummed here, before the rename: the manifest does not read the file again
             save_torch_file(_to_cpu(tensors), os.path.join(path, TORCH_STATE_FILE), durable=True)
     else:
         try:

@@ -1,18 +1,23 @@
-"""The fast paths of a checkpoint save keep its guarantees: the SHA-256 computed while writing is
-the file's, the read-back verification still runs and refuses a bad file, the one-reduction finite
+"""The fast paths of a checkpoint save keep its guarantees: the SHA-256 computed by the writer is
+the file's, a failed fsync loses nothing, retention's deletion in the background leaves no
+checkpoint half-deleted, the read-back verification still runs and refuses a bad file, the one-reduction finite
 check misses no NaN/Inf, and the reused host copy of an asynchronous save holds the new state."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import threading
 
 import pytest
 import torch
 
+from argonne_kit import safe_io
 from argonne_kit.registry import get_registry
 from argonne_kit.safe_io import (
+    StorageError,
     atomic_write,
     safe_torch_load,
     save_torch_file,
@@ -46,7 +51,7 @@ def _state() -> dict:
     return {"big": big, "tied": big, "small": torch.arange(10), "step": 7, "name": "x"}
 
 
-def test_the_checksum_computed_while_writing_is_the_files(tmp_path):
+def test_the_checksum_computed_by_the_writer_is_the_files(tmp_path):
     path = tmp_path / "state.pt"
     save_torch_file(_state(), path)
     assert written_sha256(path) == sha256_file(path)
@@ -55,8 +60,8 @@ def test_the_checksum_computed_while_writing_is_the_files(tmp_path):
 
 
 def test_a_buffer_reused_after_write_returns_does_not_change_the_checksum(tmp_path):
-    """``write`` hashes its bytes before it returns: a caller that refills its buffer at once
-    (as torch's writer may) cannot make the digest differ from the file."""
+    """The digest is the file's bytes: a caller that refills its buffer at once (as torch's
+    writer may) cannot make it differ from the file."""
     path = tmp_path / "blob"
     buffer = bytearray(2 * MIB)
     with atomic_write(path, checksum=True) as handle:
@@ -89,6 +94,25 @@ def test_checksum_needs_a_binary_mode(tmp_path):
         pass
 
 
+def test_a_failed_fsync_while_hashing_keeps_the_old_file(tmp_path, monkeypatch):
+    """The fsync runs while the helper thread finishes the hash: its error still stops the rename
+    and the helper."""
+    path = tmp_path / "state.pt"
+    save_torch_file({"old": torch.ones(3)}, path)
+    written_sha256(path)
+
+    def failing_fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(safe_io.os, "fsync", failing_fsync)
+    with pytest.raises(StorageError, match=f"cannot write {path}: Input/output error"):
+        save_torch_file(_state(), path)
+    monkeypatch.undo()
+    assert torch.equal(safe_torch_load(path)["old"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]  # the temporary is gone
+    assert written_sha256(path) is None
+
+
 def _model_and_optimizer():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(512, 600), torch.nn.Linear(600, 8))
@@ -102,7 +126,7 @@ def _save(manager, model, optimizer, step):
     return manager.save(model, optimizer, step, step * 10, {"global_step": step}, "x = 1\n")
 
 
-def test_the_manifest_records_each_files_checksum_without_reading_it_again(tmp_path, monkeypatch):
+def test_the_manifest_records_each_files_checksum_without_hashing_it_again(tmp_path, monkeypatch):
     hashed = []
     real = ckpt.sha256_file
     monkeypatch.setattr(ckpt, "sha256_file", lambda path: hashed.append(path.name) or real(path))
@@ -112,7 +136,7 @@ def test_the_manifest_records_each_files_checksum_without_reading_it_again(tmp_p
     assert {"state.pt", "extras.pt", "trainer_state_rank0.pt"} <= files.keys()
     for rel, record in files.items():  # an independent second read of every file
         assert record == {"size": (path / rel).stat().st_size, "sha256": real(path / rel)}, rel
-    assert "state.pt" not in hashed and "trainer_state_rank0.pt" not in hashed  # hashed while written
+    assert "state.pt" not in hashed and "trainer_state_rank0.pt" not in hashed  # hashed by the writer
     verify_checkpoint(path)  # the load-time verification (checksums included) accepts it
 
 
@@ -204,3 +228,59 @@ def test_async_saves_with_the_reused_copy_write_each_steps_state(tmp_path):
     for step, weight in expected.items():
         saved = torch.load(tmp_path / "checkpoints" / f"step_{step:08d}" / "state.pt", weights_only=True)
         assert torch.equal(saved["model"]["0.weight"], weight), step
+
+
+def test_retention_deletes_in_the_background_and_wait_joins_it(tmp_path, monkeypatch):
+    """The save returns while the old checkpoint's files are still being deleted: by then it is
+    renamed to a temporary (never listed, collected at the next start if the process dies), and
+    ``wait`` returns only once it is gone."""
+    release = threading.Event()
+    real_remove = ckpt.remove_path
+
+    def slow_remove(path):
+        if "delete-" in str(path) and os.path.exists(path):
+            assert release.wait(30)
+        real_remove(path)
+
+    monkeypatch.setattr(ckpt, "remove_path", slow_remove)
+    model, optimizer = _model_and_optimizer()
+    manager = CheckpointManager(tmp_path, _single_strategy(), keep_last=1, log=lambda _m: None)
+    first = _save(manager, model, optimizer, 2)
+    second = _save(manager, model, optimizer, 4)  # returns with the deletion of step 2 blocked
+    doomed = tmp_path / "checkpoints" / f"{ckpt.TMP_PREFIX}delete-{first.name}"
+    assert doomed.is_dir() and not first.exists()
+    assert manager.checkpoints() == [(4, second)] and manager.latest() == second
+    release.set()
+    assert manager.wait() and not doomed.exists()
+    doomed.mkdir()  # as a process killed mid-deletion leaves it
+    restarted = CheckpointManager(tmp_path, _single_strategy(), log=lambda _m: None)
+    restarted.collect_stale()
+    assert not doomed.exists() and restarted.checkpoints() == [(4, second)]
+
+
+def test_the_trailing_hash_is_the_files_at_any_write_sizes(tmp_path):
+    path = tmp_path / "blob"
+    pieces = [os.urandom(n) for n in (3 * MIB, 7, safe_io.HASH_CHUNK + 5, 0, 5 * MIB, 1, 2 * safe_io.HASH_CHUNK)]
+    with atomic_write(path, checksum=True) as handle:
+        for piece in pieces:
+            assert handle.write(piece) == len(piece)
+    assert written_sha256(path) == hashlib.sha256(b"".join(pieces)).hexdigest() == sha256_file(path)
+
+
+def test_the_trailing_hash_reports_a_file_shorter_than_written(tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(b"x" * 100)
+    with open(path, "rb") as handle:
+        trailing = safe_io.TrailingSha256(handle.fileno())
+        trailing.advance(150)
+        with pytest.raises(OSError, match="file ends at 100 of 150 bytes written"):
+            trailing.finish()
+
+
+def test_a_failing_writer_keeps_its_error_and_stops_the_hash(tmp_path):
+    path = tmp_path / "state.pt"
+    with pytest.raises(RuntimeError, match="the writer failed"), atomic_write(path, checksum=True) as handle:
+        handle.write(os.urandom(3 * MIB))
+        raise RuntimeError("the writer failed")
+    assert list(tmp_path.iterdir()) == [] and written_sha256(path) is None
+    assert not [t for t in threading.enumerate() if t.name == "sha256"]
