@@ -8,9 +8,10 @@ with every guarantee of a run (non-finite gate, temporary directory, the strateg
 trainer state, manifest, read-back verification, fsync, atomic rename, ``latest``, retention):
 the time the training loop is stalled by a synchronous save. Retention renames the previous
 checkpoint at once and deletes its files on a helper thread, which the row waits for untimed
-(the loop does not wait for it) so that it does not slow the next row. ``kit load`` times ``CheckpointManager.load`` into
-the same model and optimizer. ``raw write`` writes the checkpoint's byte count from memory in
-64 MiB blocks to a new file and fsyncs (then deletes the previous one, untimed); ``raw read`` reads it back with ``readinto``. Before every read the
+(the loop does not wait for it) so that it does not slow the next row. ``kit load`` times
+``CheckpointManager.load`` into the same model and optimizer. ``raw write`` writes the
+checkpoint's byte count from memory in 64 MiB blocks to a new file and fsyncs (then deletes the
+previous one, untimed); ``raw read`` reads it back with ``readinto``. Before every read the
 files' page cache is dropped (``posix_fadvise(DONTNEED)`` after an fsync, per file, nothing
 system-wide), so reads come from the disk, not memory. ``--control`` repeats the raw write (A/A).
 Rows alternate in ABBA order; MB = 10^6 bytes; wall clock (this is I/O).

@@ -29,9 +29,9 @@ With ``async_save`` the loop only waits for a copy of the state into host memory
 overwritten in place by the next save); steps 2–5 run in a background thread (one save in flight
 at a time; :meth:`CheckpointManager.wait` joins it).
 
-Step 3's checksums of the files the kit writes itself are computed by the writer, while the
-file's fsync waits for the disk (:func:`~argonne_kit.safe_io.save_torch_file`), so the manifest
-does not read them again; every load re-reads and checks them. Step 5 renames a doomed
+Step 3's checksums of the files the kit writes itself are computed as they are written (a
+helper thread hashes what the writer has just handed to the kernel:
+:func:`~argonne_kit.safe_io.save_torch_file`), so the manifest does not read them again; every load re-reads and checks them. Step 5 renames a doomed
 checkpoint at once and deletes its files on a helper thread (:meth:`CheckpointManager.wait` joins
 it), so a save does not wait for the file system to free gigabytes.
 
