@@ -718,24 +718,29 @@ def _finite_sum(tensor: torch.Tensor) -> torch.Tensor | None:
 
 
 def nonfinite_tensors(tensors: dict[str, Any], limit: int = 5) -> list[str]:
-    """Names of the first ``limit`` floating-point tensors of a flat state dict holding NaN/Inf."""
-    bad = [name for name, t in tensors.items() if isinstance(t, torch.Tensor) and not all_finite(t)]
-    return bad[:limit]
-
-
-def nonfinite_parameters(model: torch.nn.Module, limit: int = 5) -> list[str]:
-    """Names of the first ``limit`` parameters holding NaN/Inf on this rank (one host sync for
-    the sums of all of them; a non-finite sum is confirmed by :func:`all_finite`)."""
-    named = [(n, p.to_local() if hasattr(p, "to_local") else p) for n, p in model.named_parameters()]
-    named = [(n, p.detach()) for n, p in named if p.numel() and p.is_floating_point()]
+    """Names of the first ``limit`` floating-point tensors of a flat state dict holding NaN/Inf
+    (one host sync for the sums of all of them; a non-finite sum is confirmed by
+    :func:`all_finite`)."""
+    named = [
+        (n, t.detach())
+        for n, t in tensors.items()
+        if isinstance(t, torch.Tensor) and t.numel() and t.is_floating_point()
+    ]
     if not named:
         return []
-    sums = [_finite_sum(p) for _n, p in named]
+    sums = [_finite_sum(t) for _n, t in named]
     if any(total is None for total in sums):  # a dtype without a sum: check those one by one
-        return [n for n, p in named if not all_finite(p)][:limit]
+        return [n for n, t in named if not all_finite(t)][:limit]
     flags = torch.isfinite(torch.stack([total.float() for total in sums if total is not None])).cpu()
     suspects = (~flags).nonzero().flatten().tolist()
     return [named[i][0] for i in suspects if not all_finite(named[i][1])][:limit]
+
+
+def nonfinite_parameters(model: torch.nn.Module, limit: int = 5) -> list[str]:
+    """Names of the first ``limit`` parameters holding NaN/Inf on this rank (each rank's local
+    shard of a distributed parameter)."""
+    local = {n: p.to_local() if hasattr(p, "to_local") else p for n, p in model.named_parameters()}
+    return nonfinite_tensors(local, limit)
 
 
 def write_latest(directory: Path, name: str) -> None:
